@@ -1,0 +1,405 @@
+//! The loop thread's own state: the object table, the local queue, timers, and
+//! the run loop itself. Reached through a thread-local while `exec` runs.
+
+use super::timer::Timers;
+use super::{Control, Envelope, LoopId, LoopShared};
+use crate::error::DropReason;
+use crate::object::{ObjectId, ObjectKey, ObjectShared};
+use crate::signal::{Meta, SignalArgs, SlotTarget};
+use crossbeam_utils::Backoff;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Inbox messages handled before the loop looks at control, local work and
+/// timers again.
+const BATCH: usize = 256;
+
+thread_local! {
+    /// Id of the loop this thread runs (0: none). Read on every emit.
+    static LOOP_ID: Cell<u64> = const { Cell::new(0) };
+    static CURRENT: RefCell<Option<Rc<LoopLocal>>> = const { RefCell::new(None) };
+}
+
+struct ObjectCell {
+    shared: Arc<ObjectShared>,
+    object: RefCell<Box<dyn Any + Send>>,
+}
+
+pub(super) struct LoopLocal {
+    shared: Arc<LoopShared>,
+    objects: RefCell<Vec<Option<Rc<ObjectCell>>>>,
+    /// Messages this loop posted to itself (queued connections, re-entrant calls).
+    queue: RefCell<VecDeque<Envelope>>,
+    controls: RefCell<VecDeque<Control>>,
+    pub(super) timers: RefCell<Timers>,
+    stop: Cell<bool>,
+    /// The object whose slot runs now, for `object_id()` of objects with no signal.
+    receiver: Cell<Option<ObjectKey>>,
+}
+
+#[inline]
+pub(crate) fn current_loop_id() -> Option<LoopId> {
+    let id = LOOP_ID.with(Cell::get);
+    (id != 0).then_some(LoopId(id))
+}
+
+pub(crate) fn current_loop_name() -> Option<String> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|l| l.shared.name.clone()))
+}
+
+fn with_current<R>(f: impl FnOnce(&LoopLocal) -> R) -> Option<R> {
+    CURRENT.with(|c| c.borrow().as_deref().map(f))
+}
+
+/// The id of the object whose slot runs on this thread now.
+pub(crate) fn current_receiver_id() -> Option<ObjectId> {
+    with_current(|l| {
+        let key = l.receiver.get()?;
+        l.lookup(key).map(|c| c.shared.id.clone())
+    })
+    .flatten()
+}
+
+pub(super) fn post_local(env: Envelope) {
+    with_current(|l| l.queue.borrow_mut().push_back(env));
+}
+
+pub(super) fn post_control(msg: Control) {
+    with_current(|l| l.controls.borrow_mut().push_back(msg));
+}
+
+pub(super) fn request_stop() {
+    with_current(|l| {
+        l.stop.set(true);
+        super::stop_requested_from_slot(&l.shared);
+    });
+}
+
+/// Calls a slot inline if the receiver lives on this thread's loop and is not
+/// busy; otherwise hands the arguments back for queueing.
+#[inline]
+pub(super) fn call_direct<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    args: A,
+    meta: Option<&Meta>,
+) -> Result<(), A> {
+    CURRENT.with(|c| {
+        let c = c.borrow();
+        let Some(l) = c.as_deref() else {
+            return Err(args);
+        };
+        let Some(cell) = l.lookup(t.key) else {
+            return Err(args);
+        };
+        if !cell.shared.is_alive() {
+            l.shared
+                .counters
+                .dropped(DropReason::ReceiverGone, &l.shared.name);
+            return Ok(());
+        }
+        let Ok(mut object) = cell.object.try_borrow_mut() else {
+            return Err(args);
+        };
+        l.run_slot(&cell, t.name, || (t.call)(&mut **object, args, meta));
+        Ok(())
+    })
+}
+
+/// Clears the thread-local state even if the loop unwinds.
+struct Entered;
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        LOOP_ID.with(|id| id.set(0));
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Runs a loop on this thread until stopped, then tears it down.
+pub(super) fn run(
+    shared: Arc<LoopShared>,
+    control: Arc<ObjectShared>,
+    control_object: Box<dyn Any + Send>,
+) {
+    let l = Rc::new(LoopLocal {
+        shared,
+        objects: RefCell::new(Vec::new()),
+        queue: RefCell::new(VecDeque::new()),
+        controls: RefCell::new(VecDeque::new()),
+        timers: RefCell::new(Timers::default()),
+        stop: Cell::new(false),
+        receiver: Cell::new(None),
+    });
+    CURRENT.with(|c| *c.borrow_mut() = Some(l.clone()));
+    LOOP_ID.with(|id| id.set(l.shared.id.0));
+    let _entered = Entered;
+    l.install(control, control_object);
+    l.run_until_stopped();
+    l.teardown();
+}
+
+impl LoopLocal {
+    #[inline]
+    fn lookup(&self, key: ObjectKey) -> Option<Rc<ObjectCell>> {
+        let objects = self.objects.borrow();
+        let cell = objects.get(key.index as usize)?.as_ref()?;
+        (cell.shared.key.generation == key.generation).then(|| cell.clone())
+    }
+
+    fn install(&self, shared: Arc<ObjectShared>, object: Box<dyn Any + Send>) {
+        if !shared.is_alive() {
+            // Removed before the loop saw it.
+            self.shared.release_key(shared.key);
+            drop_object(object, &shared.id);
+            return;
+        }
+        let index = shared.key.index as usize;
+        let mut objects = self.objects.borrow_mut();
+        if objects.len() <= index {
+            objects.resize_with(index + 1, || None);
+        }
+        objects[index] = Some(Rc::new(ObjectCell {
+            shared,
+            object: RefCell::new(object),
+        }));
+    }
+
+    fn uninstall(&self, key: ObjectKey) {
+        let cell = {
+            let mut objects = self.objects.borrow_mut();
+            match objects.get_mut(key.index as usize) {
+                Some(slot)
+                    if slot
+                        .as_ref()
+                        .is_some_and(|c| c.shared.key.generation == key.generation) =>
+                {
+                    slot.take()
+                }
+                _ => None,
+            }
+        };
+        if let Some(cell) = cell {
+            self.shared.release_key(key);
+            drop_cell(cell);
+        }
+    }
+
+    /// Runs one slot call with panic isolation and accounting.
+    #[inline]
+    fn run_slot(&self, cell: &ObjectCell, slot: &'static str, f: impl FnOnce()) {
+        let previous = self.receiver.replace(Some(cell.shared.key));
+        let result = catch_unwind(AssertUnwindSafe(f));
+        self.receiver.set(previous);
+        self.shared.counters.delivered_by_loop();
+        if let Err(payload) = result {
+            self.shared.counters.panicked_by_loop();
+            log::error!(
+                "event loop {:?}: slot {}::{} panicked: {}; the loop goes on",
+                self.shared.name,
+                cell.shared.id,
+                slot,
+                panic_message(&payload)
+            );
+        }
+    }
+
+    fn dispatch(&self, env: Envelope) {
+        let cell = self.lookup(env.key).or_else(|| {
+            // The object's Install may still sit in the control queue.
+            self.drain_controls();
+            self.lookup(env.key)
+        });
+        let Some(cell) = cell.filter(|c| c.shared.is_alive()) else {
+            self.shared
+                .counters
+                .dropped(DropReason::ReceiverGone, &self.shared.name);
+            return;
+        };
+        let Ok(mut object) = cell.object.try_borrow_mut() else {
+            // Top-level dispatch never nests, so no object is borrowed here.
+            log::error!(
+                "object {} busy at top level; message dropped",
+                cell.shared.id
+            );
+            self.shared
+                .counters
+                .dropped(DropReason::ReceiverGone, &self.shared.name);
+            return;
+        };
+        let Envelope {
+            slot, call, meta, ..
+        } = env;
+        self.run_slot(&cell, slot, || call.call(&mut **object, meta.as_deref()));
+    }
+
+    fn handle_control(&self, msg: Control) {
+        match msg {
+            Control::Install { shared, object } => self.install(shared, object),
+            Control::Remove(key) => self.uninstall(key),
+            Control::Stop => self.stop.set(true),
+            Control::StartTimer {
+                timer,
+                generation,
+                deadline,
+            } => self
+                .timers
+                .borrow_mut()
+                .schedule(timer, generation, deadline),
+        }
+    }
+
+    fn drain_controls(&self) -> bool {
+        let mut any = false;
+        loop {
+            let local = self.controls.borrow_mut().pop_front();
+            let msg = match local {
+                Some(m) => m,
+                None => match self.shared.inbox.try_recv_control() {
+                    Some(m) => m,
+                    None => return any,
+                },
+            };
+            any = true;
+            self.handle_control(msg);
+        }
+    }
+
+    fn drain_inbox(&self) -> bool {
+        for n in 0..BATCH {
+            match self.shared.inbox.try_recv_data() {
+                Some(env) => self.dispatch(env),
+                None => return n > 0,
+            }
+            if self.stop.get() {
+                return true;
+            }
+        }
+        true
+    }
+
+    /// Runs what was queued locally before this call; later posts wait a round,
+    /// so a slot posting to itself cannot starve the inbox.
+    fn drain_local(&self) -> bool {
+        let n = self.queue.borrow().len();
+        for _ in 0..n {
+            let Some(env) = self.queue.borrow_mut().pop_front() else {
+                break;
+            };
+            self.dispatch(env);
+            if self.stop.get() {
+                break;
+            }
+        }
+        n > 0
+    }
+
+    fn has_local_work(&self) -> bool {
+        !self.queue.borrow().is_empty() || !self.controls.borrow().is_empty()
+    }
+
+    fn run_until_stopped(&self) {
+        let backoff = Backoff::new();
+        loop {
+            let mut busy = self.drain_controls();
+            if self.stop.get() {
+                break;
+            }
+            busy |= self.drain_inbox();
+            if self.stop.get() {
+                break;
+            }
+            busy |= self.drain_local();
+            if self.stop.get() {
+                break;
+            }
+            busy |= Timers::fire_due(self, Instant::now());
+            if self.stop.get() {
+                break;
+            }
+            if busy || self.has_local_work() {
+                backoff.reset();
+                continue;
+            }
+            if Timers::fire_idle(self) {
+                continue;
+            }
+            // Nothing to do: spin briefly (a reply often comes within microseconds,
+            // and a futex wake-up across cores costs tens of them), then sleep.
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            let timeout = self
+                .timers
+                .borrow()
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout.is_some_and(|t| t.is_zero()) {
+                continue;
+            }
+            self.shared.inbox.sleep(timeout);
+            self.shared.counters.woke_by_loop();
+            backoff.reset();
+        }
+    }
+
+    /// Retires every object, drops what is still queued (counted), and drops the
+    /// objects on this thread.
+    fn teardown(&self) {
+        self.shared
+            .state
+            .store(super::FINISHED, std::sync::atomic::Ordering::Release);
+        self.drain_controls();
+        let cells: Vec<Rc<ObjectCell>> = self.objects.borrow().iter().flatten().cloned().collect();
+        for c in &cells {
+            c.shared.retire();
+        }
+        // Messages posted by `destroyed` receivers or racing emitters: count them.
+        self.drain_controls();
+        let dropped = |_: Envelope| {
+            self.shared
+                .counters
+                .dropped(DropReason::LoopStopped, &self.shared.name)
+        };
+        while let Some(env) = self.shared.inbox.try_recv_data() {
+            dropped(env);
+        }
+        let queued: Vec<Envelope> = self.queue.borrow_mut().drain(..).collect();
+        queued.into_iter().for_each(dropped);
+        self.timers.borrow_mut().clear();
+        drop(cells);
+        let all: Vec<Rc<ObjectCell>> = self.objects.borrow_mut().drain(..).flatten().collect();
+        all.into_iter().for_each(drop_cell);
+    }
+
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.get()
+    }
+}
+
+fn drop_cell(cell: Rc<ObjectCell>) {
+    if let Ok(cell) = Rc::try_unwrap(cell) {
+        let ObjectCell { shared, object } = cell;
+        drop_object(object.into_inner(), &shared.id);
+    }
+}
+
+/// Drops a user object, containing a panic in its `Drop`.
+fn drop_object(object: Box<dyn Any + Send>, id: &ObjectId) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(object))) {
+        log::error!("dropping object {id} panicked: {}", panic_message(&p));
+    }
+}
+
+fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}

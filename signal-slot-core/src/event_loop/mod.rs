@@ -1,0 +1,443 @@
+//! Event loops: one inbox and one dispatcher on one thread.
+//!
+//! | you want | use |
+//! | --- | --- |
+//! | run a loop on the current thread (e.g. `main`) | [`EventLoop::new`] then [`EventLoop::exec`] |
+//! | run a loop on a thread of its own | [`EventLoopThread`] |
+//! | something to happen later or periodically | [`Timer`] |
+//! | to see what a loop did | [`EventLoop::stats`] |
+//!
+//! A loop runs once: `exec` returns when it is stopped, and the loop is then
+//! finished. Stopping removes every object on it (emitting their `destroyed`
+//! signals) and drops, counting them, messages still queued. An idle loop sleeps
+//! on a futex with the next timer as its timeout: no polling, ~0 % CPU.
+
+mod control;
+mod local;
+mod stats;
+mod thread;
+mod timer;
+
+pub(crate) use control::{Control, Envelope};
+pub(crate) use local::current_receiver_id;
+pub(crate) use stats::Counters;
+pub use stats::LoopStats;
+pub use thread::EventLoopThread;
+pub use timer::Timer;
+pub(crate) use timer::TimerShared;
+
+use crate::error::{AddError, AddErrorKind, DropReason, ExecError, StopError};
+use crate::object::registry;
+use crate::object::{EventLoopObject, Handle, ObjectId, ObjectKey, ObjectShared};
+use crate::signal::{Meta, SignalArgs, SignalBinder, SlotRef, SlotTarget};
+use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, Ordering};
+use crate::transport::inbox::{Inbox, PostError};
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+
+/// Identifies a loop within the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LoopId(u64);
+
+static NEXT_LOOP: AtomicU64 = AtomicU64::new(1);
+
+/// Where a loop is in its one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopState {
+    /// Created, not yet running.
+    Idle,
+    /// `exec` is running it.
+    Running,
+    /// A stop was requested; `exec` returns soon.
+    Stopping,
+    /// `exec` returned; the loop takes no more work.
+    Finished,
+}
+
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+const STOPPING: u8 = 2;
+const FINISHED: u8 = 3;
+
+/// Default inbox capacity (data messages); see [`EventLoopBuilder::capacity`].
+pub const DEFAULT_CAPACITY: usize = 8192;
+
+/// The part of a loop every thread shares.
+pub(crate) struct LoopShared {
+    pub(crate) id: LoopId,
+    pub(crate) name: String,
+    pub(crate) inbox: Inbox<Envelope, Control>,
+    pub(crate) counters: Counters,
+    state: AtomicU8,
+    started: AtomicBool,
+    keys: Mutex<KeyAlloc>,
+    timers: Mutex<Vec<Weak<TimerShared>>>,
+}
+
+/// Hands out object slots; slot 0 is the loop's own control object.
+#[derive(Default)]
+struct KeyAlloc {
+    generations: Vec<u32>,
+    free: Vec<u32>,
+}
+
+impl KeyAlloc {
+    fn alloc(&mut self) -> ObjectKey {
+        if let Some(index) = self.free.pop() {
+            let generation = self.generations[index as usize];
+            return ObjectKey { index, generation };
+        }
+        if self.generations.is_empty() {
+            self.generations.push(0); // the control object's slot
+        }
+        let index = u32::try_from(self.generations.len()).unwrap_or(u32::MAX);
+        self.generations.push(0);
+        ObjectKey {
+            index,
+            generation: 0,
+        }
+    }
+
+    fn release(&mut self, key: ObjectKey) {
+        if let Some(g) = self.generations.get_mut(key.index as usize) {
+            *g = g.wrapping_add(1);
+            self.free.push(key.index);
+        }
+    }
+}
+
+impl LoopShared {
+    fn state(&self) -> LoopState {
+        match self.state.load(Ordering::Acquire) {
+            IDLE => LoopState::Idle,
+            RUNNING => LoopState::Running,
+            STOPPING => LoopState::Stopping,
+            _ => LoopState::Finished,
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.load(Ordering::Acquire) == FINISHED
+    }
+
+    /// Sends a control message; from the loop's own thread it goes to the local
+    /// queue, handled at the top of the next iteration.
+    pub(crate) fn control(&self, msg: Control) {
+        if local::current_loop_id() == Some(self.id) {
+            local::post_control(msg);
+        } else {
+            self.inbox.control(msg);
+        }
+    }
+
+    pub(crate) fn remove_object(&self, key: ObjectKey) {
+        self.control(Control::Remove(key));
+    }
+
+    pub(crate) fn release_key(&self, key: ObjectKey) {
+        lock(&self.keys).release(key);
+    }
+
+    /// Marks the loop stopping; false if it already was (or finished).
+    fn begin_stop(&self) -> Result<(), StopError> {
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            match s {
+                STOPPING => return Err(StopError::AlreadyStopping(self.name.clone())),
+                FINISHED => return Err(StopError::Finished(self.name.clone())),
+                _ => {}
+            }
+            match self
+                .state
+                .compare_exchange(s, STOPPING, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    pub(crate) fn register_timer(&self, t: &Arc<TimerShared>) {
+        let mut timers = lock(&self.timers);
+        timers.retain(|w| w.strong_count() > 0);
+        timers.push(Arc::downgrade(t));
+    }
+}
+
+/// Delivers one emission's arguments to one slot: inline when allowed, else to
+/// the receiver's loop (locally when the emitter runs that loop).
+#[inline]
+pub(crate) fn deliver<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    args: A,
+    meta: Option<Arc<Meta>>,
+) -> Result<(), DropReason> {
+    use crate::signal::{ConnectionKind, Overflow};
+    if local::current_loop_id() == Some(t.loop_id) {
+        let args = if t.kind == ConnectionKind::Queued {
+            args
+        } else {
+            match local::call_direct(t, args, meta.as_deref()) {
+                Ok(()) => return Ok(()),
+                Err(args) => args,
+            }
+        };
+        local::post_local(Envelope::new(t, args, meta));
+        return Ok(());
+    }
+    let lp = &t.recv.lp;
+    if lp.is_finished() {
+        lp.counters.dropped(DropReason::LoopStopped, &lp.name);
+        return Err(DropReason::LoopStopped);
+    }
+    let wait = match t.overflow {
+        Overflow::Block(d) => Some(d),
+        Overflow::DropNewest | Overflow::Fail => None,
+    };
+    match lp.inbox.post(Envelope::new(t, args, meta), wait) {
+        Ok(()) => Ok(()),
+        Err(PostError::Full(envelope)) => {
+            drop(envelope);
+            lp.counters.dropped(DropReason::QueueFull, &lp.name);
+            Err(DropReason::QueueFull)
+        }
+    }
+}
+
+/// Configures a loop before creating it.
+///
+/// ```
+/// use signal_slot::EventLoop;
+/// let lp = EventLoop::builder("sized").capacity(1024).create();
+/// assert_eq!(lp.name(), "sized");
+/// ```
+#[derive(Debug, Clone)]
+pub struct EventLoopBuilder {
+    name: String,
+    capacity: usize,
+}
+
+impl EventLoopBuilder {
+    /// How many queued messages the inbox holds before the connections'
+    /// [`Overflow`](crate::Overflow) policy applies (default 8192; at least 1).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Creates the loop (idle until [`EventLoop::exec`]).
+    pub fn create(self) -> EventLoop {
+        let shared = Arc::new(LoopShared {
+            id: LoopId(NEXT_LOOP.fetch_add(1, Ordering::Relaxed)),
+            inbox: Inbox::new(self.capacity),
+            counters: Counters::default(),
+            state: AtomicU8::new(IDLE),
+            started: AtomicBool::new(false),
+            keys: Mutex::new(KeyAlloc::default()),
+            timers: Mutex::new(Vec::new()),
+            name: self.name,
+        });
+        let control = Arc::new(ObjectShared::new(
+            ObjectId::internal(format!("#loop:{}", shared.name)),
+            ObjectKey {
+                index: 0,
+                generation: 0,
+            },
+            shared.clone(),
+            Box::new([]),
+            false,
+        ));
+        EventLoop { shared, control }
+    }
+}
+
+/// An event loop: owns objects, runs their slots on the thread that calls
+/// [`exec`](Self::exec). Cloning gives another handle to the same loop.
+///
+/// ```
+/// use signal_slot::prelude::*;
+/// use std::time::Duration;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Greeter {
+///     #[signal]
+///     greeted: Signal<(String,)>,
+/// }
+///
+/// #[slots]
+/// impl Greeter {
+///     fn greet(&mut self, name: String) {
+///         self.greeted.emit((format!("hello {name}"),));
+///     }
+/// }
+///
+/// let lp = EventLoop::new("doc-loop");
+/// let g = lp.add("greeter-doc", Greeter::default()).unwrap();
+/// g.greeted().connect(&lp.stop_slot()).unwrap(); // stop after the first greeting
+/// g.greet().invoke(("world".into(),)).unwrap();
+/// lp.exec().unwrap();
+/// assert_eq!(lp.stats().delivered, 2); // greet, then stop
+/// ```
+#[derive(Clone)]
+pub struct EventLoop {
+    shared: Arc<LoopShared>,
+    /// The loop's own object: the receiver of its stop slot.
+    control: Arc<ObjectShared>,
+}
+
+/// The object behind [`EventLoop::stop_slot`].
+struct LoopControl;
+
+fn stop_thunk<A>(obj: &mut dyn std::any::Any, _: A, _: Option<&Meta>) {
+    if obj.downcast_mut::<LoopControl>().is_some() {
+        local::request_stop();
+    }
+}
+
+impl EventLoop {
+    /// A loop with default settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self::builder(name).create()
+    }
+
+    /// Configure a loop before creating it.
+    pub fn builder(name: impl Into<String>) -> EventLoopBuilder {
+        EventLoopBuilder {
+            name: name.into(),
+            capacity: DEFAULT_CAPACITY,
+        }
+    }
+
+    /// The name given at creation.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Identifies the loop within the process.
+    pub fn id(&self) -> LoopId {
+        self.shared.id
+    }
+
+    /// Where the loop is in its run.
+    pub fn state(&self) -> LoopState {
+        self.shared.state()
+    }
+
+    /// Puts `object` on this loop under `id` and returns a handle to it. Works
+    /// before and while the loop runs, from any thread; the object is handed to
+    /// the loop thread, which owns it from then on.
+    ///
+    /// Errors (the object is handed back in the error): `id` breaks the
+    /// [`ObjectId`] rules, a live object already has it, or the loop finished.
+    pub fn add<T: EventLoopObject>(
+        &self,
+        id: impl AsRef<str>,
+        mut object: T,
+    ) -> Result<Handle<T>, AddError<T>> {
+        let id = match ObjectId::new(id) {
+            Ok(id) => id,
+            Err(e) => return Err(AddError::new(e.into(), object)),
+        };
+        if self.shared.is_finished() {
+            return Err(AddError::new(
+                AddErrorKind::LoopFinished(self.shared.name.clone()),
+                object,
+            ));
+        }
+        let registered = registry::register_with(&id, || {
+            let key = lock(&self.shared.keys).alloc();
+            let mut binder = SignalBinder::new(id.clone(), self.shared.id);
+            object.__bind_signals(&mut binder);
+            Arc::new(ObjectShared::new(
+                id.clone(),
+                key,
+                self.shared.clone(),
+                binder.finish(),
+                true,
+            ))
+        });
+        let Some(shared) = registered else {
+            return Err(AddError::new(AddErrorKind::DuplicateId(id), object));
+        };
+        self.shared.control(Control::Install {
+            shared: shared.clone(),
+            object: Box::new(object),
+        });
+        Ok(Handle::new(shared))
+    }
+
+    /// Runs the loop on the calling thread until it is stopped, then removes its
+    /// objects and returns. A loop runs once.
+    pub fn exec(&self) -> Result<(), ExecError> {
+        if let Some(running) = local::current_loop_name() {
+            return Err(ExecError::Nested {
+                running,
+                requested: self.shared.name.clone(),
+            });
+        }
+        if self.shared.started.swap(true, Ordering::AcqRel) {
+            return Err(match self.shared.state() {
+                LoopState::Finished => ExecError::Finished(self.shared.name.clone()),
+                _ => ExecError::AlreadyRunning(self.shared.name.clone()),
+            });
+        }
+        // A stop requested before the start leaves STOPPING in place: the Stop
+        // message it queued ends the run after objects are installed.
+        let _ =
+            self.shared
+                .state
+                .compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire);
+        local::run(
+            self.shared.clone(),
+            self.control.clone(),
+            Box::new(LoopControl),
+        );
+        self.shared.state.store(FINISHED, Ordering::Release);
+        for t in std::mem::take(&mut *lock(&self.shared.timers)) {
+            if let Some(t) = t.upgrade() {
+                t.retire();
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the loop to stop: it finishes the message it is running and `exec`
+    /// returns; messages still queued are dropped and counted. Works before the
+    /// loop runs (it then stops as soon as it starts).
+    ///
+    /// Errors when a stop was already requested or the loop finished.
+    pub fn stop(&self) -> Result<(), StopError> {
+        self.shared.begin_stop()?;
+        self.shared.control(Control::Stop);
+        Ok(())
+    }
+
+    /// A slot that stops this loop, connectable to a signal of any arguments
+    /// (they are ignored). Stopping a loop that already stops is a no-op here.
+    pub fn stop_slot<A: SignalArgs>(&self) -> SlotRef<A> {
+        SlotRef::new(self.control.clone(), "stop", false, stop_thunk::<A>)
+    }
+
+    /// Counters of this loop.
+    pub fn stats(&self) -> LoopStats {
+        self.shared.counters.snapshot(self.shared.inbox.len())
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<LoopShared> {
+        &self.shared
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("name", &self.shared.name)
+            .field("state", &self.shared.state())
+            .finish()
+    }
+}
+
+/// Marks the object behind the stop slot stopping when it runs on its loop.
+pub(crate) fn stop_requested_from_slot(shared: &LoopShared) {
+    let _ = shared.begin_stop();
+}

@@ -1,0 +1,95 @@
+use crate::error::DropReason;
+use crate::sync::{AtomicU64, Ordering};
+
+/// A snapshot of one loop's counters.
+///
+/// ```
+/// use signal_slot::EventLoop;
+/// let lp = EventLoop::new("stats-doc");
+/// let s = lp.stats();
+/// assert_eq!((s.delivered, s.dropped_total(), s.slot_panics), (0, 0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Slot calls made (inline and queued), including ones that panicked.
+    pub delivered: u64,
+    /// Messages dropped because the inbox stayed full.
+    pub dropped_queue_full: u64,
+    /// Messages dropped because their receiver was removed first.
+    pub dropped_receiver_gone: u64,
+    /// Messages dropped because the loop had stopped.
+    pub dropped_loop_stopped: u64,
+    /// Slot calls that panicked (caught; the loop went on).
+    pub slot_panics: u64,
+    /// Messages waiting in the inbox now.
+    pub queue_depth: usize,
+    /// Times the loop woke from sleeping in the kernel.
+    pub wakeups: u64,
+}
+
+impl LoopStats {
+    /// All drops, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_queue_full + self.dropped_receiver_gone + self.dropped_loop_stopped
+    }
+}
+
+/// The live counters. `delivered`, `slot_panics` and `wakeups` are written by the
+/// loop thread alone, so they are bumped without a read-modify-write.
+#[derive(Default)]
+pub(crate) struct Counters {
+    delivered: AtomicU64,
+    slot_panics: AtomicU64,
+    wakeups: AtomicU64,
+    queue_full: AtomicU64,
+    receiver_gone: AtomicU64,
+    loop_stopped: AtomicU64,
+}
+
+/// Single-writer increment: a plain load and store, no locked instruction.
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn delivered_by_loop(&self) {
+        bump(&self.delivered);
+    }
+
+    pub(crate) fn panicked_by_loop(&self) {
+        bump(&self.slot_panics);
+    }
+
+    pub(crate) fn woke_by_loop(&self) {
+        bump(&self.wakeups);
+    }
+
+    /// Counts a drop (any thread) and logs it, at 1, 2, 4, 8, ... drops of a
+    /// reason so a flood does not flood the log.
+    pub(crate) fn dropped(&self, reason: DropReason, loop_name: &str) {
+        let c = match reason {
+            DropReason::QueueFull => &self.queue_full,
+            DropReason::ReceiverGone => &self.receiver_gone,
+            DropReason::LoopStopped => &self.loop_stopped,
+            DropReason::ForwardDepth => return,
+        };
+        let n = c.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            log::warn!("event loop {loop_name:?}: message dropped ({reason}); {n} so far");
+        }
+    }
+
+    pub(crate) fn snapshot(&self, queue_depth: usize) -> LoopStats {
+        LoopStats {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped_queue_full: self.queue_full.load(Ordering::Relaxed),
+            dropped_receiver_gone: self.receiver_gone.load(Ordering::Relaxed),
+            dropped_loop_stopped: self.loop_stopped.load(Ordering::Relaxed),
+            slot_panics: self.slot_panics.load(Ordering::Relaxed),
+            queue_depth,
+            wakeups: self.wakeups.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Runtime of [signal-slot](https://docs.rs/signal-slot): objects, signals,
+//! event loops, timers and the transport between loops.
+//!
+//! Use it through the `signal-slot` crate, which adds the derive macros and a
+//! prelude; this crate is what the macros generate calls into.
+#![warn(missing_docs)]
+
+mod error;
+pub mod event_loop;
+pub mod object;
+pub mod signal;
+mod sync;
+mod transport;
+
+pub use error::{
+    AddError, AddErrorKind, ConnectError, DisconnectError, DropReason, EmitError, Error, ExecError,
+    JoinError, RemoveError, Result, StartError, StopError, TimerError, Undelivered,
+};
+pub use event_loop::{
+    EventLoop, EventLoopBuilder, EventLoopThread, LoopId, LoopState, LoopStats, Timer,
+};
+pub use object::{EventLoopObject, Handle, InvalidIdError, ObjectId, RawHandle};
+pub use signal::{
+    ConnectOptions, ConnectTarget, Connection, ConnectionKind, Meta, Overflow, Signal, SignalArgs,
+    SignalRef, SlotRef,
+};
+
+/// What generated code uses. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::object::RawHandle;
+    pub use crate::signal::{SignalBinder, SlotFn};
+
+    /// `object_id()` of an object with no signal field: the object whose slot
+    /// runs on this thread now.
+    pub fn current_object_id() -> crate::ObjectId {
+        crate::event_loop::current_receiver_id()
+            .unwrap_or_else(|| crate::ObjectId::internal("<unbound>".to_string()))
+    }
+
+    /// What a `&Meta` slot parameter gets when the call carries no metadata
+    /// (a direct [`SlotRef::invoke`](crate::SlotRef::invoke)).
+    pub fn empty_meta() -> &'static crate::Meta {
+        static EMPTY: std::sync::LazyLock<crate::Meta> =
+            std::sync::LazyLock::new(crate::Meta::empty);
+        &EMPTY
+    }
+
+    /// The argument tuple of a `Signal<A>` field type.
+    pub trait SignalField {
+        /// The tuple.
+        type Args: crate::SignalArgs;
+        /// The owner's id once bound.
+        fn bound_owner(&self) -> Option<crate::ObjectId>;
+    }
+
+    impl<A: crate::SignalArgs> SignalField for crate::Signal<A> {
+        type Args = A;
+        fn bound_owner(&self) -> Option<crate::ObjectId> {
+            self.owner().cloned()
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The part of an object that other threads see: id, where it lives, whether it
+//! is alive, its signals, and the connections that end at it.
+
+use crate::event_loop::LoopShared;
+use crate::object::ObjectId;
+use crate::signal::{SignalControl, SignalShared};
+use crate::sync::{lock, AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// Where an object sits in its loop's table; the generation tells a reused slot
+/// from the object that had it before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ObjectKey {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+/// A connection whose receiver is this object, kept so removing the object can
+/// remove the connection from the emitting signal.
+struct Incoming {
+    signal: Weak<dyn SignalControl>,
+    connection: u64,
+}
+
+pub(crate) struct ObjectShared {
+    pub(crate) id: ObjectId,
+    pub(crate) key: ObjectKey,
+    pub(crate) lp: Arc<LoopShared>,
+    pub(crate) signals: Box<[Arc<dyn SignalControl>]>,
+    pub(crate) destroyed: Arc<SignalShared<(ObjectId,)>>,
+    alive: AtomicBool,
+    /// False for framework objects (loop controls, timers), which are not in the registry.
+    registered: bool,
+    incoming: Mutex<Vec<Incoming>>,
+}
+
+impl ObjectShared {
+    pub(crate) fn new(
+        id: ObjectId,
+        key: ObjectKey,
+        lp: Arc<LoopShared>,
+        signals: Box<[Arc<dyn SignalControl>]>,
+        registered: bool,
+    ) -> Self {
+        let destroyed = Arc::new(SignalShared::new(id.clone(), "destroyed", lp.id));
+        Self {
+            id,
+            key,
+            lp,
+            signals,
+            destroyed,
+            alive: AtomicBool::new(true),
+            registered,
+            incoming: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Records an incoming connection, unless the object is already removed.
+    /// `add` runs under the same lock, so a removal cannot miss the connection.
+    pub(crate) fn add_incoming(
+        &self,
+        signal: Weak<dyn SignalControl>,
+        add: impl FnOnce() -> Option<u64>,
+    ) -> bool {
+        let mut incoming = lock(&self.incoming);
+        if !self.is_alive() {
+            return false;
+        }
+        match add() {
+            Some(connection) => {
+                incoming.push(Incoming { signal, connection });
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn forget_incoming(&self, connection: u64) {
+        lock(&self.incoming).retain(|i| i.connection != connection);
+    }
+
+    /// Marks the object removed: `destroyed` is emitted, then every connection to
+    /// and from it is removed. Returns false if it was removed already.
+    pub(crate) fn retire(&self) -> bool {
+        if !self.alive.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        if self.registered {
+            crate::object::registry::unregister(&self.id);
+        }
+        self.destroyed.emit_shared((self.id.clone(),), 0, None);
+        let incoming = std::mem::take(&mut *lock(&self.incoming));
+        for i in incoming {
+            if let Some(signal) = i.signal.upgrade() {
+                signal.remove_connection(i.connection);
+            }
+        }
+        for s in self.signals.iter() {
+            s.close();
+        }
+        self.destroyed.close();
+        true
+    }
+}

@@ -1,0 +1,150 @@
+use crate::error::EmitError;
+use crate::event_loop::LoopId;
+use crate::object::ObjectId;
+use crate::signal::{Conn, SignalArgs, SignalControl, SignalRef, SignalShared};
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+/// A signal declared as a `#[signal]` field of an object. Emit it from the
+/// object's own slots; from elsewhere use the handle's accessor
+/// (`handle.my_signal()`), which returns a [`SignalRef`] to the same signal.
+///
+/// Until the object is added to a loop the signal is unbound and `emit` does
+/// nothing.
+///
+/// ```
+/// use signal_slot::prelude::*;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Thermometer {
+///     #[signal]
+///     temperature: Signal<(f64,)>,
+/// }
+///
+/// #[slots]
+/// impl Thermometer {
+///     fn sample(&mut self) {
+///         self.temperature.emit((21.5,));
+///     }
+/// }
+/// ```
+pub struct Signal<A: SignalArgs> {
+    bound: Option<Bound<A>>,
+}
+
+struct Bound<A> {
+    shared: Arc<SignalShared<A>>,
+    /// The connection list as of `version`; refreshed when the signal's version
+    /// moves, so an emit takes no lock.
+    cache: RefCell<(u64, Arc<[Conn<A>]>)>,
+}
+
+impl<A: SignalArgs> Signal<A> {
+    /// An unbound signal; the derive binds it when the object is added.
+    pub fn new() -> Self {
+        Self { bound: None }
+    }
+
+    /// Delivers `args` to every connected slot (fire-and-forget: failures are
+    /// counted in the receivers' [`LoopStats`](crate::LoopStats) and logged).
+    #[inline]
+    pub fn emit(&self, args: A) {
+        if let Some(b) = &self.bound {
+            b.emit(args, None);
+        }
+    }
+
+    /// Like [`emit`](Self::emit), but reports the receivers that did not get the
+    /// message (inbox full under [`Overflow::Block`](crate::Overflow) or
+    /// [`Overflow::Fail`](crate::Overflow), receiver loop finished).
+    pub fn try_emit(&self, args: A) -> Result<(), EmitError> {
+        match &self.bound {
+            Some(b) => {
+                let mut report = Vec::new();
+                b.emit(args, Some(&mut report));
+                EmitError::from_report(report)
+            }
+            None => Err(EmitError::Unbound),
+        }
+    }
+
+    /// A [`SignalRef`] to this signal, once bound.
+    pub fn signal_ref(&self) -> Option<SignalRef<A>> {
+        self.bound
+            .as_ref()
+            .map(|b| SignalRef::from_shared(b.shared.clone()))
+    }
+
+    /// True once the object was added to a loop.
+    pub fn is_bound(&self) -> bool {
+        self.bound.is_some()
+    }
+
+    /// The id of the owning object, once bound.
+    pub fn owner(&self) -> Option<&ObjectId> {
+        self.bound.as_ref().map(|b| &b.shared.owner)
+    }
+}
+
+impl<A: SignalArgs> Bound<A> {
+    #[inline]
+    fn emit(&self, args: A, report: Option<&mut crate::signal::shared::Report>) {
+        let version = self.shared.version();
+        match self.cache.try_borrow_mut() {
+            Ok(mut cache) => {
+                if cache.0 != version {
+                    *cache = self.shared.snapshot();
+                }
+                self.shared.deliver(&cache.1, args, 0, report);
+            }
+            // Only re-entrant use of the same field gets here; take the shared path.
+            Err(_) => self.shared.emit_shared(args, 0, report),
+        }
+    }
+}
+
+impl<A: SignalArgs> Default for Signal<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: SignalArgs> fmt::Debug for Signal<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.bound {
+            Some(b) => write!(f, "Signal({}/{})", b.shared.owner, b.shared.name),
+            None => f.write_str("Signal(unbound)"),
+        }
+    }
+}
+
+/// Binds the signal fields of an object being added. Generated code only.
+#[doc(hidden)]
+pub struct SignalBinder {
+    owner: ObjectId,
+    loop_id: LoopId,
+    signals: Vec<Arc<dyn SignalControl>>,
+}
+
+impl SignalBinder {
+    pub(crate) fn new(owner: ObjectId, loop_id: LoopId) -> Self {
+        Self {
+            owner,
+            loop_id,
+            signals: Vec::new(),
+        }
+    }
+
+    /// Binds one field; fields are bound in declaration order.
+    pub fn bind<A: SignalArgs>(&mut self, signal: &mut Signal<A>, name: &'static str) {
+        let shared = Arc::new(SignalShared::new(self.owner.clone(), name, self.loop_id));
+        self.signals.push(shared.clone());
+        let cache = RefCell::new(shared.snapshot());
+        signal.bound = Some(Bound { shared, cache });
+    }
+
+    pub(crate) fn finish(self) -> Box<[Arc<dyn SignalControl>]> {
+        self.signals.into_boxed_slice()
+    }
+}

@@ -1,0 +1,330 @@
+use crate::error::{ConnectError, DisconnectError, EmitError};
+use crate::event_loop::LoopId;
+use crate::object::{EventLoopObject, Handle, ObjectId, ObjectShared};
+use crate::signal::shared::InsertError;
+use crate::signal::{
+    Conn, ConnectOptions, Connection, ConnectionKind, SignalArgs, SignalControl, SignalShared,
+    SlotFn, SlotTarget, Target,
+};
+use std::fmt;
+use std::sync::Arc;
+
+/// A signal of some object, reachable from any thread: connect it, disconnect
+/// it, emit it. Get one from a handle (`handle.my_signal()`).
+///
+/// ```
+/// use signal_slot::prelude::*;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Button {
+///     #[signal]
+///     clicked: Signal<()>,
+/// }
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Lamp {
+///     on: bool,
+/// }
+///
+/// #[slots]
+/// impl Lamp {
+///     fn toggle(&mut self) {
+///         self.on = !self.on;
+///     }
+/// }
+///
+/// let lp = EventLoop::new("signal-ref-doc");
+/// let button = lp.add("button-doc", Button::default()).unwrap();
+/// let lamp = lp.add("lamp-doc", Lamp::default()).unwrap();
+/// let c = button.clicked().connect(&lamp.toggle()).unwrap();
+/// // The same pair twice is refused.
+/// assert!(button.clicked().connect(&lamp.toggle()).is_err());
+/// button.clicked().emit(()); // queued: main does not run the loop
+/// c.disconnect().unwrap();
+/// assert_eq!(button.clicked().receiver_count(), 0);
+/// ```
+pub struct SignalRef<A: SignalArgs> {
+    shared: Arc<SignalShared<A>>,
+    owner: Option<Arc<ObjectShared>>,
+}
+
+impl<A: SignalArgs> SignalRef<A> {
+    pub(crate) fn from_shared(shared: Arc<SignalShared<A>>) -> Self {
+        Self {
+            shared,
+            owner: None,
+        }
+    }
+
+    pub(crate) fn with_owner(shared: Arc<SignalShared<A>>, owner: Arc<ObjectShared>) -> Self {
+        Self {
+            shared,
+            owner: Some(owner),
+        }
+    }
+
+    /// A signal that is closed from the start (nothing connects to it).
+    pub(crate) fn detached(owner: ObjectId, loop_id: LoopId) -> Self {
+        let shared = Arc::new(SignalShared::new(owner, "detached", loop_id));
+        shared.close();
+        Self::from_shared(shared)
+    }
+
+    /// Connects with [`ConnectOptions::new`] (auto kind).
+    pub fn connect<T: ConnectTarget<A>>(&self, target: &T) -> Result<Connection, ConnectError> {
+        self.connect_with(target, ConnectOptions::new())
+    }
+
+    /// Connects to a slot or forwards to another signal with the same arguments.
+    ///
+    /// Errors: either end removed; the pair already connected (a second connect
+    /// of the same signal to the same slot is refused, whatever the options);
+    /// [`ConnectionKind::Direct`] across loops; a forwarding cycle.
+    pub fn connect_with<T: ConnectTarget<A>>(
+        &self,
+        target: &T,
+        opts: ConnectOptions,
+    ) -> Result<Connection, ConnectError> {
+        let TargetSpec(target) = target.__target(&opts);
+        if let Some(owner) = &self.owner {
+            if !owner.is_alive() {
+                return Err(ConnectError::SenderRemoved(owner.id.clone()));
+            }
+        }
+        match &target {
+            Target::Slot(s) => {
+                if opts.connection_kind() == ConnectionKind::Direct
+                    && s.loop_id != self.shared.loop_id
+                {
+                    return Err(ConnectError::DirectAcrossLoops {
+                        signal: self.describe(),
+                        slot: format!("{}::{}", s.recv.id, s.name),
+                    });
+                }
+            }
+            Target::Signal { shared, .. } => {
+                if Arc::ptr_eq(shared, &self.shared) || shared.forwards_to(&self.shared, 0) {
+                    return Err(ConnectError::ForwardCycle(self.describe()));
+                }
+            }
+        }
+        let conn = Conn::new(target, opts.is_single_shot());
+        let id = conn.id;
+        let receiver = conn.target.receiver().cloned();
+        let signal: Arc<dyn SignalControl> = self.shared.clone();
+        let mut refused = None;
+        let mut insert = || match self.shared.insert(conn.clone()) {
+            Ok(()) => Some(id),
+            Err(e) => {
+                refused = Some(e);
+                None
+            }
+        };
+        let added = match &receiver {
+            Some(r) => r.add_incoming(Arc::downgrade(&signal), insert),
+            None => insert().is_some(),
+        };
+        if added {
+            return Ok(Connection {
+                signal: Arc::downgrade(&signal),
+                id,
+            });
+        }
+        Err(match refused {
+            Some(InsertError::Duplicate) => ConnectError::AlreadyConnected {
+                signal: self.describe(),
+            },
+            Some(InsertError::Closed) => ConnectError::SenderRemoved(self.shared.owner.clone()),
+            None => ConnectError::ReceiverRemoved(
+                receiver.map_or_else(|| self.shared.owner.clone(), |r| r.id.clone()),
+            ),
+        })
+    }
+
+    /// Breaks the connection from this signal to `target`.
+    pub fn disconnect<T: ConnectTarget<A>>(&self, target: &T) -> Result<(), DisconnectError> {
+        let TargetSpec(target) = target.__target(&ConnectOptions::new());
+        match self.shared.remove_where(|c| c.target.same_as(&target)) {
+            0 => Err(DisconnectError::NotConnected),
+            _ => Ok(()),
+        }
+    }
+
+    /// Breaks every connection from this signal to slots of `receiver`; returns
+    /// how many.
+    pub fn disconnect_receiver<O: EventLoopObject>(&self, receiver: &Handle<O>) -> usize {
+        let r = &receiver.raw().0;
+        self.shared
+            .remove_where(|c| c.target.receiver().is_some_and(|x| Arc::ptr_eq(x, r)))
+    }
+
+    /// Breaks every connection from this signal; returns how many.
+    pub fn disconnect_all(&self) -> usize {
+        self.shared.remove_where(|_| true)
+    }
+
+    /// Emits from the calling thread (fire-and-forget; see [`Signal::emit`](crate::Signal::emit)).
+    pub fn emit(&self, args: A) {
+        self.shared.emit_shared(args, 0, None);
+    }
+
+    /// Emits and reports receivers that did not get the message.
+    pub fn try_emit(&self, args: A) -> Result<(), EmitError> {
+        if !self.shared.is_open() {
+            return Err(EmitError::SenderRemoved(self.shared.owner.clone()));
+        }
+        let mut report = Vec::new();
+        self.shared.emit_shared(args, 0, Some(&mut report));
+        EmitError::from_report(report)
+    }
+
+    /// How many connections leave this signal.
+    pub fn receiver_count(&self) -> usize {
+        self.shared.connection_count()
+    }
+
+    /// The id of the object that owns the signal.
+    pub fn sender(&self) -> &ObjectId {
+        &self.shared.owner
+    }
+
+    /// The signal's name.
+    pub fn name(&self) -> &'static str {
+        self.shared.name
+    }
+
+    fn describe(&self) -> String {
+        format!("{}/{}", self.shared.owner, self.shared.name)
+    }
+}
+
+impl<A: SignalArgs> Clone for SignalRef<A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+impl<A: SignalArgs> fmt::Debug for SignalRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignalRef({})", self.describe())
+    }
+}
+
+/// A slot of some object, typed by its argument tuple: the other end of a
+/// connection. Get one from a handle (`handle.my_slot()`) or a loop
+/// ([`EventLoop::stop_slot`](crate::EventLoop::stop_slot)).
+pub struct SlotRef<A: SignalArgs> {
+    recv: Arc<ObjectShared>,
+    name: &'static str,
+    wants_meta: bool,
+    call: SlotFn<A>,
+}
+
+impl<A: SignalArgs> SlotRef<A> {
+    pub(crate) fn new(
+        recv: Arc<ObjectShared>,
+        name: &'static str,
+        wants_meta: bool,
+        call: SlotFn<A>,
+    ) -> Self {
+        Self {
+            recv,
+            name,
+            wants_meta,
+            call,
+        }
+    }
+
+    /// The receiving object's id.
+    pub fn receiver(&self) -> &ObjectId {
+        &self.recv.id
+    }
+
+    /// The slot's name (the method name).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Posts a call of this slot to its loop, as a queued connection would
+    /// (without metadata). Errors when the message could not be queued.
+    ///
+    /// ```
+    /// use signal_slot::prelude::*;
+    ///
+    /// let lp = EventLoop::new("invoke-doc");
+    /// lp.stop_slot::<()>().invoke(()).unwrap(); // the loop will stop at once
+    /// lp.exec().unwrap();
+    /// ```
+    pub fn invoke(&self, args: A) -> Result<(), EmitError> {
+        let t = self.target(&ConnectOptions::new().kind(ConnectionKind::Queued));
+        let (meta, mut report) = (None, Vec::new());
+        if let Err(reason) = crate::event_loop::deliver(&t, args, meta) {
+            report.push(crate::error::Undelivered {
+                receiver: self.recv.id.clone(),
+                slot: self.name,
+                reason,
+            });
+        }
+        EmitError::from_report(report)
+    }
+
+    fn target(&self, opts: &ConnectOptions) -> SlotTarget<A> {
+        SlotTarget {
+            recv: self.recv.clone(),
+            loop_id: self.recv.lp.id,
+            key: self.recv.key,
+            name: self.name,
+            call: self.call,
+            wants_meta: self.wants_meta,
+            kind: opts.connection_kind(),
+            overflow: opts.overflow_policy(),
+        }
+    }
+}
+
+impl<A: SignalArgs> Clone for SlotRef<A> {
+    fn clone(&self) -> Self {
+        Self::new(self.recv.clone(), self.name, self.wants_meta, self.call)
+    }
+}
+
+impl<A: SignalArgs> fmt::Debug for SlotRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SlotRef({}::{})", self.recv.id, self.name)
+    }
+}
+
+/// What a signal can connect to: a [`SlotRef`] with the same argument tuple, or
+/// another [`SignalRef`] with the same argument tuple (forwarding). Sealed.
+pub trait ConnectTarget<A: SignalArgs>: sealed::Sealed {
+    #[doc(hidden)]
+    fn __target(&self, opts: &ConnectOptions) -> TargetSpec<A>;
+}
+
+/// A connection target as the runtime sees it. Opaque.
+#[doc(hidden)]
+pub struct TargetSpec<A>(pub(crate) Target<A>);
+
+impl<A: SignalArgs> ConnectTarget<A> for SlotRef<A> {
+    fn __target(&self, opts: &ConnectOptions) -> TargetSpec<A> {
+        TargetSpec(Target::Slot(self.target(opts)))
+    }
+}
+
+impl<A: SignalArgs> ConnectTarget<A> for SignalRef<A> {
+    fn __target(&self, _opts: &ConnectOptions) -> TargetSpec<A> {
+        TargetSpec(Target::Signal {
+            shared: self.shared.clone(),
+            owner: self.owner.clone(),
+        })
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<A: super::SignalArgs> Sealed for super::SlotRef<A> {}
+    impl<A: super::SignalArgs> Sealed for super::SignalRef<A> {}
+}

@@ -1,0 +1,11 @@
+//! Moving messages to an event loop: the only layer with `unsafe` and OS calls.
+//!
+//! It knows nothing of signals or objects: it carries type-erased calls
+//! ([`erased::ErasedCall`]) and wakes a sleeping receiver ([`doorbell::Doorbell`]).
+//! The in-process flavor is a pair of crossbeam channels per loop (see
+//! [`inbox::Inbox`]); every producer rings the same doorbell, so a loop sleeps on
+//! one futex whatever feeds it.
+
+pub(crate) mod doorbell;
+pub(crate) mod erased;
+pub(crate) mod inbox;

@@ -1,0 +1,154 @@
+//! Code generation. Generated code names the runtime only as `::signal_slot`.
+
+use crate::ast::{arg_ident, Object, Slots};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, ItemImpl, Type, Visibility};
+
+/// The generated type `Handle<T>` derefs to.
+fn proxy_ident(object: &Ident) -> Ident {
+    format_ident!("__SignalSlot_{}", object)
+}
+
+/// Private items stay reachable within the crate; the rest keep their visibility.
+fn accessor_vis(vis: &Visibility) -> TokenStream {
+    match vis {
+        Visibility::Inherited => quote!(pub(crate)),
+        v => quote!(#v),
+    }
+}
+
+pub(crate) fn object(o: &Object) -> TokenStream {
+    let ident = o.ident;
+    let vis = o.vis;
+    let proxy = proxy_ident(ident);
+    let accessors = o.signals.iter().enumerate().map(|(i, s)| {
+        let name = s.ident;
+        let ty = s.ty;
+        let avis = accessor_vis(s.vis);
+        let doc = format!("The `{name}` signal of this object.");
+        quote_spanned! {ty.span()=>
+            #[doc = #doc]
+            #avis fn #name(&self) -> ::signal_slot::SignalRef<
+                <#ty as ::signal_slot::__private::SignalField>::Args
+            > {
+                self.raw.__signal(#i)
+            }
+        }
+    });
+    let binds = o.signals.iter().map(|s| {
+        let name = s.ident;
+        let lit = name.to_string();
+        quote_spanned! {s.ty.span()=> binder.bind(&mut self.#name, #lit); }
+    });
+    let object_id = match o.signals.first() {
+        Some(first) => {
+            let name = first.ident;
+            quote! {
+                ::signal_slot::__private::SignalField::bound_owner(&self.#name)
+                    .unwrap_or_else(::signal_slot::__private::current_object_id)
+            }
+        }
+        None => quote!(::signal_slot::__private::current_object_id()),
+    };
+    let proxy_doc = format!("Typed signal and slot accessors of a `Handle<{ident}>`.");
+    quote! {
+        #[doc = #proxy_doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #proxy {
+            raw: ::signal_slot::__private::RawHandle,
+        }
+
+        impl ::core::convert::From<::signal_slot::__private::RawHandle> for #proxy {
+            fn from(raw: ::signal_slot::__private::RawHandle) -> Self {
+                Self { raw }
+            }
+        }
+
+        #[allow(dead_code)]
+        impl #proxy {
+            #[doc(hidden)]
+            pub fn __raw(&self) -> &::signal_slot::__private::RawHandle {
+                &self.raw
+            }
+            #(#accessors)*
+        }
+
+        impl ::signal_slot::EventLoopObject for #ident {
+            type __Proxy = #proxy;
+
+            fn __bind_signals(&mut self, binder: &mut ::signal_slot::__private::SignalBinder) {
+                #(#binds)*
+            }
+
+            fn object_id(&self) -> ::signal_slot::ObjectId {
+                #object_id
+            }
+        }
+    }
+}
+
+/// The proxy type for `path::to::Object`: `path::to::__SignalSlot_Object`.
+fn proxy_path(self_ty: &Type) -> TokenStream {
+    match self_ty {
+        Type::Path(p) => {
+            let mut path = p.path.clone();
+            if let Some(last) = path.segments.last_mut() {
+                last.ident = proxy_ident(&last.ident);
+            }
+            quote!(#path)
+        }
+        other => quote!(#other),
+    }
+}
+
+pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
+    let self_ty = &model.self_ty;
+    let proxy = proxy_path(self_ty);
+    let accessors = model.slots.iter().map(|slot| {
+        let name = &slot.ident;
+        let lit = name.to_string();
+        let avis = accessor_vis(&slot.vis);
+        let types = &slot.params;
+        let args: Vec<Ident> = (0..types.len()).map(arg_ident).collect();
+        let tuple = quote!((#(#types,)*));
+        let wants_meta = slot.wants_meta;
+        let call = if wants_meta {
+            quote! {
+                let __meta = match __meta {
+                    ::core::option::Option::Some(m) => m,
+                    ::core::option::Option::None => ::signal_slot::__private::empty_meta(),
+                };
+                let _ = __this.#name(#(#args,)* __meta);
+            }
+        } else {
+            quote!(let _ = __this.#name(#(#args),*);)
+        };
+        let doc = format!("The `{lit}` slot of this object.");
+        quote_spanned! {slot.sig.span()=>
+            #[doc = #doc]
+            #avis fn #name(&self) -> ::signal_slot::SlotRef<#tuple> {
+                let thunk: ::signal_slot::__private::SlotFn<#tuple> =
+                    |__obj, __args, __meta| {
+                        let _ = &__meta;
+                        if let ::core::option::Option::Some(__this) =
+                            __obj.downcast_mut::<#self_ty>()
+                        {
+                            let (#(#args,)*) = __args;
+                            #call
+                        }
+                    };
+                self.__raw().__slot(#lit, #wants_meta, thunk)
+            }
+        }
+    });
+    quote! {
+        #item
+
+        #[allow(dead_code)]
+        impl #proxy {
+            #(#accessors)*
+        }
+    }
+}
