@@ -299,6 +299,10 @@ impl<A: SignalArgs> fmt::Debug for SlotRef<A> {
 
 /// What a signal can connect to: a [`SlotRef`] with the same argument tuple, or
 /// another [`SignalRef`] with the same argument tuple (forwarding). Sealed.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be connected to a signal carrying `{A}`",
+    label = "the slot's parameters (or the other signal's tuple) must be exactly `{A}`"
+)]
 pub trait ConnectTarget<A: SignalArgs>: sealed::Sealed {
     #[doc(hidden)]
     fn __target(&self, opts: &ConnectOptions) -> TargetSpec<A>;

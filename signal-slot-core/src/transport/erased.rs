@@ -26,10 +26,12 @@ struct VTable<R: ?Sized, C> {
     drop: unsafe fn(*mut Storage),
 }
 
+/// Marks the types a layout is for, without owning any of them.
+type Types<R, A, C> = std::marker::PhantomData<(fn(&mut R), A, C)>;
 /// Payload `(f, args)` lives directly in the storage.
-struct Inline<R: ?Sized, A, C>(std::marker::PhantomData<(fn(&mut R), A, C)>);
+struct Inline<R: ?Sized, A, C>(Types<R, A, C>);
 /// Payload lives in a `Box` whose pointer lives in the storage.
-struct Boxed<R: ?Sized, A, C>(std::marker::PhantomData<(fn(&mut R), A, C)>);
+struct Boxed<R: ?Sized, A, C>(Types<R, A, C>);
 
 type Payload<R, A, C> = (CallFn<R, A, C>, A);
 
@@ -151,7 +153,7 @@ mod tests {
 
     #[test]
     fn large_args_are_boxed_and_still_delivered() {
-        assert!(!Inline::<String, ([u64; 8], String), ()>::FITS);
+        const { assert!(!Inline::<String, ([u64; 8], String), ()>::FITS) };
         let call = ErasedCall::<String, ()>::new(concat, ([1; 8], "x".to_string()));
         let mut s = String::new();
         call.call(&mut s, None);

@@ -1,0 +1,7 @@
+//! Misuse that must not compile, each with the error the user sees.
+
+#[test]
+fn misuse_is_a_compile_error_pointing_at_the_user_code() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/*.rs");
+}

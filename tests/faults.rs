@@ -1,0 +1,117 @@
+//! Panics in slots, full inboxes, and what the counters say about them.
+
+mod common;
+use common::*;
+use signal_slot::prelude::*;
+use signal_slot::{DropReason, EmitError};
+use std::time::Duration;
+
+#[test]
+fn a_panicking_slot_is_caught_counted_and_the_loop_goes_on() {
+    let lp = thread_loop("panics");
+    let src = lp
+        .event_loop()
+        .add(uid("source"), Source::default())
+        .unwrap();
+    let (sink, rx) = Sink::new();
+    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    src.value().connect(&sink.panic_on()).unwrap();
+    src.emit_values().invoke((20,)).unwrap(); // direct calls, 13 panics
+    for i in 20..25 {
+        src.value().emit((i,)); // queued calls
+    }
+    let got = take(&rx, 24);
+    assert!(!got.contains(&"value 13".to_string()));
+    assert_eq!(got.last().map(String::as_str), Some("value 24"));
+    assert_eq!(lp.event_loop().stats().slot_panics, 1);
+    assert!(sink.is_alive());
+}
+
+/// A receiver loop that is not running: its inbox fills and stays full.
+fn full_inbox(capacity: usize) -> (EventLoop, Handle<Source>, Handle<Sink>) {
+    let lp = EventLoop::builder(uid("full")).capacity(capacity).create();
+    let src = lp.add(uid("source"), Source::default()).unwrap();
+    let (sink, _rx) = Sink::new();
+    let sink = lp.add(uid("sink"), sink).unwrap();
+    (lp, src, sink)
+}
+
+#[test]
+fn drop_newest_drops_silently_but_counts() {
+    let (lp, src, sink) = full_inbox(4);
+    src.value()
+        .connect_with(
+            &sink.on_value(),
+            ConnectOptions::new().overflow(Overflow::DropNewest),
+        )
+        .unwrap();
+    for i in 0..10 {
+        assert_eq!(src.value().try_emit((i,)), Ok(()));
+    }
+    let s = lp.stats();
+    assert_eq!((s.queue_depth, s.dropped_queue_full), (4, 6));
+}
+
+#[test]
+fn fail_policy_reports_each_undelivered_message() {
+    let (lp, src, sink) = full_inbox(2);
+    src.value()
+        .connect_with(
+            &sink.on_value(),
+            ConnectOptions::new().overflow(Overflow::Fail),
+        )
+        .unwrap();
+    src.value().try_emit((0,)).unwrap();
+    src.value().try_emit((1,)).unwrap();
+    match src.value().try_emit((2,)) {
+        Err(EmitError::Undelivered(u)) => {
+            assert_eq!(u.len(), 1);
+            assert_eq!(u[0].reason, DropReason::QueueFull);
+            assert_eq!(&u[0].receiver, sink.id());
+            assert_eq!(u[0].slot, "on_value");
+        }
+        other => panic!("expected Undelivered, got {other:?}"),
+    }
+    src.value().emit((3,)); // fire-and-forget: counted, not returned
+    assert_eq!(lp.stats().dropped_queue_full, 2);
+}
+
+#[test]
+fn block_policy_waits_for_room_then_gives_up_and_counts() {
+    let (lp, src, sink) = full_inbox(1);
+    src.value()
+        .connect_with(
+            &sink.on_value(),
+            ConnectOptions::new().overflow(Overflow::Block(Duration::from_millis(20))),
+        )
+        .unwrap();
+    src.value().try_emit((0,)).unwrap();
+    let err = src.value().try_emit((1,)).unwrap_err();
+    assert!(matches!(err, EmitError::Undelivered(ref u) if u[0].reason == DropReason::QueueFull));
+    assert_eq!(lp.stats().dropped_queue_full, 1);
+}
+
+#[test]
+fn block_policy_delivers_everything_once_the_receiver_drains() {
+    let lp = EventLoopThread::with_loop(EventLoop::builder(uid("slow")).capacity(8).create());
+    let (sink, rx) = Sink::new();
+    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    let src_loop = EventLoop::new(uid("src"));
+    let src = src_loop.add(uid("source"), Source::default()).unwrap();
+    src.value()
+        .connect_with(
+            &sink.on_value(),
+            ConnectOptions::new().overflow(Overflow::Block(DEADLINE)),
+        )
+        .unwrap();
+    let producer = std::thread::spawn(move || {
+        for i in 0..2000 {
+            src.value().try_emit((i,)).unwrap();
+        }
+    });
+    lp.start().unwrap();
+    let got = take(&rx, 2000);
+    producer.join().unwrap();
+    assert_eq!(got.last().map(String::as_str), Some("value 1999"));
+    assert_eq!(lp.event_loop().stats().dropped_total(), 0);
+}

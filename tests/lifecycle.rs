@@ -1,0 +1,198 @@
+//! Adding, removing and stopping: what happens to objects, connections and
+//! queued messages, and the errors misuse gets.
+
+mod common;
+use common::*;
+use signal_slot::prelude::*;
+use signal_slot::{
+    AddErrorKind, ConnectError, ExecError, JoinError, LoopState, RemoveError, StartError, StopError,
+};
+
+#[test]
+fn removing_an_object_notifies_disconnects_and_drops_its_queued_messages() {
+    // The receiver's loop is not running yet, so messages queue up for it.
+    let dst = EventLoopThread::new(uid("dst"));
+    let watcher_loop = thread_loop("watch");
+    let src = watcher_loop
+        .event_loop()
+        .add(uid("source"), Source::default())
+        .unwrap();
+    let (sink, rx) = Sink::new();
+    let sink = dst.event_loop().add(uid("sink"), sink).unwrap();
+    let (watcher, wrx) = Sink::new();
+    let watcher = watcher_loop
+        .event_loop()
+        .add(uid("watcher"), watcher)
+        .unwrap();
+    sink.destroyed().connect(&watcher.on_destroyed()).unwrap();
+    src.value().connect(&sink.on_value()).unwrap();
+    for i in 0..5 {
+        src.value().emit((i,));
+    }
+    sink.remove().unwrap();
+    assert_eq!(take(&wrx, 1), [format!("destroyed {}", sink.id())]);
+    assert!(!sink.is_alive());
+    assert_eq!(src.value().receiver_count(), 0);
+    assert_eq!(
+        sink.remove(),
+        Err(RemoveError::AlreadyRemoved(sink.id().clone()))
+    );
+    dst.start().unwrap();
+    wait_until("queued messages dropped", || {
+        dst.event_loop().stats().dropped_receiver_gone == 5
+    });
+    assert_eq!(dst.event_loop().stats().delivered, 0);
+    assert!(rx.try_recv().is_err());
+    // The id is free again.
+    let (again, _rx2) = Sink::new();
+    dst.event_loop().add(sink.id(), again).unwrap();
+}
+
+#[test]
+fn connecting_to_or_from_a_removed_object_is_an_error() {
+    let lp = EventLoop::new(uid("removed"));
+    let src = lp.add(uid("source"), Source::default()).unwrap();
+    let (sink, _rx) = Sink::new();
+    let sink = lp.add(uid("sink"), sink).unwrap();
+    let slot = sink.on_value();
+    sink.remove().unwrap();
+    assert_eq!(
+        src.value().connect(&slot).unwrap_err(),
+        ConnectError::ReceiverRemoved(sink.id().clone())
+    );
+    let (s2, _rx) = Sink::new();
+    let s2 = lp.add(uid("sink2"), s2).unwrap();
+    src.remove().unwrap();
+    assert!(matches!(
+        src.value().connect(&s2.on_value()),
+        Err(ConnectError::SenderRemoved(_))
+    ));
+    assert!(src.value().try_emit((1,)).is_err());
+}
+
+#[test]
+fn stopping_a_loop_removes_its_objects_and_counts_what_was_left() {
+    let lp = EventLoop::new(uid("stopper"));
+    let (sink, rx) = Sink::new();
+    let sink = lp.add(uid("sink"), sink).unwrap();
+    let watch_loop = thread_loop("watcher");
+    let (w, wrx) = Sink::new();
+    let w = watch_loop.event_loop().add(uid("watcher"), w).unwrap();
+    sink.destroyed().connect(&w.on_destroyed()).unwrap();
+    // A stop queued first, then three calls: the stop wins, the calls are dropped.
+    lp.stop_slot::<()>().invoke(()).unwrap();
+    for i in 0..3 {
+        sink.on_value().invoke((i,)).unwrap();
+    }
+    lp.exec().unwrap();
+    assert_eq!(lp.state(), LoopState::Finished);
+    assert_eq!(take(&wrx, 1), [format!("destroyed {}", sink.id())]);
+    assert!(!sink.is_alive());
+    assert!(rx.try_recv().is_err());
+    let stats = lp.stats();
+    assert_eq!(stats.dropped_loop_stopped, 3, "{stats:?}");
+    assert_eq!(stats.delivered, 1); // the stop slot itself
+                                    // A finished loop refuses work with clear errors.
+    assert!(matches!(lp.stop(), Err(StopError::Finished(_))));
+    assert!(matches!(lp.exec(), Err(ExecError::Finished(_))));
+    let (s2, _rx) = Sink::new();
+    let err = lp.add(uid("late"), s2).unwrap_err();
+    assert!(matches!(err.kind(), AddErrorKind::LoopFinished(_)));
+    let _object_back: Sink = err.into_inner();
+    assert!(Timer::single_shot(&lp, std::time::Duration::from_secs(1)).is_err());
+    // Posting to a finished loop is counted, not queued forever.
+    assert!(sink.on_value().invoke((9,)).is_err());
+}
+
+#[test]
+fn misuse_gets_clear_errors() {
+    let lp = EventLoop::new(uid("misuse"));
+    let id = uid("same");
+    let (a, _) = Sink::new();
+    lp.add(&id, a).unwrap();
+    let (b, _) = Sink::new();
+    let err = lp.add(&id, b).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &AddErrorKind::DuplicateId(ObjectId::new(&id).unwrap())
+    );
+    let (c, _) = Sink::new();
+    assert!(matches!(
+        lp.add("bad/id", c).unwrap_err().kind(),
+        AddErrorKind::InvalidId(_)
+    ));
+
+    lp.stop().unwrap();
+    assert!(matches!(lp.stop(), Err(StopError::AlreadyStopping(_))));
+    lp.exec().unwrap(); // stops at once
+    assert!(matches!(lp.stop(), Err(StopError::Finished(_))));
+
+    let t = EventLoopThread::new(uid("thread"));
+    assert!(matches!(t.join(), Err(JoinError::NotStarted(_))));
+    t.start().unwrap();
+    assert!(matches!(t.start(), Err(StartError::AlreadyStarted(_))));
+    t.stop().unwrap();
+    t.join().unwrap();
+    assert!(matches!(t.join(), Err(JoinError::AlreadyJoined(_))));
+}
+
+#[test]
+fn a_loop_runs_on_one_thread_at_a_time_and_exec_does_not_nest() {
+    let outer = EventLoopThread::new(uid("outer"));
+    let inner = EventLoop::new(uid("inner"));
+    #[derive(EventLoopObject)]
+    struct Nester {
+        inner: EventLoop,
+        tx: crossbeam_channel::Sender<Result<(), ExecError>>,
+    }
+    #[slots]
+    impl Nester {
+        fn try_exec(&mut self) {
+            let _ = self.tx.send(self.inner.exec());
+        }
+    }
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let n = outer
+        .event_loop()
+        .add(
+            uid("nester"),
+            Nester {
+                inner: inner.clone(),
+                tx,
+            },
+        )
+        .unwrap();
+    outer.start().unwrap();
+    n.try_exec().invoke(()).unwrap();
+    let r = rx.recv_timeout(DEADLINE).unwrap();
+    assert!(matches!(r, Err(ExecError::Nested { .. })), "{r:?}");
+    assert!(matches!(
+        outer.event_loop().exec(),
+        Err(ExecError::AlreadyRunning(_))
+    ));
+}
+
+#[test]
+fn objects_can_be_added_while_the_loop_runs_and_receive_at_once() {
+    let lp = thread_loop("live-add");
+    let src = lp
+        .event_loop()
+        .add(uid("source"), Source::default())
+        .unwrap();
+    for round in 0..20 {
+        let (sink, rx) = Sink::new();
+        let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+        src.value().connect(&sink.on_value()).unwrap();
+        src.value().emit((round,));
+        assert_eq!(take(&rx, 1), [format!("value {round}")]);
+        sink.remove().unwrap();
+    }
+}
+
+#[test]
+fn dropping_an_event_loop_thread_stops_and_joins_it() {
+    let t = thread_loop("dropped");
+    let lp = t.event_loop().clone();
+    drop(t);
+    assert_eq!(lp.state(), LoopState::Finished);
+}

@@ -1,0 +1,8 @@
+use signal_slot::prelude::*;
+
+#[derive(EventLoopObject)]
+enum NotAStruct {
+    One,
+}
+
+fn main() {}

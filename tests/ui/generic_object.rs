@@ -1,0 +1,8 @@
+use signal_slot::prelude::*;
+
+#[derive(EventLoopObject)]
+struct Generic<T: Send + 'static> {
+    value: T,
+}
+
+fn main() {}
