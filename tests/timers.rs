@@ -22,6 +22,13 @@ impl Ticks {
 
 /// After a stop, at most a firing already in flight arrives, then silence.
 fn assert_quiet(rx: &crossbeam_channel::Receiver<Instant>) {
+    // What the timer sent before the stop took effect (a zero-interval timer sends
+    // thousands); bounded so a timer that never stops fails instead of hanging.
+    let mut backlog = 0u64;
+    while rx.try_recv().is_ok() {
+        backlog += 1;
+        assert!(backlog < 50_000_000, "timer still firing after stop");
+    }
     let mut late = 0;
     while rx.recv_timeout(Duration::from_millis(200)).is_ok() {
         late += 1;

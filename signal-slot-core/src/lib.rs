@@ -24,11 +24,15 @@ pub use signal::{
     ConnectOptions, ConnectTarget, Connection, ConnectionKind, Meta, Overflow, Signal, SignalArgs,
     SignalRef, SlotRef,
 };
+pub use transport::codec::CodecError;
 
 /// What generated code uses. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::object::RawHandle;
+    pub use crate::signal::slot_table::{
+        decode_call, SlotEntry, Slots, SlotsProbe, ViaNoSlots, ViaSlots,
+    };
     pub use crate::signal::{SignalBinder, SlotFn};
 
     /// `object_id()` of an object with no signal field: the object whose slot

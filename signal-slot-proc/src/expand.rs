@@ -78,6 +78,12 @@ pub(crate) fn object(o: &Object) -> TokenStream {
         impl ::signal_slot::EventLoopObject for #ident {
             type __Proxy = #proxy;
 
+            fn __slot_table() -> &'static [::signal_slot::__private::SlotEntry] {
+                #[allow(unused_imports)]
+                use ::signal_slot::__private::{ViaNoSlots as _, ViaSlots as _};
+                (&&::signal_slot::__private::SlotsProbe::<Self>::NEW).__slot_table()
+            }
+
             fn __bind_signals(&mut self, binder: &mut ::signal_slot::__private::SignalBinder) {
                 #(#binds)*
             }
@@ -103,12 +109,21 @@ fn proxy_path(self_ty: &Type) -> TokenStream {
     }
 }
 
+/// The hidden associated function a slot is called through.
+fn thunk_ident(slot: &Ident) -> Ident {
+    format_ident!("__signal_slot_thunk_{}", slot)
+}
+
 pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
     let self_ty = &model.self_ty;
     let proxy = proxy_path(self_ty);
-    let accessors = model.slots.iter().map(|slot| {
+    let mut thunks = Vec::new();
+    let mut accessors = Vec::new();
+    let mut entries = Vec::new();
+    for (index, slot) in model.slots.iter().enumerate() {
         let name = &slot.ident;
         let lit = name.to_string();
+        let thunk = thunk_ident(name);
         let avis = accessor_vis(&slot.vis);
         let types = &slot.params;
         let args: Vec<Ident> = (0..types.len()).map(arg_ident).collect();
@@ -125,30 +140,55 @@ pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
         } else {
             quote!(let _ = __this.#name(#(#args),*);)
         };
+        let span = slot.sig.span();
+        thunks.push(quote_spanned! {span=>
+            #[doc(hidden)]
+            fn #thunk(
+                __obj: &mut dyn ::core::any::Any,
+                __args: #tuple,
+                __meta: ::core::option::Option<&::signal_slot::Meta>,
+            ) {
+                let _ = &__meta;
+                if let ::core::option::Option::Some(__this) = __obj.downcast_mut::<Self>() {
+                    let (#(#args,)*) = __args;
+                    #call
+                }
+            }
+        });
         let doc = format!("The `{lit}` slot of this object.");
-        quote_spanned! {slot.sig.span()=>
+        let index = u16::try_from(index).unwrap_or(u16::MAX);
+        accessors.push(quote_spanned! {span=>
             #[doc = #doc]
             #avis fn #name(&self) -> ::signal_slot::SlotRef<#tuple> {
-                let thunk: ::signal_slot::__private::SlotFn<#tuple> =
-                    |__obj, __args, __meta| {
-                        let _ = &__meta;
-                        if let ::core::option::Option::Some(__this) =
-                            __obj.downcast_mut::<#self_ty>()
-                        {
-                            let (#(#args,)*) = __args;
-                            #call
-                        }
-                    };
-                self.__raw().__slot(#lit, #wants_meta, thunk)
+                self.__raw().__slot(#lit, #index, #wants_meta, <#self_ty>::#thunk)
             }
-        }
-    });
+        });
+        entries.push(quote! {
+            ::signal_slot::__private::SlotEntry {
+                name: #lit,
+                decode_call: |__obj, __bytes, __meta| {
+                    ::signal_slot::__private::decode_call::<#tuple>(
+                        __obj, __bytes, __meta, <#self_ty>::#thunk,
+                    )
+                },
+            }
+        });
+    }
     quote! {
         #item
+
+        #[allow(dead_code, non_snake_case)]
+        impl #self_ty {
+            #(#thunks)*
+        }
 
         #[allow(dead_code)]
         impl #proxy {
             #(#accessors)*
+        }
+
+        impl ::signal_slot::__private::Slots for #self_ty {
+            const TABLE: &'static [::signal_slot::__private::SlotEntry] = &[#(#entries),*];
         }
     }
 }

@@ -246,6 +246,7 @@ impl EventLoopBuilder {
             shared.clone(),
             Box::new([]),
             false,
+            &[],
         ));
         EventLoop { shared, control }
     }
@@ -354,6 +355,7 @@ impl EventLoop {
                 self.shared.clone(),
                 binder.finish(),
                 true,
+                T::__slot_table(),
             ))
         });
         let Some(shared) = registered else {
@@ -415,7 +417,7 @@ impl EventLoop {
     /// A slot that stops this loop, connectable to a signal of any arguments
     /// (they are ignored). Stopping a loop that already stops is a no-op here.
     pub fn stop_slot<A: SignalArgs>(&self) -> SlotRef<A> {
-        SlotRef::new(self.control.clone(), "stop", false, stop_thunk::<A>)
+        SlotRef::new(self.control.clone(), "stop", 0, false, stop_thunk::<A>)
     }
 
     /// Counters of this loop.

@@ -84,7 +84,14 @@ impl Timer {
             index: u32::MAX,
             generation: u32::MAX,
         };
-        let object = Arc::new(ObjectShared::new(id, key, shared.clone(), signals, false));
+        let object = Arc::new(ObjectShared::new(
+            id,
+            key,
+            shared.clone(),
+            signals,
+            false,
+            &[],
+        ));
         let inner = Arc::new(TimerShared {
             object,
             timeout,

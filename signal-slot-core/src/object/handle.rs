@@ -146,10 +146,11 @@ impl RawHandle {
     pub fn __slot<A: SignalArgs>(
         &self,
         name: &'static str,
+        index: u16,
         wants_meta: bool,
         call: SlotFn<A>,
     ) -> SlotRef<A> {
-        SlotRef::new(self.0.clone(), name, wants_meta, call)
+        SlotRef::new(self.0.clone(), name, index, wants_meta, call)
     }
 }
 

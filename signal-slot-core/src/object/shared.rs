@@ -3,7 +3,7 @@
 
 use crate::event_loop::LoopShared;
 use crate::object::ObjectId;
-use crate::signal::{SignalControl, SignalShared};
+use crate::signal::{SignalControl, SignalShared, SlotEntry};
 use crate::sync::{lock, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -28,6 +28,9 @@ pub(crate) struct ObjectShared {
     pub(crate) lp: Arc<LoopShared>,
     pub(crate) signals: Box<[Arc<dyn SignalControl>]>,
     pub(crate) destroyed: Arc<SignalShared<(ObjectId,)>>,
+    /// How to call this object's slots from encoded arguments.
+    #[allow(dead_code)] // read by the process layer
+    pub(crate) slots: &'static [SlotEntry],
     alive: AtomicBool,
     /// False for framework objects (loop controls, timers), which are not in the registry.
     registered: bool,
@@ -41,6 +44,7 @@ impl ObjectShared {
         lp: Arc<LoopShared>,
         signals: Box<[Arc<dyn SignalControl>]>,
         registered: bool,
+        slots: &'static [SlotEntry],
     ) -> Self {
         let destroyed = Arc::new(SignalShared::new(id.clone(), "destroyed", lp.id));
         Self {
@@ -49,6 +53,7 @@ impl ObjectShared {
             lp,
             signals,
             destroyed,
+            slots,
             alive: AtomicBool::new(true),
             registered,
             incoming: Mutex::new(Vec::new()),

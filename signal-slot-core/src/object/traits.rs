@@ -36,6 +36,10 @@ pub trait EventLoopObject: Any + Send + Sized {
     #[doc(hidden)]
     type __Proxy: From<RawHandle>;
 
+    /// The type's slots (empty without a `#[slots]` impl).
+    #[doc(hidden)]
+    fn __slot_table() -> &'static [crate::signal::SlotEntry];
+
     /// Binds every `#[signal]` field, in declaration order.
     #[doc(hidden)]
     fn __bind_signals(&mut self, binder: &mut SignalBinder);

@@ -148,6 +148,7 @@ impl<A> Clone for SlotTarget<A> {
             loop_id: self.loop_id,
             key: self.key,
             name: self.name,
+            index: self.index,
             call: self.call,
             wants_meta: self.wants_meta,
             kind: self.kind,
@@ -172,6 +173,8 @@ pub(crate) struct SlotTarget<A> {
     pub(crate) loop_id: LoopId,
     pub(crate) key: ObjectKey,
     pub(crate) name: &'static str,
+    #[allow(dead_code)] // read by the process layer
+    pub(crate) index: u16,
     pub(crate) call: SlotFn<A>,
     pub(crate) wants_meta: bool,
     pub(crate) kind: ConnectionKind,

@@ -31,6 +31,7 @@ mod field;
 mod meta;
 mod refs;
 mod shared;
+pub(crate) mod slot_table;
 
 pub(crate) use connection::{Conn, SlotTarget, Target};
 pub use connection::{ConnectOptions, Connection, ConnectionKind, Overflow};
@@ -38,6 +39,7 @@ pub use field::{Signal, SignalBinder};
 pub use meta::Meta;
 pub use refs::{ConnectTarget, SignalRef, SlotRef, TargetSpec};
 pub(crate) use shared::{SignalControl, SignalShared};
+pub use slot_table::SlotEntry;
 
 use serde::{de::DeserializeOwned, Serialize};
 

@@ -219,6 +219,8 @@ impl<A: SignalArgs> fmt::Debug for SignalRef<A> {
 pub struct SlotRef<A: SignalArgs> {
     recv: Arc<ObjectShared>,
     name: &'static str,
+    /// Position in the receiver type's slot table (for encoded delivery).
+    index: u16,
     wants_meta: bool,
     call: SlotFn<A>,
 }
@@ -227,12 +229,14 @@ impl<A: SignalArgs> SlotRef<A> {
     pub(crate) fn new(
         recv: Arc<ObjectShared>,
         name: &'static str,
+        index: u16,
         wants_meta: bool,
         call: SlotFn<A>,
     ) -> Self {
         Self {
             recv,
             name,
+            index,
             wants_meta,
             call,
         }
@@ -277,6 +281,7 @@ impl<A: SignalArgs> SlotRef<A> {
             loop_id: self.recv.lp.id,
             key: self.recv.key,
             name: self.name,
+            index: self.index,
             call: self.call,
             wants_meta: self.wants_meta,
             kind: opts.connection_kind(),
@@ -287,7 +292,13 @@ impl<A: SignalArgs> SlotRef<A> {
 
 impl<A: SignalArgs> Clone for SlotRef<A> {
     fn clone(&self) -> Self {
-        Self::new(self.recv.clone(), self.name, self.wants_meta, self.call)
+        Self::new(
+            self.recv.clone(),
+            self.name,
+            self.index,
+            self.wants_meta,
+            self.call,
+        )
     }
 }
 

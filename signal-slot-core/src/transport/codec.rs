@@ -1,0 +1,54 @@
+//! The one wire codec: postcard (compact, serde-based; ipc-channel uses it too,
+//! so the tree carries a single codec).
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A payload that could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CodecError(String);
+
+/// Appends the encoding of `value` to `buf`.
+#[allow(dead_code)] // the process transport encodes with it
+pub(crate) fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+    let taken = std::mem::take(buf);
+    match postcard::to_extend(value, taken) {
+        Ok(out) => {
+            *buf = out;
+            Ok(())
+        }
+        Err(e) => Err(CodecError(e.to_string())),
+    }
+}
+
+/// Decodes a `T` that must use all of `bytes`. Lengths inside the encoding
+/// are bounded by `bytes` (serde's sequence visitors cap their preallocation), so
+/// a lying length field cannot make it allocate without bound.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(CodecError(format!("{} trailing bytes", rest.len()))),
+        Err(e) => Err(CodecError(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejects_garbage_without_panicking() {
+        let mut buf = Vec::new();
+        encode_into(&("hello".to_string(), 42i64), &mut buf).unwrap();
+        let back: (String, i64) = decode(&buf).unwrap();
+        assert_eq!(back, ("hello".to_string(), 42));
+        assert!(decode::<(String, i64)>(&buf[..buf.len() - 1]).is_err());
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert!(decode::<(String, i64)>(&longer).is_err());
+        // A string claiming 2^60 bytes: an error, not an allocation.
+        let lying = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
+        assert!(decode::<(String,)>(&lying).is_err());
+        assert!(decode::<(Vec<u64>,)>(&lying).is_err());
+    }
+}
