@@ -93,7 +93,14 @@ pub(super) fn call_direct<A: SignalArgs>(
         let Some(l) = c.as_deref() else {
             return Err(args);
         };
-        let Some(cell) = l.lookup(t.key) else {
+        // A shared borrow of the table for the call: the table only changes at the
+        // top of the run loop, never inside a slot, so no borrow_mut can collide.
+        let objects = l.objects.borrow();
+        let Some(cell) = objects
+            .get(t.key.index as usize)
+            .and_then(Option::as_ref)
+            .filter(|c| c.shared.key.generation == t.key.generation)
+        else {
             return Err(args);
         };
         if !cell.shared.is_alive() {
@@ -105,7 +112,7 @@ pub(super) fn call_direct<A: SignalArgs>(
         let Ok(mut object) = cell.object.try_borrow_mut() else {
             return Err(args);
         };
-        l.run_slot(&cell, t.name, || (t.call)(&mut **object, args, meta));
+        l.run_slot(cell, t.name, || (t.call)(&mut **object, args, meta));
         Ok(())
     })
 }
@@ -209,7 +216,17 @@ impl LoopLocal {
     }
 
     fn dispatch(&self, env: Envelope) {
-        let cell = self.lookup(env.key).or_else(|| {
+        self.dispatch_cached(env, &mut None);
+    }
+
+    /// Dispatches, reusing the receiver looked up for the previous message of a
+    /// batch when it is the same object (streams usually are).
+    fn dispatch_cached(&self, env: Envelope, last: &mut Option<Rc<ObjectCell>>) {
+        let cached = last
+            .as_ref()
+            .filter(|c| c.shared.key == env.key && c.shared.is_alive())
+            .cloned();
+        let cell = cached.or_else(|| self.lookup(env.key)).or_else(|| {
             // The object's Install may still sit in the control queue.
             self.drain_controls();
             self.lookup(env.key)
@@ -235,6 +252,8 @@ impl LoopLocal {
             slot, call, meta, ..
         } = env;
         self.run_slot(&cell, slot, || call.call(&mut **object, meta.as_deref()));
+        drop(object);
+        *last = Some(cell);
     }
 
     fn handle_control(&self, msg: Control) {
@@ -270,9 +289,10 @@ impl LoopLocal {
     }
 
     fn drain_inbox(&self) -> bool {
+        let mut last = None;
         for n in 0..BATCH {
             match self.shared.inbox.try_recv_data() {
-                Some(env) => self.dispatch(env),
+                Some(env) => self.dispatch_cached(env, &mut last),
                 None => return n > 0,
             }
             if self.stop.get() {
@@ -317,7 +337,9 @@ impl LoopLocal {
             if self.stop.get() {
                 break;
             }
-            busy |= Timers::fire_due(self, Instant::now());
+            if !self.timers.borrow().is_idle() {
+                busy |= Timers::fire_due(self, Instant::now());
+            }
             if self.stop.get() {
                 break;
             }

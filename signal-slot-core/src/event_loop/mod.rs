@@ -67,7 +67,8 @@ pub(crate) struct LoopShared {
     pub(crate) id: LoopId,
     pub(crate) name: String,
     pub(crate) inbox: Inbox<Envelope, Control>,
-    pub(crate) counters: Counters,
+    /// Written by the loop thread on every message: kept off the producers' lines.
+    pub(crate) counters: crossbeam_utils::CachePadded<Counters>,
     state: AtomicU8,
     started: AtomicBool,
     keys: Mutex<KeyAlloc>,
@@ -230,7 +231,7 @@ impl EventLoopBuilder {
         let shared = Arc::new(LoopShared {
             id: LoopId(NEXT_LOOP.fetch_add(1, Ordering::Relaxed)),
             inbox: Inbox::new(self.capacity),
-            counters: Counters::default(),
+            counters: Default::default(),
             state: AtomicU8::new(IDLE),
             started: AtomicBool::new(false),
             keys: Mutex::new(KeyAlloc::default()),

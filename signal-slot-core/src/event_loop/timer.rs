@@ -243,6 +243,11 @@ impl Timers {
         }));
     }
 
+    /// True when no timer is scheduled (so the loop need not read the clock).
+    pub(super) fn is_idle(&self) -> bool {
+        self.heap.is_empty()
+    }
+
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         if self.idle.is_empty() {
             self.heap.peek().map(|Reverse(e)| e.deadline)

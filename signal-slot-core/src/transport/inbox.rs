@@ -4,6 +4,7 @@
 
 use super::doorbell::Doorbell;
 use crossbeam_channel::{bounded, unbounded, Receiver, SendTimeoutError, Sender, TrySendError};
+use crossbeam_utils::CachePadded;
 use std::time::Duration;
 
 /// Why a data message was not queued; the message is handed back.
@@ -18,7 +19,8 @@ pub(crate) struct Inbox<D, C> {
     data_rx: Receiver<D>,
     ctrl_tx: Sender<C>,
     ctrl_rx: Receiver<C>,
-    bell: Doorbell,
+    /// On a line of its own: producers read it on every post.
+    bell: CachePadded<Doorbell>,
 }
 
 impl<D, C> Inbox<D, C> {
@@ -30,25 +32,27 @@ impl<D, C> Inbox<D, C> {
             data_rx,
             ctrl_tx,
             ctrl_rx,
-            bell: Doorbell::new(),
+            bell: CachePadded::new(Doorbell::new()),
         }
     }
 
     /// Queues a data message, waiting up to `wait` for room (`None`: not at all).
     #[inline]
     pub(crate) fn post(&self, msg: D, wait: Option<Duration>) -> Result<(), PostError<D>> {
-        let sent = match wait {
-            None => self.data_tx.try_send(msg).map_err(|e| match e {
-                TrySendError::Full(m) | TrySendError::Disconnected(m) => PostError::Full(m),
-            }),
-            Some(t) => self.data_tx.send_timeout(msg, t).map_err(|e| match e {
-                SendTimeoutError::Timeout(m) | SendTimeoutError::Disconnected(m) => {
-                    PostError::Full(m)
-                }
-            }),
+        // The common case first: room now, no clock read.
+        let sent = match self.data_tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => match wait {
+                None => Err(PostError::Full(m)),
+                Some(t) => self.data_tx.send_timeout(m, t).map_err(|e| match e {
+                    SendTimeoutError::Timeout(m) | SendTimeoutError::Disconnected(m) => {
+                        PostError::Full(m)
+                    }
+                }),
+            },
         };
         if sent.is_ok() {
-            self.bell.ring();
+            self.bell.ring_after_seqcst_publish();
         }
         sent
     }
@@ -58,7 +62,7 @@ impl<D, C> Inbox<D, C> {
     pub(crate) fn control(&self, msg: C) {
         // The receiver lives as long as `self`, so this cannot fail.
         let _ = self.ctrl_tx.send(msg);
-        self.bell.ring();
+        self.bell.ring_after_seqcst_publish();
     }
 
     #[inline]
