@@ -16,6 +16,11 @@ pub enum DropReason {
     LoopStopped,
     /// A signal-to-signal forwarding chain was too deep.
     ForwardDepth,
+    /// The encoded message exceeds the cross-process size limit
+    /// ([`ProcessConfig`](crate::process::ProcessConfig)); nothing was written.
+    TooLarge,
+    /// The arguments could not be serialized for another process.
+    Encode,
 }
 
 impl fmt::Display for DropReason {
@@ -25,6 +30,8 @@ impl fmt::Display for DropReason {
             DropReason::ReceiverGone => "receiver removed",
             DropReason::LoopStopped => "loop stopped",
             DropReason::ForwardDepth => "forwarding too deep",
+            DropReason::TooLarge => "message too large",
+            DropReason::Encode => "arguments not serializable",
         })
     }
 }
@@ -58,6 +65,10 @@ pub enum AddErrorKind {
     /// The loop has finished; it takes no new objects.
     #[error("event loop {0:?} has finished")]
     LoopFinished(String),
+    /// Another process runs the loop; objects reach a process's loop before
+    /// `start()` or from inside that process.
+    #[error("event loop {0:?} runs in another process; add objects before starting it")]
+    RemoteLoop(String),
 }
 
 impl<T> AddError<T> {
@@ -170,6 +181,9 @@ pub enum ExecError {
     /// It ran and finished; a loop runs once.
     #[error("event loop {0:?} has finished")]
     Finished(String),
+    /// Another process runs it.
+    #[error("event loop {0:?} runs in another process")]
+    Remote(String),
     /// This thread already runs a loop.
     #[error("this thread already runs event loop {running:?}; cannot also run {requested:?}")]
     Nested {
@@ -189,6 +203,9 @@ pub enum StopError {
     /// The loop already finished.
     #[error("event loop {0:?} has already finished")]
     Finished(String),
+    /// The stop request could not reach the loop's process.
+    #[error("could not send the stop to event loop {0:?}: {1}")]
+    Unreachable(String, String),
 }
 
 /// Why a loop thread did not start.
@@ -230,6 +247,10 @@ pub enum TimerError {
     /// The timer's loop has finished.
     #[error("event loop {0:?} has finished; its timers cannot run")]
     LoopFinished(String),
+    /// Another process runs the timer's loop; timers of a process's loop are
+    /// made before `start()` or from inside that process.
+    #[error("event loop {0:?} runs in another process")]
+    RemoteLoop(String),
 }
 
 /// Any error of this crate, for `?` in functions that do several operations.
@@ -258,6 +279,8 @@ pub enum Error {
     Timer(#[from] TimerError),
     #[error(transparent)]
     InvalidId(#[from] InvalidIdError),
+    #[error(transparent)]
+    Process(#[from] crate::process::ProcessError),
 }
 
 impl<T> From<AddError<T>> for Error {

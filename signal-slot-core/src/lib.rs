@@ -8,6 +8,7 @@
 mod error;
 pub mod event_loop;
 pub mod object;
+pub mod process;
 pub mod signal;
 mod sync;
 mod transport;
@@ -20,6 +21,7 @@ pub use event_loop::{
     EventLoop, EventLoopBuilder, EventLoopThread, LoopId, LoopState, LoopStats, Timer,
 };
 pub use object::{EventLoopObject, Handle, InvalidIdError, ObjectId, RawHandle};
+pub use process::{EventLoopProcess, ProcessError, ProcessExit};
 pub use signal::{
     ConnectOptions, ConnectTarget, Connection, ConnectionKind, Meta, Overflow, Signal, SignalArgs,
     SignalRef, SlotRef,

@@ -1,11 +1,14 @@
 //! The loop thread's own state: the object table, the local queue, timers, and
 //! the run loop itself. Reached through a thread-local while `exec` runs.
 
+use super::remote::{self, Unusable};
 use super::timer::Timers;
 use super::{Control, Envelope, LoopId, LoopShared};
 use crate::error::DropReason;
 use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{Meta, SignalArgs, SlotTarget};
+use crate::transport::shm::mailbox::MailboxConsumer;
+use crate::transport::shm::system;
 use crossbeam_utils::Backoff;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -318,6 +321,91 @@ impl LoopLocal {
         n > 0
     }
 
+    /// This loop's mailbox, if it has one and this process runs the loop.
+    fn mailbox(&self) -> Option<MailboxConsumer> {
+        let addr = *self.shared.mailbox.get()?;
+        Some(MailboxConsumer::new(system::region()?, addr))
+    }
+
+    /// Runs calls that other processes sent.
+    fn drain_mailbox(&self) -> bool {
+        let Some(mb) = self.mailbox() else {
+            return false;
+        };
+        if !mb.has_work() {
+            return false;
+        }
+        let addr = *self.shared.mailbox.get().expect("checked by mailbox()");
+        let mut last = None;
+        let n = mb.drain(
+            BATCH,
+            |_from, rec| self.dispatch_record(rec, addr, &mut last),
+            |from, why| {
+                self.shared.counters.decode_error(
+                    &self.shared.name,
+                    &format_args!("ring from process {from} corrupt: {why}"),
+                )
+            },
+        );
+        n > 0
+    }
+
+    fn dispatch_record(
+        &self,
+        rec: &[u8],
+        addr: crate::transport::shm::mailbox::MailboxAddr,
+        last: &mut Option<Rc<ObjectCell>>,
+    ) {
+        let call = match remote::parse(rec, addr) {
+            Ok(call) => call,
+            Err(Unusable::Stale) => {
+                self.shared
+                    .counters
+                    .dropped(DropReason::ReceiverGone, &self.shared.name);
+                return;
+            }
+            Err(Unusable::Garbage(why)) => {
+                self.shared.counters.decode_error(&self.shared.name, &why);
+                return;
+            }
+        };
+        let cached = last
+            .as_ref()
+            .filter(|c| c.shared.key == call.key && c.shared.is_alive())
+            .cloned();
+        let cell = cached.or_else(|| self.lookup(call.key)).or_else(|| {
+            self.drain_controls();
+            self.lookup(call.key)
+        });
+        let Some(cell) = cell.filter(|c| c.shared.is_alive()) else {
+            self.shared
+                .counters
+                .dropped(DropReason::ReceiverGone, &self.shared.name);
+            return;
+        };
+        let Some(entry) = cell.shared.slots.get(usize::from(call.slot)) else {
+            self.shared
+                .counters
+                .decode_error(&self.shared.name, &"no such slot");
+            return;
+        };
+        let Ok(mut object) = cell.object.try_borrow_mut() else {
+            return;
+        };
+        let mut failed = None;
+        self.run_slot(&cell, entry.name, || {
+            failed = (entry.decode_call)(&mut **object, call.args, call.meta.as_deref()).err();
+        });
+        drop(object);
+        if let Some(e) = failed {
+            self.shared.counters.decode_error(
+                &self.shared.name,
+                &format_args!("{}::{}: {e}", cell.shared.id, entry.name),
+            );
+        }
+        *last = Some(cell);
+    }
+
     fn has_local_work(&self) -> bool {
         !self.queue.borrow().is_empty() || !self.controls.borrow().is_empty()
     }
@@ -334,6 +422,10 @@ impl LoopLocal {
                 break;
             }
             busy |= self.drain_local();
+            if self.stop.get() {
+                break;
+            }
+            busy |= self.drain_mailbox();
             if self.stop.get() {
                 break;
             }
@@ -364,7 +456,10 @@ impl LoopLocal {
             if timeout.is_some_and(|t| t.is_zero()) {
                 continue;
             }
-            self.shared.inbox.sleep(timeout);
+            let mailbox = self.mailbox();
+            self.shared
+                .inbox
+                .sleep(timeout, || mailbox.as_ref().is_some_and(|m| m.has_work()));
             self.shared.counters.woke_by_loop();
             backoff.reset();
         }
@@ -393,6 +488,15 @@ impl LoopLocal {
         }
         let queued: Vec<Envelope> = self.queue.borrow_mut().drain(..).collect();
         queued.into_iter().for_each(dropped);
+        if let Some(mb) = self.mailbox() {
+            let n = mb.drain(usize::MAX, |_, _| (), |_, _| ());
+            for _ in 0..n {
+                self.shared
+                    .counters
+                    .dropped(DropReason::LoopStopped, &self.shared.name);
+            }
+        }
+        self.shared.release_mailbox();
         self.timers.borrow_mut().clear();
         drop(cells);
         let all: Vec<Rc<ObjectCell>> = self.objects.borrow_mut().drain(..).flatten().collect();

@@ -14,6 +14,7 @@
 
 mod control;
 mod local;
+mod remote;
 mod stats;
 mod thread;
 mod timer;
@@ -32,14 +33,23 @@ use crate::object::{EventLoopObject, Handle, ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{Meta, SignalArgs, SignalBinder, SlotRef, SlotTarget};
 use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, Ordering};
 use crate::transport::inbox::{Inbox, PostError};
+use crate::transport::shm::mailbox::{self, MailboxAddr};
+use crate::transport::shm::region::Region;
+use crate::transport::shm::system;
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, Weak};
 
-/// Identifies a loop within the process.
+/// Identifies a loop within the system (the creating process's slot is in the
+/// high bits, so ids made in different processes differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LoopId(u64);
 
 static NEXT_LOOP: AtomicU64 = AtomicU64::new(1);
+
+/// Every loop of this process, so loops made before the shared region existed
+/// can be given a mailbox when it appears.
+static ALL_LOOPS: Mutex<Vec<Weak<LoopShared>>> = Mutex::new(Vec::new());
 
 /// Where a loop is in its one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +83,11 @@ pub(crate) struct LoopShared {
     started: AtomicBool,
     keys: Mutex<KeyAlloc>,
     timers: Mutex<Vec<Weak<TimerShared>>>,
+    /// The process whose thread runs this loop (its slot in the region).
+    owner: crate::sync::AtomicU32,
+    /// The loop's cross-process inbox, once the system has a region.
+    pub(crate) mailbox: OnceLock<MailboxAddr>,
+    mailbox_released: AtomicBool,
 }
 
 /// Hands out object slots; slot 0 is the loop's own control object.
@@ -119,6 +134,62 @@ impl LoopShared {
 
     pub(crate) fn is_finished(&self) -> bool {
         self.state.load(Ordering::Acquire) == FINISHED
+    }
+
+    /// The process running this loop.
+    #[inline]
+    pub(crate) fn owner(&self) -> u32 {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    /// True if another process runs this loop (this is a replica).
+    #[inline]
+    pub(crate) fn is_remote(&self) -> bool {
+        self.owner() != system::my_proc()
+    }
+
+    /// Hands the loop to process `p` (before that process is forked).
+    pub(crate) fn set_owner(&self, p: u32) {
+        self.owner.store(p, Ordering::Release);
+        if let (Some(region), Some(addr)) = (system::region(), self.mailbox.get()) {
+            region
+                .mailbox_header(addr.index)
+                .owner
+                .store(p, Ordering::Release);
+        }
+    }
+
+    /// Gives the loop a mailbox in the region (once) and moves its doorbell there.
+    fn attach(&self, region: &'static Region) {
+        if self.mailbox.get().is_some() {
+            return;
+        }
+        match mailbox::claim(region, self.owner()) {
+            Some(addr) => {
+                if self.mailbox.set(addr).is_ok() {
+                    self.inbox
+                        .use_shared_bell(&region.mailbox_header(addr.index).bell);
+                } else {
+                    region.release_mailbox(addr.index);
+                }
+            }
+            None => log::warn!(
+                "event loop {:?}: no free mailbox (at most {} loops are reachable across \
+                 processes); it stays reachable from this process only",
+                self.name,
+                crate::transport::shm::region::MAX_MAILBOXES
+            ),
+        }
+    }
+
+    /// Frees the mailbox (by the owning process, once the loop is done).
+    fn release_mailbox(&self) {
+        if self.is_remote() || self.mailbox_released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let (Some(region), Some(addr)) = (system::region(), self.mailbox.get()) {
+            region.release_mailbox(addr.index);
+        }
     }
 
     /// Sends a control message; from the loop's own thread it goes to the local
@@ -187,6 +258,16 @@ pub(crate) fn deliver<A: SignalArgs>(
         return Ok(());
     }
     let lp = &t.recv.lp;
+    if lp.is_remote() {
+        let result = match lp.mailbox.get() {
+            Some(addr) => remote::post(lp, t, &args, meta.as_deref(), *addr, lp.owner()),
+            None => Err(DropReason::ReceiverGone),
+        };
+        if let Err(reason) = result {
+            lp.counters.dropped(reason, &lp.name);
+        }
+        return result;
+    }
     if lp.is_finished() {
         lp.counters.dropped(DropReason::LoopStopped, &lp.name);
         return Err(DropReason::LoopStopped);
@@ -228,8 +309,12 @@ impl EventLoopBuilder {
 
     /// Creates the loop (idle until [`EventLoop::exec`]).
     pub fn create(self) -> EventLoop {
+        let me = system::my_proc();
         let shared = Arc::new(LoopShared {
-            id: LoopId(NEXT_LOOP.fetch_add(1, Ordering::Relaxed)),
+            id: LoopId(u64::from(me) << 48 | NEXT_LOOP.fetch_add(1, Ordering::Relaxed)),
+            owner: crate::sync::AtomicU32::new(me),
+            mailbox: OnceLock::new(),
+            mailbox_released: AtomicBool::new(false),
             inbox: Inbox::new(self.capacity),
             counters: Default::default(),
             state: AtomicU8::new(IDLE),
@@ -247,8 +332,16 @@ impl EventLoopBuilder {
             shared.clone(),
             Box::new([]),
             false,
-            &[],
+            CONTROL_SLOTS,
         ));
+        {
+            let mut all = lock(&ALL_LOOPS);
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&shared));
+        }
+        if let Some(region) = system::region() {
+            shared.attach(region);
+        }
         EventLoop { shared, control }
     }
 }
@@ -293,6 +386,32 @@ struct LoopControl;
 fn stop_thunk<A>(obj: &mut dyn std::any::Any, _: A, _: Option<&Meta>) {
     if obj.downcast_mut::<LoopControl>().is_some() {
         local::request_stop();
+    }
+}
+
+/// The control object's slots as seen from other processes: the stop slot
+/// ignores its arguments, whatever signal it was connected to.
+static CONTROL_SLOTS: &[crate::signal::SlotEntry] = &[crate::signal::SlotEntry {
+    name: "stop",
+    decode_call: |obj, _bytes, meta| {
+        stop_thunk::<()>(obj, (), meta);
+        Ok(())
+    },
+}];
+
+/// Gives every loop of this process a mailbox in the (new) region.
+pub(crate) fn attach_all(region: &'static Region) {
+    let loops: Vec<Arc<LoopShared>> = lock(&ALL_LOOPS).iter().filter_map(Weak::upgrade).collect();
+    for lp in loops {
+        if !lp.is_finished() {
+            lp.attach(region);
+        }
+    }
+}
+
+impl Drop for LoopShared {
+    fn drop(&mut self) {
+        self.release_mailbox();
     }
 }
 
@@ -346,6 +465,12 @@ impl EventLoop {
                 object,
             ));
         }
+        if self.shared.is_remote() {
+            return Err(AddError::new(
+                AddErrorKind::RemoteLoop(self.shared.name.clone()),
+                object,
+            ));
+        }
         let registered = registry::register_with(&id, || {
             let key = lock(&self.shared.keys).alloc();
             let mut binder = SignalBinder::new(id.clone(), self.shared.id);
@@ -372,6 +497,9 @@ impl EventLoop {
     /// Runs the loop on the calling thread until it is stopped, then removes its
     /// objects and returns. A loop runs once.
     pub fn exec(&self) -> Result<(), ExecError> {
+        if self.shared.is_remote() {
+            return Err(ExecError::Remote(self.shared.name.clone()));
+        }
         if let Some(running) = local::current_loop_name() {
             return Err(ExecError::Nested {
                 running,
@@ -411,8 +539,39 @@ impl EventLoop {
     /// Errors when a stop was already requested or the loop finished.
     pub fn stop(&self) -> Result<(), StopError> {
         self.shared.begin_stop()?;
+        if self.shared.is_remote() {
+            // Another process runs it: call its stop slot there.
+            return self
+                .stop_slot::<()>()
+                .invoke(())
+                .map_err(|e| StopError::Unreachable(self.shared.name.clone(), e.to_string()));
+        }
         self.shared.control(Control::Stop);
         Ok(())
+    }
+
+    /// After a fork, in the parent: the loop and everything queued for it now
+    /// live in the child. The parent's copies are leaked, not dropped: dropping
+    /// them would run user destructors for objects that live on in the child.
+    pub(crate) fn hand_over_to_child(&self) {
+        self.mark_started_elsewhere();
+        while let Some(msg) = self.shared.inbox.try_recv_control() {
+            std::mem::forget(msg);
+        }
+        while let Some(env) = self.shared.inbox.try_recv_data() {
+            std::mem::forget(env);
+        }
+    }
+
+    /// Marks the loop finished in this process (its process ended).
+    pub(crate) fn mark_finished(&self) {
+        self.shared.state.store(FINISHED, Ordering::Release);
+    }
+
+    /// Marks the loop as started here, so this process never runs it (it was
+    /// handed to a child process).
+    pub(crate) fn mark_started_elsewhere(&self) {
+        self.shared.started.store(true, Ordering::Release);
     }
 
     /// A slot that stops this loop, connectable to a signal of any arguments

@@ -19,6 +19,11 @@ pub struct LoopStats {
     pub dropped_receiver_gone: u64,
     /// Messages dropped because the loop had stopped.
     pub dropped_loop_stopped: u64,
+    /// Messages dropped because they exceeded the cross-process size limit or
+    /// could not be serialized.
+    pub dropped_unsendable: u64,
+    /// Records from other processes that could not be decoded (skipped).
+    pub decode_errors: u64,
     /// Slot calls that panicked (caught; the loop went on).
     pub slot_panics: u64,
     /// Messages waiting in the inbox now.
@@ -30,7 +35,10 @@ pub struct LoopStats {
 impl LoopStats {
     /// All drops, whatever the reason.
     pub fn dropped_total(&self) -> u64 {
-        self.dropped_queue_full + self.dropped_receiver_gone + self.dropped_loop_stopped
+        self.dropped_queue_full
+            + self.dropped_receiver_gone
+            + self.dropped_loop_stopped
+            + self.dropped_unsendable
     }
 }
 
@@ -44,6 +52,8 @@ pub(crate) struct Counters {
     queue_full: AtomicU64,
     receiver_gone: AtomicU64,
     loop_stopped: AtomicU64,
+    unsendable: AtomicU64,
+    decode_errors: AtomicU64,
 }
 
 /// Single-writer increment: a plain load and store, no locked instruction.
@@ -66,6 +76,14 @@ impl Counters {
         bump(&self.wakeups);
     }
 
+    /// A record from another process that could not be decoded.
+    pub(crate) fn decode_error(&self, loop_name: &str, why: &dyn std::fmt::Display) {
+        let n = self.decode_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            log::error!("event loop {loop_name:?}: undecodable record skipped ({why}); {n} so far");
+        }
+    }
+
     /// Counts a drop (any thread) and logs it, at 1, 2, 4, 8, ... drops of a
     /// reason so a flood does not flood the log.
     pub(crate) fn dropped(&self, reason: DropReason, loop_name: &str) {
@@ -73,6 +91,7 @@ impl Counters {
             DropReason::QueueFull => &self.queue_full,
             DropReason::ReceiverGone => &self.receiver_gone,
             DropReason::LoopStopped => &self.loop_stopped,
+            DropReason::TooLarge | DropReason::Encode => &self.unsendable,
             DropReason::ForwardDepth => return,
         };
         let n = c.fetch_add(1, Ordering::Relaxed) + 1;
@@ -87,6 +106,8 @@ impl Counters {
             dropped_queue_full: self.queue_full.load(Ordering::Relaxed),
             dropped_receiver_gone: self.receiver_gone.load(Ordering::Relaxed),
             dropped_loop_stopped: self.loop_stopped.load(Ordering::Relaxed),
+            dropped_unsendable: self.unsendable.load(Ordering::Relaxed),
+            decode_errors: self.decode_errors.load(Ordering::Relaxed),
             slot_panics: self.slot_panics.load(Ordering::Relaxed),
             queue_depth,
             wakeups: self.wakeups.load(Ordering::Relaxed),

@@ -75,6 +75,9 @@ impl Timer {
         if shared.is_finished() {
             return Err(TimerError::LoopFinished(shared.name.clone()));
         }
+        if shared.is_remote() {
+            return Err(TimerError::RemoteLoop(shared.name.clone()));
+        }
         let n = NEXT_TIMER.fetch_add(1, Ordering::Relaxed);
         let id = ObjectId::internal(format!("#timer-{n}@{}", shared.name));
         let timeout = Arc::new(SignalShared::new(id.clone(), "timeout", shared.id));
@@ -124,6 +127,9 @@ impl Timer {
         let lp = &t.object.lp;
         if lp.is_finished() {
             return Err(TimerError::LoopFinished(lp.name.clone()));
+        }
+        if lp.is_remote() {
+            return Err(TimerError::RemoteLoop(lp.name.clone()));
         }
         let deadline = Instant::now() + t.interval();
         t.active.store(true, Ordering::Release);

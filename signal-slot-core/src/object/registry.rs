@@ -40,3 +40,12 @@ pub(crate) fn lookup(id: &str) -> Option<Arc<ObjectShared>> {
         .and_then(Weak::upgrade)
         .filter(|o| o.is_alive())
 }
+
+/// Every live registered object of this process.
+pub(crate) fn live_objects() -> Vec<Arc<ObjectShared>> {
+    lock(&REGISTRY)
+        .values()
+        .filter_map(Weak::upgrade)
+        .filter(|o| o.is_alive())
+        .collect()
+}

@@ -23,8 +23,9 @@ use std::time::SystemTime;
 #[derive(Debug, Clone)]
 pub struct Meta {
     sender: ObjectId,
-    signal: &'static str,
     topic: Arc<str>,
+    /// Where the signal name starts in `topic` (`<sender>/<signal>`).
+    signal_at: usize,
     message_id: u64,
     sequence: u64,
     timestamp: SystemTime,
@@ -33,15 +34,11 @@ pub struct Meta {
 static NEXT_MESSAGE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Meta {
-    pub(crate) fn new(
-        sender: ObjectId,
-        signal: &'static str,
-        topic: Arc<str>,
-        sequence: u64,
-    ) -> Self {
+    pub(crate) fn new(sender: ObjectId, topic: Arc<str>, sequence: u64) -> Self {
+        let signal_at = (sender.as_str().len() + 1).min(topic.len());
         Self {
             sender,
-            signal,
+            signal_at,
             topic,
             message_id: NEXT_MESSAGE_ID.fetch_add(1, Ordering::Relaxed),
             sequence,
@@ -53,7 +50,7 @@ impl Meta {
     pub(crate) fn empty() -> Self {
         Self {
             sender: ObjectId::internal(String::new()),
-            signal: "",
+            signal_at: 0,
             topic: Arc::from(""),
             message_id: 0,
             sequence: 0,
@@ -66,9 +63,28 @@ impl Meta {
         &self.sender
     }
 
+    /// Metadata that came from another process.
+    pub(crate) fn received(
+        sender: String,
+        topic: String,
+        message_id: u64,
+        sequence: u64,
+        timestamp: SystemTime,
+    ) -> Self {
+        let signal_at = (sender.len() + 1).min(topic.len());
+        Self {
+            sender: ObjectId::internal(sender),
+            topic: Arc::from(topic),
+            signal_at,
+            message_id,
+            sequence,
+            timestamp,
+        }
+    }
+
     /// The signal's name (the field name).
-    pub fn signal(&self) -> &'static str {
-        self.signal
+    pub fn signal(&self) -> &str {
+        self.topic.get(self.signal_at..).unwrap_or("")
     }
 
     /// The emission's topic: `<sender id>/<signal name>`.

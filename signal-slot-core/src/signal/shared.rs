@@ -184,12 +184,7 @@ impl<A: SignalArgs> SignalShared<A> {
                     Some(
                         meta.get_or_insert_with(|| {
                             let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
-                            Arc::new(Meta::new(
-                                self.owner.clone(),
-                                self.name,
-                                self.topic.clone(),
-                                seq,
-                            ))
+                            Arc::new(Meta::new(self.owner.clone(), self.topic.clone(), seq))
                         })
                         .clone(),
                     )

@@ -39,17 +39,13 @@ impl Doorbell {
         if p.is_null() {
             (&self.local, false)
         } else {
-            // SAFETY: `use_external` requires the word to outlive this doorbell.
+            // SAFETY: `use_external` only stores `&'static` words.
             (unsafe { &*p }, true)
         }
     }
 
     /// Moves the doorbell to `word` (in shared memory, rung by other processes).
-    ///
-    /// # Safety
-    /// `word` must stay valid (mapped) for as long as this doorbell exists.
-    #[allow(dead_code)] // the process layer moves loop doorbells into shared memory
-    pub(crate) unsafe fn use_external(&self, word: &AtomicU32) {
+    pub(crate) fn use_external(&self, word: &'static AtomicU32) {
         self.external
             .store(ptr::from_ref(word).cast_mut(), Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -216,7 +212,6 @@ mod tests {
         static EXTERNAL: AtomicU32 = AtomicU32::new(0);
         let bell = Arc::new(Doorbell::new());
         let b = bell.clone();
-        // SAFETY: a static outlives the doorbell.
-        handshakes(bell, 20_000, move || unsafe { b.use_external(&EXTERNAL) });
+        handshakes(bell, 20_000, move || b.use_external(&EXTERNAL));
     }
 }

@@ -84,9 +84,16 @@ impl<D, C> Inbox<D, C> {
         self.data_rx.len()
     }
 
-    /// Sleeps until a message arrives or `timeout` passes.
-    pub(crate) fn sleep(&self, timeout: Option<Duration>) {
-        self.bell.sleep(|| self.has_work(), timeout);
+    /// Sleeps until a message arrives (here or where `more` looks) or `timeout`
+    /// passes.
+    pub(crate) fn sleep(&self, timeout: Option<Duration>, more: impl Fn() -> bool) {
+        self.bell.sleep(|| self.has_work() || more(), timeout);
+    }
+
+    /// From now on the loop sleeps on `word` (its mailbox's doorbell in shared
+    /// memory), which producers of other processes ring too.
+    pub(crate) fn use_shared_bell(&self, word: &'static crate::sync::AtomicU32) {
+        self.bell.use_external(word);
     }
 }
 
@@ -122,7 +129,7 @@ mod tests {
                 } else if let Some(d) = rx.try_recv_data() {
                     got.push(d);
                 } else {
-                    rx.sleep(None);
+                    rx.sleep(None, || false);
                 }
             }
             got

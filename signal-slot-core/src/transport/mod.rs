@@ -9,7 +9,6 @@
 pub(crate) mod codec;
 pub(crate) mod doorbell;
 pub(crate) mod erased;
+pub(crate) mod fork;
 pub(crate) mod inbox;
-// Wired into the event loop by the process layer (next change).
-#[allow(dead_code)]
 pub(crate) mod shm;

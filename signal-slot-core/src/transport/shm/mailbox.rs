@@ -3,7 +3,7 @@
 
 use super::region::{Region, MAX_MAILBOXES, MAX_PROCS};
 use super::ring::RingError;
-use crate::sync::{fence, AtomicU32, Ordering};
+use crate::sync::{fence, Ordering};
 use crate::transport::doorbell::wake_if_sleeping;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -53,6 +53,19 @@ pub(crate) fn send(
     Ok(())
 }
 
+/// Claims a mailbox for a loop of process `owner`. Whatever its rings still hold
+/// was meant for a previous owner and is skipped.
+pub(crate) fn claim(region: &Region, owner: u32) -> Option<MailboxAddr> {
+    let index = region.claim_mailbox(owner)?;
+    for p in 0..MAX_PROCS as u32 {
+        region.ring(index, p).skip_all();
+    }
+    let header = region.mailbox_header(index);
+    header.dirty.store(0, Ordering::SeqCst);
+    let generation = header.generation.load(Ordering::Acquire);
+    Some(MailboxAddr { index, generation })
+}
+
 /// The consuming side of one mailbox, owned by its loop's thread.
 pub(crate) struct MailboxConsumer {
     region: &'static Region,
@@ -60,27 +73,9 @@ pub(crate) struct MailboxConsumer {
 }
 
 impl MailboxConsumer {
-    /// Takes over a freshly claimed mailbox: whatever its rings still hold was
-    /// meant for its previous owner.
-    pub(crate) fn start(region: &'static Region, index: u32) -> Self {
-        let header = region.mailbox_header(index);
-        for p in 0..MAX_PROCS as u32 {
-            region.ring(index, p).skip_all();
-        }
-        header.dirty.store(0, Ordering::SeqCst);
-        let generation = header.generation.load(Ordering::Acquire);
-        Self {
-            region,
-            addr: MailboxAddr { index, generation },
-        }
-    }
-
-    pub(crate) fn addr(&self) -> MailboxAddr {
-        self.addr
-    }
-
-    pub(crate) fn bell(&self) -> &'static AtomicU32 {
-        &self.region.mailbox_header(self.addr.index).bell
+    /// A view of a mailbox this process claimed with [`claim`].
+    pub(crate) fn new(region: &'static Region, addr: MailboxAddr) -> Self {
+        Self { region, addr }
     }
 
     pub(crate) fn has_work(&self) -> bool {

@@ -11,3 +11,4 @@
 pub(crate) mod mailbox;
 pub(crate) mod region;
 pub(crate) mod ring;
+pub(crate) mod system;

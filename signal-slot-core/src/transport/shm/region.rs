@@ -116,10 +116,6 @@ impl Region {
         unsafe { &*self.base.as_ptr().cast::<Header>() }
     }
 
-    pub(crate) fn ring_bytes(&self) -> usize {
-        self.ring_bytes
-    }
-
     pub(crate) fn proc(&self, p: u32) -> Option<&ProcSlot> {
         self.header().procs.get(p as usize)
     }
@@ -147,6 +143,11 @@ impl Region {
         mb.owner.store(owner, Ordering::Relaxed);
         mb.generation.fetch_add(1, Ordering::AcqRel);
         Some(m)
+    }
+
+    pub(crate) fn mailbox_in_use(&self, m: u32) -> bool {
+        m < MAX_MAILBOXES as u32
+            && self.header().mailboxes_used.load(Ordering::Acquire) & (1 << m) != 0
     }
 
     pub(crate) fn release_mailbox(&self, m: u32) {

@@ -1,0 +1,194 @@
+//! Calls to slots of objects whose loop runs in another process: the record
+//! format, sending (encode once, write into the target mailbox) and receiving.
+//!
+//! Record: `[kind=1][flags][slot u16][mailbox generation u32][key index u32]
+//! [key generation u32]` then, if flag bit 0, `[meta length u32][meta]`, then the
+//! argument tuple; integers little-endian, meta and arguments postcard.
+
+use super::LoopShared;
+use crate::error::DropReason;
+use crate::object::ObjectKey;
+use crate::signal::{Meta, Overflow, SignalArgs, SlotTarget};
+use crate::transport::codec;
+use crate::transport::shm::mailbox::{self, MailboxAddr};
+use crate::transport::shm::ring::RingError;
+use crate::transport::shm::system;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+const KIND_CALL: u8 = 1;
+const HEADER: usize = 16;
+const FLAG_META: u8 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct MetaWire {
+    sender: String,
+    topic: String,
+    message_id: u64,
+    sequence: u64,
+    timestamp_ns: u64,
+}
+
+thread_local! {
+    /// Reused encode buffers: arguments, metadata.
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Sends one call to `t`'s loop in process `owner` through `addr`.
+pub(super) fn post<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    args: &A,
+    meta: Option<&Meta>,
+    addr: MailboxAddr,
+    owner: u32,
+) -> Result<(), DropReason> {
+    let Some(region) = system::region() else {
+        return Err(DropReason::ReceiverGone);
+    };
+    SCRATCH.with(|s| {
+        let mut fresh = (Vec::new(), Vec::new());
+        let mut guard = s.try_borrow_mut();
+        let (a, m) = match guard.as_deref_mut() {
+            Ok(bufs) => bufs,
+            Err(_) => &mut fresh,
+        };
+        a.clear();
+        m.clear();
+        if let Err(e) = codec::encode_into(args, a) {
+            log::error!(
+                "slot {}::{}: arguments not encodable: {e}",
+                t.recv.id,
+                t.name
+            );
+            return Err(DropReason::Encode);
+        }
+        if let Some(meta) = meta {
+            let wire = MetaWire {
+                sender: meta.sender().to_string(),
+                topic: meta.topic().to_string(),
+                message_id: meta.message_id(),
+                sequence: meta.sequence(),
+                timestamp_ns: meta
+                    .timestamp()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            };
+            if codec::encode_into(&wire, m).is_err() {
+                return Err(DropReason::Encode);
+            }
+        }
+        let meta_part = if meta.is_some() { 4 + m.len() } else { 0 };
+        let len = HEADER + meta_part + a.len();
+        let mut deadline = None;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            if !system::proc_alive(region, owner) {
+                return Err(DropReason::ReceiverGone);
+            }
+            let sent = mailbox::send(region, addr.index, system::my_proc(), len, |buf| {
+                buf[0] = KIND_CALL;
+                buf[1] = if meta.is_some() { FLAG_META } else { 0 };
+                buf[2..4].copy_from_slice(&t.index.to_le_bytes());
+                buf[4..8].copy_from_slice(&addr.generation.to_le_bytes());
+                buf[8..12].copy_from_slice(&t.key.index.to_le_bytes());
+                buf[12..16].copy_from_slice(&t.key.generation.to_le_bytes());
+                let mut at = HEADER;
+                if meta.is_some() {
+                    // Bounded by the record size, itself below u32::MAX.
+                    buf[at..at + 4].copy_from_slice(&(m.len() as u32).to_le_bytes());
+                    buf[at + 4..at + 4 + m.len()].copy_from_slice(m);
+                    at += 4 + m.len();
+                }
+                buf[at..].copy_from_slice(a);
+            });
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(RingError::TooLarge) => return Err(DropReason::TooLarge),
+                Err(RingError::Corrupt(why)) => {
+                    log::error!("mailbox of loop {:?} is corrupt: {why}", lp.name);
+                    return Err(DropReason::ReceiverGone);
+                }
+                Err(RingError::Full) => {
+                    let Overflow::Block(wait) = t.overflow else {
+                        return Err(DropReason::QueueFull);
+                    };
+                    let end = *deadline.get_or_insert_with(|| Instant::now() + wait);
+                    let now = Instant::now();
+                    if now >= end {
+                        return Err(DropReason::QueueFull);
+                    }
+                    // The consumer does not signal room; poll with a growing pause.
+                    std::thread::sleep(pause.min(end - now));
+                    pause = (pause * 2).min(Duration::from_millis(2));
+                }
+            }
+        }
+    })
+}
+
+/// A call record, checked and split.
+pub(super) struct Call<'a> {
+    pub(super) key: ObjectKey,
+    pub(super) slot: u16,
+    pub(super) meta: Option<Arc<Meta>>,
+    pub(super) args: &'a [u8],
+}
+
+/// Why a record was not dispatched.
+pub(super) enum Unusable {
+    /// Meant for a previous loop of this mailbox.
+    Stale,
+    /// Malformed.
+    Garbage(&'static str),
+}
+
+/// Parses a record received in mailbox `addr`.
+pub(super) fn parse(rec: &[u8], addr: MailboxAddr) -> Result<Call<'_>, Unusable> {
+    let header = rec
+        .get(..HEADER)
+        .ok_or(Unusable::Garbage("record shorter than its header"))?;
+    if header[0] != KIND_CALL {
+        return Err(Unusable::Garbage("unknown record kind"));
+    }
+    let u32_at =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    if u32_at(4) != addr.generation {
+        return Err(Unusable::Stale);
+    }
+    let key = ObjectKey {
+        index: u32_at(8),
+        generation: u32_at(12),
+    };
+    let slot = u16::from_le_bytes([header[2], header[3]]);
+    let rest = &rec[HEADER..];
+    let (meta, args) = if header[1] & FLAG_META != 0 {
+        let len_bytes = rest
+            .get(..4)
+            .ok_or(Unusable::Garbage("truncated metadata length"))?;
+        let mlen =
+            u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        let body = rest
+            .get(4..4usize.saturating_add(mlen))
+            .ok_or(Unusable::Garbage("metadata beyond the record"))?;
+        let wire: MetaWire = codec::decode(body).map_err(|_| Unusable::Garbage("bad metadata"))?;
+        let meta = Meta::received(
+            wire.sender,
+            wire.topic,
+            wire.message_id,
+            wire.sequence,
+            SystemTime::UNIX_EPOCH + Duration::from_nanos(wire.timestamp_ns),
+        );
+        (Some(Arc::new(meta)), &rest[4 + mlen..])
+    } else {
+        (None, rest)
+    };
+    Ok(Call {
+        key,
+        slot,
+        meta,
+        args,
+    })
+}

@@ -1,0 +1,68 @@
+//! The process-wide view of the system: the region, and which process this is.
+
+use super::region::{Region, RegionError, PROC_ALIVE};
+use crate::sync::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+static REGION: OnceLock<Region> = OnceLock::new();
+static CREATE: Mutex<()> = Mutex::new(());
+/// This process's slot in the region: 0 for the root process.
+static MY_PROC: AtomicU32 = AtomicU32::new(0);
+/// Ring size for a region not created yet.
+static RING_BYTES: AtomicU32 = AtomicU32::new(1 << 20);
+
+/// The region, if this system has one (it exists once a process was created).
+#[inline]
+pub(crate) fn region() -> Option<&'static Region> {
+    REGION.get()
+}
+
+/// The region, created on first use (by the root process, before any fork).
+/// Returns whether it was created by this call.
+pub(crate) fn ensure() -> Result<(&'static Region, bool), RegionError> {
+    if let Some(r) = REGION.get() {
+        return Ok((r, false));
+    }
+    let _g = CREATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(r) = REGION.get() {
+        return Ok((r, false));
+    }
+    let region = Region::create(RING_BYTES.load(Ordering::Relaxed) as usize)?;
+    // The root process takes slot 0.
+    let root = region.claim_proc();
+    debug_assert_eq!(root, Some(0));
+    if let Some(slot) = region.proc(0) {
+        slot.pid.store(std::process::id(), Ordering::Relaxed);
+        slot.state.store(PROC_ALIVE, Ordering::Release);
+    }
+    Ok((REGION.get_or_init(|| region), true))
+}
+
+/// Sets the ring size of the region to be created; false if it exists already.
+pub(crate) fn set_ring_bytes(bytes: u32) -> bool {
+    if REGION.get().is_some() {
+        return false;
+    }
+    RING_BYTES.store(bytes, Ordering::Relaxed);
+    true
+}
+
+/// This process's slot.
+#[inline]
+pub(crate) fn my_proc() -> u32 {
+    MY_PROC.load(Ordering::Relaxed)
+}
+
+/// Called first thing in a new child.
+pub(crate) fn set_my_proc(p: u32) {
+    MY_PROC.store(p, Ordering::Relaxed);
+}
+
+/// True while process `p` is alive in the region.
+pub(crate) fn proc_alive(region: &Region, p: u32) -> bool {
+    region
+        .proc(p)
+        .is_some_and(|s| s.state.load(Ordering::Acquire) == PROC_ALIVE)
+}
