@@ -52,6 +52,12 @@ pub mod __private {
         &EMPTY
     }
 
+    /// Writes raw bytes as one record into `lp`'s mailbox, as another process
+    /// would. For tests of what a loop does with garbage; false if it could not.
+    pub fn inject_raw_record(lp: &crate::EventLoop, bytes: &[u8]) -> bool {
+        crate::event_loop::inject_raw_record(lp, bytes)
+    }
+
     /// The argument tuple of a `Signal<A>` field type.
     pub trait SignalField {
         /// The tuple.

@@ -399,6 +399,18 @@ static CONTROL_SLOTS: &[crate::signal::SlotEntry] = &[crate::signal::SlotEntry {
     },
 }];
 
+pub(crate) fn inject_raw_record(lp: &EventLoop, bytes: &[u8]) -> bool {
+    match (system::region(), lp.shared.mailbox.get()) {
+        (Some(region), Some(addr)) => {
+            mailbox::send(region, addr.index, system::my_proc(), bytes.len(), |b| {
+                b.copy_from_slice(bytes)
+            })
+            .is_ok()
+        }
+        _ => false,
+    }
+}
+
 /// Gives every loop of this process a mailbox in the (new) region.
 pub(crate) fn attach_all(region: &'static Region) {
     let loops: Vec<Arc<LoopShared>> = lock(&ALL_LOOPS).iter().filter_map(Weak::upgrade).collect();

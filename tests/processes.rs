@@ -1,0 +1,513 @@
+//! Loops in child processes: what crosses, in what order, and what happens when
+//! a child dies, stalls or sends garbage.
+//!
+//! A harness of its own (`harness = false`): `main` runs every scenario in a
+//! fresh process (this binary re-executed with `scenario:<name>`), because
+//! forking from cargo's multi-threaded test runner is fragile. Each scenario
+//! waits on events with generous deadlines; a watchdog kills a scenario that
+//! hangs. Arguments that are not flags filter scenarios by name.
+
+use crossbeam_channel::{Receiver, Sender};
+use signal_slot::prelude::*;
+use signal_slot::process::ProcessConfig;
+use signal_slot::{DropReason, EmitError, ProcessExit};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The parent's observer: forwards what it receives into a channel.
+#[derive(EventLoopObject)]
+struct Sink {
+    tx: Sender<String>,
+}
+
+#[slots]
+impl Sink {
+    fn on_value(&mut self, v: u64) {
+        let _ = self.tx.send(format!("value {v}"));
+    }
+    fn on_text(&mut self, s: String) {
+        let _ = self.tx.send(format!("text {s}"));
+    }
+    fn on_text_meta(&mut self, s: String, meta: &Meta) {
+        let _ = self.tx.send(format!(
+            "meta {s} sender={} signal={} topic={}",
+            meta.sender(),
+            meta.signal(),
+            meta.topic()
+        ));
+    }
+    fn on_exited(&mut self, status: ProcessExit) {
+        let _ = self.tx.send(format!("exited {status}"));
+    }
+    fn on_destroyed(&mut self, id: ObjectId) {
+        let _ = self.tx.send(format!("destroyed {id}"));
+    }
+    fn on_checked(&mut self, seq: u64, check: u64, pad: String) {
+        let ok = check == checksum(seq, &pad);
+        let _ = self.tx.send(format!("checked {seq} {ok}"));
+    }
+}
+
+/// Emits from the parent.
+#[derive(EventLoopObject, Default)]
+struct Source {
+    #[signal]
+    value: Signal<(u64,)>,
+    #[signal]
+    text: Signal<(String,)>,
+}
+
+/// Lives in the child: answers, misbehaves on request, reports its loop's stats.
+#[derive(EventLoopObject)]
+struct Echo {
+    #[signal]
+    echoed: Signal<(u64,)>,
+    #[signal]
+    said: Signal<(String,)>,
+    #[signal]
+    checked: Signal<(u64, u64, String)>,
+    lp: Option<EventLoop>,
+    ticks: u64,
+    seq: u64,
+}
+
+impl Echo {
+    fn new() -> Self {
+        Echo {
+            echoed: Signal::new(),
+            said: Signal::new(),
+            checked: Signal::new(),
+            lp: None,
+            ticks: 0,
+            seq: 0,
+        }
+    }
+}
+
+#[slots]
+impl Echo {
+    fn on_value(&mut self, v: u64) {
+        if v == 13 {
+            panic!("unlucky {v}");
+        }
+        self.echoed.emit((v,));
+    }
+    fn on_text(&mut self, s: String) {
+        self.said.emit((format!("echo {s}"),));
+    }
+    fn on_tick(&mut self) {
+        self.ticks += 1;
+        self.echoed.emit((self.ticks,));
+    }
+    /// Streams checksummed records of varying length as fast as it can.
+    fn on_stream(&mut self) {
+        for _ in 0..64 {
+            self.seq += 1;
+            let pad = "x".repeat((self.seq % 200) as usize);
+            let check = checksum(self.seq, &pad);
+            self.checked.emit((self.seq, check, pad));
+        }
+    }
+    fn stall(&mut self, ms: u64) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    fn exit_with(&mut self, code: i32) {
+        std::process::exit(code);
+    }
+    fn abort(&mut self) {
+        std::process::abort();
+    }
+    fn report_decode_errors(&mut self) {
+        let n = self.lp.as_ref().map_or(0, |lp| lp.stats().decode_errors);
+        self.said.emit((format!("decode_errors {n}"),));
+    }
+}
+
+fn checksum(seq: u64, pad: &str) -> u64 {
+    seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pad.len() as u64
+}
+
+fn take(rx: &Receiver<String>, n: usize) -> Vec<String> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        match rx.recv_timeout(DEADLINE) {
+            Ok(m) => got.push(m),
+            Err(_) => panic!("expected {n} messages within {DEADLINE:?}, got {got:?}"),
+        }
+    }
+    got
+}
+
+/// Receives until `pred` matches a message; returns the messages before it.
+fn until(rx: &Receiver<String>, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let end = Instant::now() + DEADLINE;
+    let mut before = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(m) if pred(&m) => return before,
+            Ok(m) => before.push(m),
+            Err(_) => panic!("no matching message within {DEADLINE:?}; got {before:?}"),
+        }
+    }
+}
+
+/// A parent loop thread with a sink on it.
+fn parent_sink() -> (EventLoopThread, Handle<Sink>, Receiver<String>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let t = EventLoopThread::new("parent");
+    let sink = t.event_loop().add("sink", Sink { tx }).unwrap();
+    t.start().unwrap();
+    (t, sink, rx)
+}
+
+fn child_echo(name: &str) -> (EventLoopProcess, Handle<Echo>) {
+    let p = EventLoopProcess::new(name).unwrap();
+    let mut echo = Echo::new();
+    echo.lp = Some(p.event_loop().clone());
+    let e = p.event_loop().add(format!("echo-{name}"), echo).unwrap();
+    (p, e)
+}
+
+fn round_trip_both_ways_in_order() {
+    let (_t, sink, rx) = parent_sink();
+    let src_loop = EventLoop::new("source-loop");
+    let src = src_loop.add("source", Source::default()).unwrap();
+    let (p, echo) = child_echo("child");
+    src.value().connect(&echo.on_value()).unwrap();
+    src.text().connect(&echo.on_text()).unwrap();
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    echo.said().connect(&sink.on_text_meta()).unwrap();
+    p.exited().connect(&sink.on_exited()).unwrap();
+    p.start().unwrap();
+    assert!(p.is_alive() && p.pid().is_some_and(|pid| pid != std::process::id()));
+    for i in 0..10_000 {
+        if i != 13 {
+            src.value().emit((i,));
+        }
+    }
+    let got = take(&rx, 9_999);
+    let want: Vec<String> = (0..10_000u64)
+        .filter(|i| *i != 13)
+        .map(|i| format!("value {i}"))
+        .collect();
+    assert_eq!(got, want, "values echoed in order");
+    src.text().emit(("hi".into(),));
+    let id = echo.id().to_string();
+    assert_eq!(
+        take(&rx, 1),
+        [format!(
+            "meta echo hi sender={id} signal=said topic={id}/said"
+        )]
+    );
+    p.stop().unwrap();
+    assert_eq!(p.join().unwrap(), ProcessExit::Code(0));
+    assert_eq!(take(&rx, 1), ["exited exit code 0"]);
+    assert!(!p.is_alive());
+    assert!(!echo.is_alive(), "the child's objects are gone with it");
+}
+
+fn a_panicking_slot_in_the_child_is_caught() {
+    let (_t, sink, rx) = parent_sink();
+    let (p, echo) = child_echo("panicky");
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    p.start().unwrap();
+    for v in [12, 13, 14] {
+        echo.on_value().invoke((v,)).unwrap();
+    }
+    assert_eq!(take(&rx, 2), ["value 12", "value 14"]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn timers_run_in_the_child() {
+    let (_t, sink, rx) = parent_sink();
+    let (p, echo) = child_echo("ticking");
+    let tick = Timer::periodic(p.event_loop(), Duration::from_millis(5)).unwrap();
+    tick.timeout().connect(&echo.on_tick()).unwrap();
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    p.start().unwrap();
+    assert_eq!(take(&rx, 3), ["value 1", "value 2", "value 3"]);
+    // After the start the timer belongs to the child.
+    assert!(tick.start().is_err());
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn sigkill_while_signals_flow_both_ways() {
+    let (_t, sink, rx) = parent_sink();
+    let (p, echo) = child_echo("victim");
+    let tick = Timer::periodic(p.event_loop(), Duration::from_millis(1)).unwrap();
+    tick.timeout().connect(&echo.on_tick()).unwrap();
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    echo.destroyed().connect(&sink.on_destroyed()).unwrap();
+    p.exited().connect(&sink.on_exited()).unwrap();
+    let src_loop = EventLoop::new("source-loop");
+    let src = src_loop.add("source", Source::default()).unwrap();
+    src.value()
+        .connect_with(
+            &echo.on_value(),
+            ConnectOptions::new().overflow(Overflow::Block(Duration::from_secs(60))),
+        )
+        .unwrap();
+    p.start().unwrap();
+    // The parent streams into the child from a thread while the child ticks back.
+    let s2 = src.clone();
+    let emitter = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut i = 0u64;
+        while s2.value().receiver_count() > 0 {
+            s2.value().emit((100 + i % 1000,));
+            i += 1;
+        }
+        start.elapsed()
+    });
+    until(&rx, |m| m == "value 10");
+    p.kill().unwrap();
+    assert_eq!(p.join().unwrap(), ProcessExit::Signal(9));
+    // The route is removed: the emitter, even blocked on a full ring with a
+    // 60 s policy, returns promptly.
+    let ran = emitter.join().unwrap();
+    assert!(ran < Duration::from_secs(50), "emitter blocked {ran:?}");
+    let rest = until(&rx, |m| m == "exited killed by signal 9");
+    assert!(
+        rest.contains(&format!("destroyed {}", echo.id())),
+        "destroyed before exited: {rest:?}"
+    );
+    assert_eq!(src.value().receiver_count(), 0);
+    assert!(!echo.is_alive());
+    assert!(matches!(
+        src.value().connect(&echo.on_value()),
+        Err(signal_slot::ConnectError::ReceiverRemoved(_))
+    ));
+    // The parent goes on: its own loops still work.
+    let s = src_loop.add("source2", Source::default()).unwrap();
+    s.value().connect(&sink.on_value()).unwrap();
+    s.value().emit((7,));
+    until(&rx, |m| m == "value 7");
+}
+
+fn a_killed_producer_never_delivers_a_torn_record() {
+    let (t, sink, rx) = parent_sink();
+    let (p, echo) = child_echo("streamer");
+    let busy = Timer::periodic(p.event_loop(), Duration::ZERO).unwrap();
+    busy.timeout().connect(&echo.on_stream()).unwrap();
+    echo.checked()
+        .connect_with(
+            &sink.on_checked(),
+            ConnectOptions::new().overflow(Overflow::DropNewest),
+        )
+        .unwrap();
+    p.start().unwrap();
+    let mut seen = 0;
+    while seen < 20_000 {
+        let m = rx.recv_timeout(DEADLINE).expect("stream stalled");
+        assert!(m.ends_with(" true"), "torn or corrupt record: {m}");
+        seen += 1;
+    }
+    p.kill().unwrap();
+    assert_eq!(p.join().unwrap(), ProcessExit::Signal(9));
+    // Whatever was published before the kill is whole.
+    while let Ok(m) = rx.recv_timeout(Duration::from_millis(200)) {
+        assert!(m.ends_with(" true"), "torn or corrupt record: {m}");
+    }
+    assert_eq!(t.event_loop().stats().decode_errors, 0);
+}
+
+fn abnormal_exits_are_reported() {
+    let (p, echo) = child_echo("exits");
+    p.start().unwrap();
+    echo.exit_with().invoke((3,)).unwrap();
+    assert_eq!(p.join().unwrap(), ProcessExit::Code(3));
+    let (p2, echo2) = child_echo("aborts");
+    p2.start().unwrap();
+    echo2.abort().invoke(()).unwrap();
+    assert_eq!(p2.join().unwrap(), ProcessExit::Signal(6));
+}
+
+fn full_ring_policies_apply_and_count() {
+    assert!(ProcessConfig::new().ring_bytes(4096).apply());
+    let src_loop = EventLoop::new("source-loop");
+    let src = src_loop.add("source", Source::default()).unwrap();
+    let (p, echo) = child_echo("slow");
+    let (_t, sink, rx) = parent_sink();
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    p.start().unwrap();
+    echo.stall().invoke((3_000,)).unwrap();
+    // The child is busy for 3 s: its ring (4 KiB) fills up.
+    let c = src
+        .value()
+        .connect_with(
+            &echo.on_value(),
+            ConnectOptions::new().overflow(Overflow::Fail),
+        )
+        .unwrap();
+    let mut failed = None;
+    for i in 0..10_000u64 {
+        if let Err(e) = src.value().try_emit((1000 + i,)) {
+            failed = Some(e);
+            break;
+        }
+    }
+    match failed {
+        Some(EmitError::Undelivered(u)) => assert_eq!(u[0].reason, DropReason::QueueFull),
+        other => panic!("a full ring must fail the emit, got {other:?}"),
+    }
+    c.disconnect().unwrap();
+    let start = Instant::now();
+    src.value()
+        .connect_with(
+            &echo.on_value(),
+            ConnectOptions::new().overflow(Overflow::Block(Duration::from_millis(50))),
+        )
+        .unwrap();
+    let err = src.value().try_emit((1,)).unwrap_err();
+    assert!(matches!(err, EmitError::Undelivered(ref u) if u[0].reason == DropReason::QueueFull));
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    let stats = p.event_loop().stats();
+    assert_eq!(stats.dropped_queue_full, 2, "{stats:?}");
+    // What was queued before the ring filled is delivered once the child wakes.
+    until(&rx, |m| m == "value 1000");
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn a_message_over_the_limit_is_refused_whole() {
+    assert!(ProcessConfig::new().ring_bytes(4096).apply());
+    let (_t, sink, rx) = parent_sink();
+    let src_loop = EventLoop::new("source-loop");
+    let src = src_loop.add("source", Source::default()).unwrap();
+    let (p, echo) = child_echo("limited");
+    src.text().connect(&echo.on_text()).unwrap();
+    echo.said().connect(&sink.on_text()).unwrap();
+    p.start().unwrap();
+    let err = src.text().try_emit(("y".repeat(10_000),)).unwrap_err();
+    assert!(matches!(err, EmitError::Undelivered(ref u) if u[0].reason == DropReason::TooLarge));
+    assert_eq!(p.event_loop().stats().dropped_unsendable, 1);
+    src.text().emit(("small".into(),));
+    assert_eq!(take(&rx, 1), ["text echo small"]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn garbage_records_are_counted_and_skipped() {
+    let (_t, sink, rx) = parent_sink();
+    let (p, echo) = child_echo("garbage");
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    echo.said().connect(&sink.on_text()).unwrap();
+    p.start().unwrap();
+    let lp = p.event_loop();
+    let inject = |b: &[u8]| assert!(signal_slot::__private::inject_raw_record(lp, b));
+    inject(b"");
+    inject(b"\x07garbage");
+    inject(&[1u8; 15]); // a call header one byte short
+                        // A well-formed header for a stale mailbox generation, then for a slot index
+                        // no object has, then arguments that do not decode as the slot's tuple.
+    let header = |gen: u32, slot: u16| {
+        let mut h = vec![1u8, 0];
+        h.extend_from_slice(&slot.to_le_bytes());
+        h.extend_from_slice(&gen.to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes()); // the first object slot
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h
+    };
+    inject(&header(u32::MAX, 0));
+    let current = 1u32; // the first life of a freshly claimed mailbox
+    inject(&header(current, 999));
+    let mut bad_args = header(current, 0); // on_value(u64)
+    bad_args.extend_from_slice(&[0xff; 11]); // not a varint u64
+    inject(&bad_args);
+    echo.on_value().invoke((5,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 5"], "the loop goes on");
+    echo.report_decode_errors().invoke(()).unwrap();
+    assert_eq!(take(&rx, 1), ["text decode_errors 5"]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn scenarios() -> Vec<(&'static str, fn())> {
+    vec![
+        (
+            "round_trip_both_ways_in_order",
+            round_trip_both_ways_in_order,
+        ),
+        (
+            "a_panicking_slot_in_the_child_is_caught",
+            a_panicking_slot_in_the_child_is_caught,
+        ),
+        ("timers_run_in_the_child", timers_run_in_the_child),
+        (
+            "sigkill_while_signals_flow_both_ways",
+            sigkill_while_signals_flow_both_ways,
+        ),
+        (
+            "a_killed_producer_never_delivers_a_torn_record",
+            a_killed_producer_never_delivers_a_torn_record,
+        ),
+        ("abnormal_exits_are_reported", abnormal_exits_are_reported),
+        (
+            "full_ring_policies_apply_and_count",
+            full_ring_policies_apply_and_count,
+        ),
+        (
+            "a_message_over_the_limit_is_refused_whole",
+            a_message_over_the_limit_is_refused_whole,
+        ),
+        (
+            "garbage_records_are_counted_and_skipped",
+            garbage_records_are_counted_and_skipped,
+        ),
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(name) = args.iter().find_map(|a| a.strip_prefix("scenario:")) {
+        let Some((_, f)) = scenarios().into_iter().find(|(n, _)| *n == name) else {
+            eprintln!("no scenario {name}");
+            std::process::exit(2);
+        };
+        f();
+        std::process::exit(0);
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let exe = std::env::current_exe().expect("own path");
+    let (mut passed, mut failed) = (0, 0);
+    for (name, _) in scenarios() {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let mut child = Command::new(&exe)
+            .arg(format!("scenario:{name}"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn scenario");
+        let end = Instant::now() + Duration::from_secs(120);
+        let ok = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status.success(),
+                Ok(None) if Instant::now() > end => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    eprintln!("scenario {name} hung: killed after 120 s");
+                    break false;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => break false,
+            }
+        };
+        if ok {
+            passed += 1;
+            println!("test {name} ... ok");
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED");
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
