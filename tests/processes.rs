@@ -427,38 +427,122 @@ fn garbage_records_are_counted_and_skipped() {
     assert!(p.join().unwrap().success());
 }
 
+fn connect_and_disconnect_while_both_run() {
+    let (_t, sink, rx) = parent_sink();
+    let src_loop = EventLoop::new("source-loop");
+    let src = src_loop.add("source", Source::default()).unwrap();
+    let (p, echo) = child_echo("running");
+    p.start().unwrap();
+    // Both sides run; connect() returns once the child applied the connection.
+    let back = echo.echoed().connect(&sink.on_value()).unwrap();
+    let there = src.value().connect(&echo.on_value()).unwrap();
+    src.value().emit((1,));
+    assert_eq!(take(&rx, 1), ["value 1"]);
+    there.disconnect().unwrap();
+    src.value().emit((2,)); // goes nowhere
+    echo.on_value().invoke((3,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 3"]);
+    back.disconnect().unwrap();
+    echo.on_value().invoke((4,)).unwrap(); // the child no longer sends it here
+    echo.said().connect(&sink.on_text()).unwrap();
+    echo.on_text().invoke(("marker".into(),)).unwrap();
+    assert_eq!(take(&rx, 1), ["text echo marker"]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn child_to_child_connections_made_by_the_parent() {
+    let (_t, sink, rx) = parent_sink();
+    let (p1, e1) = child_echo("first");
+    let (p2, e2) = child_echo("second");
+    p1.start().unwrap();
+    p2.start().unwrap();
+    e1.echoed().connect(&e2.on_value()).unwrap();
+    e2.echoed().connect(&sink.on_value()).unwrap();
+    for v in [5, 6, 7] {
+        e1.on_value().invoke((v,)).unwrap();
+    }
+    assert_eq!(take(&rx, 3), ["value 5", "value 6", "value 7"]);
+    for p in [&p1, &p2] {
+        p.stop().unwrap();
+        assert!(p.join().unwrap().success());
+    }
+}
+
+fn a_process_started_later_joins_the_running_system() {
+    let (_t, sink, rx) = parent_sink();
+    let (p1, e1) = child_echo("early");
+    e1.echoed().connect(&sink.on_value()).unwrap();
+    p1.start().unwrap();
+    e1.on_value().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 1"]);
+    // A second process, created and started while the first runs.
+    let (p2, e2) = child_echo("late");
+    e2.said().connect(&sink.on_text()).unwrap();
+    p2.start().unwrap();
+    e1.echoed().connect(&e2.on_value()).unwrap(); // first → late
+    e2.echoed().connect(&sink.on_value()).unwrap();
+    e1.on_value().invoke((8,)).unwrap();
+    let mut got = take(&rx, 2);
+    got.sort();
+    assert_eq!(
+        got,
+        ["value 8", "value 8"],
+        "from the first directly and via the late one"
+    );
+    for p in [&p1, &p2] {
+        p.stop().unwrap();
+        assert!(p.join().unwrap().success());
+    }
+}
+
+fn removing_an_object_that_lives_in_a_child() {
+    let (_t, sink, rx) = parent_sink();
+    let src_loop = EventLoop::new("source-loop");
+    let src = src_loop.add("source", Source::default()).unwrap();
+    let (p, echo) = child_echo("removal");
+    let keep = child_echo_keep(&p);
+    echo.destroyed().connect(&sink.on_destroyed()).unwrap();
+    src.value().connect(&echo.on_value()).unwrap();
+    keep.echoed().connect(&sink.on_value()).unwrap();
+    p.start().unwrap();
+    echo.remove().unwrap();
+    assert!(!echo.is_alive());
+    assert_eq!(src.value().receiver_count(), 0);
+    assert_eq!(take(&rx, 1), [format!("destroyed {}", echo.id())]);
+    // The rest of the child goes on.
+    keep.on_value().invoke((9,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 9"]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn child_echo_keep(p: &EventLoopProcess) -> Handle<Echo> {
+    p.event_loop().add("keeper", Echo::new()).unwrap()
+}
+
+/// Every scenario, named after its function.
+macro_rules! scenarios {
+    ($($f:ident),* $(,)?) => {
+        vec![$((stringify!($f), $f as fn())),*]
+    };
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
-    vec![
-        (
-            "round_trip_both_ways_in_order",
-            round_trip_both_ways_in_order,
-        ),
-        (
-            "a_panicking_slot_in_the_child_is_caught",
-            a_panicking_slot_in_the_child_is_caught,
-        ),
-        ("timers_run_in_the_child", timers_run_in_the_child),
-        (
-            "sigkill_while_signals_flow_both_ways",
-            sigkill_while_signals_flow_both_ways,
-        ),
-        (
-            "a_killed_producer_never_delivers_a_torn_record",
-            a_killed_producer_never_delivers_a_torn_record,
-        ),
-        ("abnormal_exits_are_reported", abnormal_exits_are_reported),
-        (
-            "full_ring_policies_apply_and_count",
-            full_ring_policies_apply_and_count,
-        ),
-        (
-            "a_message_over_the_limit_is_refused_whole",
-            a_message_over_the_limit_is_refused_whole,
-        ),
-        (
-            "garbage_records_are_counted_and_skipped",
-            garbage_records_are_counted_and_skipped,
-        ),
+    scenarios![
+        round_trip_both_ways_in_order,
+        a_panicking_slot_in_the_child_is_caught,
+        timers_run_in_the_child,
+        sigkill_while_signals_flow_both_ways,
+        a_killed_producer_never_delivers_a_torn_record,
+        abnormal_exits_are_reported,
+        full_ring_policies_apply_and_count,
+        a_message_over_the_limit_is_refused_whole,
+        garbage_records_are_counted_and_skipped,
+        connect_and_disconnect_while_both_run,
+        child_to_child_connections_made_by_the_parent,
+        a_process_started_later_joins_the_running_system,
+        removing_an_object_that_lives_in_a_child,
     ]
 }
 

@@ -129,6 +129,15 @@ pub enum ConnectError {
     /// Forwarding would form a cycle back to this signal.
     #[error("forwarding would form a cycle back to {0}")]
     ForwardCycle(String),
+    /// The connection is in force in this process, but these processes did not
+    /// confirm it in time (they may be hung).
+    #[error("connection from {signal} not confirmed by processes {processes:?}")]
+    Unconfirmed {
+        /// `<sender>/<signal>`.
+        signal: String,
+        /// The processes' slots.
+        processes: Vec<u32>,
+    },
 }
 
 /// Why a disconnect did nothing.

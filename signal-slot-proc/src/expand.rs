@@ -163,9 +163,16 @@ pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
                 self.__raw().__slot(#lit, #index, #wants_meta, <#self_ty>::#thunk)
             }
         });
+        let typed = format_ident!("__SIGNAL_SLOT_TYPED_{}", name);
+        thunks.push(quote_spanned! {span=>
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            const #typed: ::signal_slot::__private::SlotFn<#tuple> = Self::#thunk;
+        });
         entries.push(quote! {
             ::signal_slot::__private::SlotEntry {
                 name: #lit,
+                typed: &<#self_ty>::#typed,
                 decode_call: |__obj, __bytes, __meta| {
                     ::signal_slot::__private::decode_call::<#tuple>(
                         __obj, __bytes, __meta, <#self_ty>::#thunk,

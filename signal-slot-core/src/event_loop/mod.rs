@@ -47,6 +47,18 @@ pub struct LoopId(u64);
 
 static NEXT_LOOP: AtomicU64 = AtomicU64::new(1);
 
+impl LoopId {
+    /// An id received from another process.
+    pub(crate) fn from_raw(raw: u64) -> Self {
+        LoopId(raw)
+    }
+
+    /// The raw value, to send to another process.
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+}
+
 /// Every loop of this process, so loops made before the shared region existed
 /// can be given a mailbox when it appears.
 static ALL_LOOPS: Mutex<Vec<Weak<LoopShared>>> = Mutex::new(Vec::new());
@@ -157,6 +169,31 @@ impl LoopShared {
                 .owner
                 .store(p, Ordering::Release);
         }
+    }
+
+    /// A loop of another process known only by its mailbox (reached through
+    /// connections made elsewhere).
+    pub(crate) fn remote_stub(
+        name: String,
+        id: LoopId,
+        owner: u32,
+        addr: MailboxAddr,
+    ) -> Arc<Self> {
+        let lp = LoopShared {
+            id,
+            name,
+            inbox: Inbox::new(1),
+            counters: Default::default(),
+            state: AtomicU8::new(RUNNING),
+            started: AtomicBool::new(true),
+            keys: Mutex::new(KeyAlloc::default()),
+            timers: Mutex::new(Vec::new()),
+            owner: crate::sync::AtomicU32::new(owner),
+            mailbox: OnceLock::new(),
+            mailbox_released: AtomicBool::new(true),
+        };
+        let _ = lp.mailbox.set(addr);
+        Arc::new(lp)
     }
 
     /// Gives the loop a mailbox in the region (once) and moves its doorbell there.
@@ -393,6 +430,7 @@ fn stop_thunk<A>(obj: &mut dyn std::any::Any, _: A, _: Option<&Meta>) {
 /// ignores its arguments, whatever signal it was connected to.
 static CONTROL_SLOTS: &[crate::signal::SlotEntry] = &[crate::signal::SlotEntry {
     name: "stop",
+    typed: &(stop_thunk::<()> as crate::signal::SlotFn<()>),
     decode_call: |obj, _bytes, meta| {
         stop_thunk::<()>(obj, (), meta);
         Ok(())

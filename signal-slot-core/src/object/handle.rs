@@ -112,10 +112,24 @@ impl RawHandle {
     }
 
     pub(crate) fn remove(&self) -> Result<(), RemoveError> {
-        if !self.0.retire() {
-            return Err(RemoveError::AlreadyRemoved(self.0.id.clone()));
+        let o = &self.0;
+        if o.lp.is_remote() {
+            // Its own process removes it (and notifies); here, the replica goes.
+            if !o.retire_quietly() {
+                return Err(RemoveError::AlreadyRemoved(o.id.clone()));
+            }
+        } else {
+            if !o.retire() {
+                return Err(RemoveError::AlreadyRemoved(o.id.clone()));
+            }
+            o.lp.remove_object(o.key);
         }
-        self.0.lp.remove_object(self.0.key);
+        if let Err(missing) = crate::process::control::replicate_removal(&o.id) {
+            log::warn!(
+                "removal of {}: not confirmed by processes {missing:?}",
+                o.id
+            );
+        }
         Ok(())
     }
 

@@ -46,7 +46,12 @@ impl ObjectShared {
         registered: bool,
         slots: &'static [SlotEntry],
     ) -> Self {
-        let destroyed = Arc::new(SignalShared::new(id.clone(), "destroyed", lp.id));
+        let destroyed = Arc::new(SignalShared::with_index(
+            id.clone(),
+            "destroyed",
+            lp.id,
+            crate::signal::shared::DESTROYED_INDEX,
+        ));
         Self {
             id,
             key,
@@ -92,13 +97,33 @@ impl ObjectShared {
     /// Marks the object removed: `destroyed` is emitted, then every connection to
     /// and from it is removed. Returns false if it was removed already.
     pub(crate) fn retire(&self) -> bool {
+        self.retire_with(true)
+    }
+
+    /// Like [`retire`](Self::retire) without emitting `destroyed`: for a replica
+    /// of an object whose own process reports its removal.
+    pub(crate) fn retire_quietly(&self) -> bool {
+        self.retire_with(false)
+    }
+
+    /// The signal `index` names (as other processes address it).
+    pub(crate) fn signal_at(&self, index: u16) -> Option<Arc<dyn SignalControl>> {
+        if index == crate::signal::shared::DESTROYED_INDEX {
+            return Some(self.destroyed.clone());
+        }
+        self.signals.get(usize::from(index)).cloned()
+    }
+
+    fn retire_with(&self, notify: bool) -> bool {
         if !self.alive.swap(false, Ordering::AcqRel) {
             return false;
         }
         if self.registered {
             crate::object::registry::unregister(&self.id);
         }
-        self.destroyed.emit_shared((self.id.clone(),), 0, None);
+        if notify {
+            self.destroyed.emit_shared((self.id.clone(),), 0, None);
+        }
         let incoming = std::mem::take(&mut *lock(&self.incoming));
         for i in incoming {
             if let Some(signal) = i.signal.upgrade() {

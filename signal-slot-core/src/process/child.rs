@@ -10,6 +10,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub(super) fn run(slot: u32, parent: i32, lp: EventLoop) -> ! {
     system::set_my_proc(slot);
     fork::die_with_parent(parent);
+    if let Some(region) = system::region() {
+        super::control::start_thread(region, slot);
+    }
     let code = match catch_unwind(AssertUnwindSafe(|| lp.exec())) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {

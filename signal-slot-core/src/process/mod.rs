@@ -24,10 +24,11 @@
 //! ([`ProcessConfig`]); Linux only.
 
 mod child;
+pub(crate) mod control;
 
 use crate::error::{StopError, Undelivered};
 use crate::event_loop::{self, EventLoop};
-use crate::object::{registry, ObjectId, ObjectKey, ObjectShared};
+use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{SignalArgs, SignalRef, SignalShared, SlotRef};
 use crate::sync::{lock, Ordering};
 use crate::transport::fork::{self, Forked};
@@ -198,6 +199,9 @@ impl EventLoopProcess {
         let (region, created) = system::ensure()?;
         if created {
             event_loop::attach_all(region);
+            if control::claim_mailbox(region, 0) {
+                control::start_thread(region, 0);
+            }
         }
         let lp = EventLoop::new(name.clone());
         let id = ObjectId::internal(format!("#process:{name}"));
@@ -239,6 +243,10 @@ impl EventLoopProcess {
         }
         let (region, _) = system::ensure()?;
         let slot = region.claim_proc().ok_or(ProcessError::TooManyProcesses)?;
+        if !control::claim_mailbox(region, slot) {
+            region.release_proc(slot);
+            return Err(ProcessError::TooManyProcesses);
+        }
         if let Some(p) = region.proc(slot) {
             p.state.store(PROC_ALIVE, Ordering::Release);
         }
@@ -438,12 +446,10 @@ fn reap(inner: Arc<Inner>, lp: EventLoop, pid: i32, slot: u32) {
         // Emitters stop routing to it from here on.
         p.state.store(3, Ordering::Release);
     }
-    // Its objects are gone: break their connections and tell their watchers.
-    for object in registry::live_objects() {
-        if object.lp.owner() == slot {
-            object.retire();
-        }
-    }
+    // Its objects are gone: break their connections and tell their watchers
+    // (this process notifies; the others only forget).
+    control::forget_process(slot, true);
+    control::announce_death(slot);
     lp.mark_finished();
     if let Some(region) = region {
         for m in 0..MAX_MAILBOXES as u32 {

@@ -113,8 +113,12 @@ pub(crate) struct Conn<A> {
 
 impl<A> Conn<A> {
     pub(crate) fn new(target: Target<A>, single_shot: bool) -> Self {
+        Self::with_id(next_connection_id(), target, single_shot)
+    }
+
+    pub(crate) fn with_id(id: u64, target: Target<A>, single_shot: bool) -> Self {
         Self {
-            id: next_connection_id(),
+            id,
             single_shot: single_shot.then(|| Arc::new(AtomicBool::new(false))),
             target,
         }
@@ -216,7 +220,17 @@ impl Connection {
     /// Breaks the connection. Messages it already queued are still delivered.
     pub fn disconnect(&self) -> Result<(), DisconnectError> {
         match self.signal.upgrade() {
-            Some(s) if s.remove_connection(self.id) => Ok(()),
+            Some(s) if s.remove_connection(self.id) => {
+                let (owner, index) = s.addr();
+                if index != crate::signal::shared::LOCAL_INDEX {
+                    if let Err(missing) =
+                        crate::process::control::replicate_disconnect(&owner, index, self.id)
+                    {
+                        log::warn!("disconnect not confirmed by processes {missing:?}");
+                    }
+                }
+                Ok(())
+            }
             _ => Err(DisconnectError::NotConnected),
         }
     }

@@ -138,7 +138,13 @@ impl SignalBinder {
 
     /// Binds one field; fields are bound in declaration order.
     pub fn bind<A: SignalArgs>(&mut self, signal: &mut Signal<A>, name: &'static str) {
-        let shared = Arc::new(SignalShared::new(self.owner.clone(), name, self.loop_id));
+        let index = u16::try_from(self.signals.len()).unwrap_or(crate::signal::shared::LOCAL_INDEX);
+        let shared = Arc::new(SignalShared::with_index(
+            self.owner.clone(),
+            name,
+            self.loop_id,
+            index,
+        ));
         self.signals.push(shared.clone());
         let cache = RefCell::new(shared.snapshot());
         signal.bound = Some(Bound { shared, cache });

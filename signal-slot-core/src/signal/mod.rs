@@ -30,7 +30,7 @@ mod connection;
 mod field;
 mod meta;
 mod refs;
-mod shared;
+pub(crate) mod shared;
 pub(crate) mod slot_table;
 
 pub(crate) use connection::{Conn, SlotTarget, Target};

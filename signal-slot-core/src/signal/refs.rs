@@ -125,6 +125,14 @@ impl<A: SignalArgs> SignalRef<A> {
             None => insert().is_some(),
         };
         if added {
+            if let Some(wire) = self.wire(&conn) {
+                if let Err(processes) = crate::process::control::replicate_connect(wire) {
+                    return Err(ConnectError::Unconfirmed {
+                        signal: self.describe(),
+                        processes,
+                    });
+                }
+            }
             return Ok(Connection {
                 signal: Arc::downgrade(&signal),
                 id,
@@ -144,7 +152,7 @@ impl<A: SignalArgs> SignalRef<A> {
     /// Breaks the connection from this signal to `target`.
     pub fn disconnect<T: ConnectTarget<A>>(&self, target: &T) -> Result<(), DisconnectError> {
         let TargetSpec(target) = target.__target(&ConnectOptions::new());
-        match self.shared.remove_where(|c| c.target.same_as(&target)) {
+        match self.shared.disconnect_where(|c| c.target.same_as(&target)) {
             0 => Err(DisconnectError::NotConnected),
             _ => Ok(()),
         }
@@ -155,12 +163,12 @@ impl<A: SignalArgs> SignalRef<A> {
     pub fn disconnect_receiver<O: EventLoopObject>(&self, receiver: &Handle<O>) -> usize {
         let r = &receiver.raw().0;
         self.shared
-            .remove_where(|c| c.target.receiver().is_some_and(|x| Arc::ptr_eq(x, r)))
+            .disconnect_where(|c| c.target.receiver().is_some_and(|x| Arc::ptr_eq(x, r)))
     }
 
     /// Breaks every connection from this signal; returns how many.
     pub fn disconnect_all(&self) -> usize {
-        self.shared.remove_where(|_| true)
+        self.shared.disconnect_where(|_| true)
     }
 
     /// Emits from the calling thread (fire-and-forget; see [`Signal::emit`](crate::Signal::emit)).
@@ -191,6 +199,40 @@ impl<A: SignalArgs> SignalRef<A> {
     /// The signal's name.
     pub fn name(&self) -> &'static str {
         self.shared.name
+    }
+
+    /// The connection as other processes are told about it; `None` when they
+    /// need not know (no system, a local-only signal, a forwarding, a receiver
+    /// loop without a mailbox).
+    fn wire(&self, conn: &Conn<A>) -> Option<crate::process::control::WireConn> {
+        use crate::process::control::WireConn;
+        crate::transport::shm::system::region()?;
+        if self.shared.index == crate::signal::shared::LOCAL_INDEX {
+            return None;
+        }
+        let Target::Slot(t) = &conn.target else {
+            return None;
+        };
+        let addr = t.recv.lp.mailbox.get()?;
+        let (overflow, block_ms) = WireConn::overflow_code(t.overflow);
+        Some(WireConn {
+            id: conn.id,
+            owner: self.shared.owner.to_string(),
+            signal: self.shared.index,
+            receiver: t.recv.id.to_string(),
+            loop_id: t.recv.lp.id.raw(),
+            loop_name: t.recv.lp.name.clone(),
+            loop_owner: t.recv.lp.owner(),
+            mailbox: addr.index,
+            mailbox_generation: addr.generation,
+            key: (t.key.index, t.key.generation),
+            slot: t.index,
+            wants_meta: t.wants_meta,
+            kind: WireConn::kind_code(t.kind),
+            overflow,
+            block_ms,
+            single_shot: conn.single_shot.is_some(),
+        })
     }
 
     fn describe(&self) -> String {

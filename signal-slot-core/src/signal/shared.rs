@@ -13,9 +13,16 @@ use std::sync::{Arc, Mutex};
 /// very deep chain gets here).
 const MAX_FORWARD_DEPTH: u8 = 32;
 
+/// The index `destroyed` has in signal addresses.
+pub(crate) const DESTROYED_INDEX: u16 = u16::MAX;
+/// The index of signals no other process can address (timers, process exits).
+pub(crate) const LOCAL_INDEX: u16 = u16::MAX - 1;
+
 pub(crate) struct SignalShared<A> {
     pub(crate) owner: ObjectId,
     pub(crate) name: &'static str,
+    /// Position among the owner's signals, so other processes can name it.
+    pub(crate) index: u16,
     pub(crate) loop_id: LoopId,
     topic: Arc<str>,
     /// Bumped on every change of `state.list`, under the lock; signal fields
@@ -37,17 +44,50 @@ pub(crate) trait SignalControl: Send + Sync {
     /// Removes every connection; the signal emits nothing from then on.
     fn close(&self);
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// How other processes name this signal: owner id and index.
+    fn addr(&self) -> (ObjectId, u16);
+    /// Adds a connection another process made (idempotent by id).
+    fn apply_remote(
+        self: Arc<Self>,
+        spec: &RemoteSlot,
+        recv: Arc<crate::object::ObjectShared>,
+    ) -> bool;
 }
+
+/// A slot connection as another process describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteSlot {
+    pub(crate) id: u64,
+    pub(crate) slot: u16,
+    pub(crate) wants_meta: bool,
+    pub(crate) kind: crate::signal::ConnectionKind,
+    pub(crate) overflow: crate::signal::Overflow,
+    pub(crate) single_shot: bool,
+}
+
+/// The call function of a connection whose receiver lives in another process:
+/// never called (delivery encodes instead).
+fn remote_only<A>(_: &mut dyn Any, _: A, _: Option<&Meta>) {}
 
 /// Failures of one emission that the caller wants to hear about.
 pub(crate) type Report = Vec<Undelivered>;
 
 impl<A: SignalArgs> SignalShared<A> {
     pub(crate) fn new(owner: ObjectId, name: &'static str, loop_id: LoopId) -> Self {
+        Self::with_index(owner, name, loop_id, LOCAL_INDEX)
+    }
+
+    pub(crate) fn with_index(
+        owner: ObjectId,
+        name: &'static str,
+        loop_id: LoopId,
+        index: u16,
+    ) -> Self {
         let topic = Arc::from(format!("{owner}/{name}"));
         Self {
             owner,
             name,
+            index,
             loop_id,
             topic,
             version: AtomicU64::new(0),
@@ -105,6 +145,31 @@ impl<A: SignalArgs> SignalShared<A> {
         s.list = Arc::from(v);
         self.version.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// Removes the connections `pred` selects and tells the other processes;
+    /// returns how many.
+    pub(crate) fn disconnect_where(&self, pred: impl Fn(&Conn<A>) -> bool) -> usize {
+        let ids: Vec<u64> = lock(&self.state)
+            .list
+            .iter()
+            .filter(|c| pred(c))
+            .map(|c| c.id)
+            .collect();
+        let n = self.remove_where(|c| ids.contains(&c.id));
+        if self.index != LOCAL_INDEX {
+            for id in ids {
+                if let Err(missing) =
+                    crate::process::control::replicate_disconnect(&self.owner, self.index, id)
+                {
+                    log::warn!(
+                        "disconnect of {}: not confirmed by processes {missing:?}",
+                        self.topic
+                    );
+                }
+            }
+        }
+        n
     }
 
     /// Removes the connections `pred` selects; returns how many.
@@ -258,5 +323,53 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn addr(&self) -> (ObjectId, u16) {
+        (self.owner.clone(), self.index)
+    }
+
+    fn apply_remote(
+        self: Arc<Self>,
+        spec: &RemoteSlot,
+        recv: Arc<crate::object::ObjectShared>,
+    ) -> bool {
+        let entry = recv.slots.get(usize::from(spec.slot));
+        let call: crate::signal::SlotFn<A> = if recv.lp.is_remote() {
+            remote_only::<A>
+        } else {
+            match entry.and_then(|e| e.typed.downcast_ref::<crate::signal::SlotFn<A>>()) {
+                Some(f) => *f,
+                None => {
+                    log::error!(
+                        "connection {} from {}: slot #{} of {} does not take {}",
+                        spec.id,
+                        self.topic,
+                        spec.slot,
+                        recv.id,
+                        std::any::type_name::<A>()
+                    );
+                    return false;
+                }
+            }
+        };
+        if lock(&self.state).list.iter().any(|c| c.id == spec.id) {
+            return true;
+        }
+        let target = crate::signal::SlotTarget {
+            loop_id: recv.lp.id,
+            key: recv.key,
+            name: entry.map_or("(slot of another process)", |e| e.name),
+            index: spec.slot,
+            call,
+            wants_meta: spec.wants_meta,
+            kind: spec.kind,
+            overflow: spec.overflow,
+            recv: recv.clone(),
+        };
+        let conn = Conn::with_id(spec.id, Target::Slot(target), spec.single_shot);
+        let weak: std::sync::Weak<dyn SignalControl> =
+            Arc::downgrade(&(self.clone() as Arc<dyn SignalControl>));
+        recv.add_incoming(weak, || self.insert(conn).ok().map(|()| spec.id))
     }
 }

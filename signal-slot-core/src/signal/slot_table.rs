@@ -17,6 +17,8 @@ pub struct SlotEntry {
     pub name: &'static str,
     /// See [`DecodeCallFn`].
     pub decode_call: DecodeCallFn,
+    /// The typed thunk, a `SlotFn<Args>`, for calls within one process.
+    pub typed: &'static (dyn Any + Send + Sync),
 }
 
 /// Implemented by `#[slots]`: the type's slots, in declaration order.

@@ -1,0 +1,448 @@
+//! The control plane: connection changes and removals made in one process are
+//! applied in every other live process of the system, which acknowledge them.
+//!
+//! Each process has a control mailbox in the region and a control thread that
+//! drains it. Control threads never wait for anything themselves, so a
+//! `connect()` waiting for acknowledgements cannot deadlock with another.
+
+use crate::event_loop::{LoopId, LoopShared};
+use crate::object::{registry, ObjectId, ObjectKey, ObjectShared};
+use crate::signal::shared::RemoteSlot;
+use crate::signal::{ConnectionKind, Overflow};
+use crate::sync::{lock, Ordering};
+use crate::transport::codec;
+use crate::transport::doorbell::Doorbell;
+use crate::transport::shm::mailbox::{self, MailboxAddr, MailboxConsumer};
+use crate::transport::shm::region::{Region, MAX_PROCS};
+use crate::transport::shm::ring::RingError;
+use crate::transport::shm::system;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// First byte of a control record (call records start with 1).
+const KIND_CONTROL: u8 = 2;
+/// How long a change waits for every live process to acknowledge it.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Msg {
+    Connect {
+        from: u32,
+        seq: u64,
+        conn: WireConn,
+    },
+    Disconnect {
+        from: u32,
+        seq: u64,
+        owner: String,
+        signal: u16,
+        id: u64,
+    },
+    RemoveObject {
+        from: u32,
+        seq: u64,
+        id: String,
+    },
+    ProcessDied {
+        proc: u32,
+    },
+    Ack {
+        from: u32,
+        seq: u64,
+    },
+}
+
+/// A signal → slot connection as it travels between processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WireConn {
+    pub(crate) id: u64,
+    pub(crate) owner: String,
+    pub(crate) signal: u16,
+    pub(crate) receiver: String,
+    pub(crate) loop_id: u64,
+    pub(crate) loop_name: String,
+    pub(crate) loop_owner: u32,
+    pub(crate) mailbox: u32,
+    pub(crate) mailbox_generation: u32,
+    pub(crate) key: (u32, u32),
+    pub(crate) slot: u16,
+    pub(crate) wants_meta: bool,
+    pub(crate) kind: u8,
+    /// 0 block (with `block_ms`), 1 drop newest, 2 fail.
+    pub(crate) overflow: u8,
+    pub(crate) block_ms: u64,
+    pub(crate) single_shot: bool,
+}
+
+impl WireConn {
+    pub(crate) fn kind_code(kind: ConnectionKind) -> u8 {
+        match kind {
+            ConnectionKind::Auto => 0,
+            ConnectionKind::Direct => 1,
+            ConnectionKind::Queued => 2,
+        }
+    }
+
+    pub(crate) fn overflow_code(o: Overflow) -> (u8, u64) {
+        match o {
+            Overflow::Block(d) => (0, u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            Overflow::DropNewest => (1, 0),
+            Overflow::Fail => (2, 0),
+        }
+    }
+
+    fn remote_slot(&self) -> RemoteSlot {
+        RemoteSlot {
+            id: self.id,
+            slot: self.slot,
+            wants_meta: self.wants_meta,
+            kind: match self.kind {
+                1 => ConnectionKind::Direct,
+                2 => ConnectionKind::Queued,
+                _ => ConnectionKind::Auto,
+            },
+            overflow: match self.overflow {
+                1 => Overflow::DropNewest,
+                2 => Overflow::Fail,
+                _ => Overflow::Block(Duration::from_millis(self.block_ms)),
+            },
+            single_shot: self.single_shot,
+        }
+    }
+}
+
+/// Changes sent and not yet acknowledged: sequence → processes still to answer.
+static PENDING: std::sync::LazyLock<Mutex<HashMap<u64, HashSet<u32>>>> =
+    std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
+static ACKED: Condvar = Condvar::new();
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// Objects this process made up for receivers it only knows by address.
+static STUBS: Mutex<Vec<Weak<ObjectShared>>> = Mutex::new(Vec::new());
+/// Loops this process knows only by mailbox.
+static STUB_LOOPS: Mutex<Vec<Weak<LoopShared>>> = Mutex::new(Vec::new());
+
+/// Claims process `p`'s control mailbox and records it in the process slot.
+pub(crate) fn claim_mailbox(region: &Region, p: u32) -> bool {
+    match mailbox::claim(region, p) {
+        Some(addr) => {
+            if let Some(slot) = region.proc(p) {
+                slot.control.store(addr.index + 1, Ordering::Release);
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+fn control_mailbox(region: &Region, p: u32) -> Option<u32> {
+    let v = region.proc(p)?.control.load(Ordering::Acquire);
+    v.checked_sub(1)
+}
+
+/// Starts this process's control thread (once per process).
+pub(crate) fn start_thread(region: &'static Region, me: u32) {
+    let Some(index) = control_mailbox(region, me) else {
+        log::error!(
+            "process {me} has no control mailbox; connections made elsewhere will not reach it"
+        );
+        return;
+    };
+    let generation = region
+        .mailbox_header(index)
+        .generation
+        .load(Ordering::Acquire);
+    let addr = MailboxAddr { index, generation };
+    let spawned = std::thread::Builder::new()
+        .name("signal-slot-control".into())
+        .spawn(move || {
+            let consumer = MailboxConsumer::new(region, addr);
+            let bell = Doorbell::new();
+            bell.use_external(&region.mailbox_header(index).bell);
+            loop {
+                consumer.drain(
+                    usize::MAX,
+                    |_, rec| handle_record(rec),
+                    |from, why| log::error!("control ring from process {from} corrupt: {why}"),
+                );
+                bell.sleep(|| consumer.has_work(), None);
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("could not start the control thread: {e}");
+    }
+}
+
+fn handle_record(rec: &[u8]) {
+    let Some((&KIND_CONTROL, body)) = rec.split_first() else {
+        log::error!("control mailbox: record of unknown kind skipped");
+        return;
+    };
+    let msg: Msg = match codec::decode(body) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!("control mailbox: undecodable record skipped: {e}");
+            return;
+        }
+    };
+    match msg {
+        Msg::Connect { from, seq, conn } => {
+            apply_connect(&conn);
+            ack(from, seq);
+        }
+        Msg::Disconnect {
+            from,
+            seq,
+            owner,
+            signal,
+            id,
+        } => {
+            if let Some(s) = registry::lookup(&owner).and_then(|o| o.signal_at(signal)) {
+                s.remove_connection(id);
+            }
+            ack(from, seq);
+        }
+        Msg::RemoveObject { from, seq, id } => {
+            if let Some(o) = registry::lookup(&id) {
+                if o.lp.is_remote() {
+                    o.retire_quietly();
+                } else if o.retire() {
+                    o.lp.remove_object(o.key);
+                }
+            }
+            ack(from, seq);
+        }
+        Msg::ProcessDied { proc } => forget_process(proc, false),
+        Msg::Ack { from, seq } => {
+            let mut pending = lock(&PENDING);
+            if let Some(waiting) = pending.get_mut(&seq) {
+                waiting.remove(&from);
+            }
+            drop(pending);
+            ACKED.notify_all();
+        }
+    }
+}
+
+fn ack(to: u32, seq: u64) {
+    send(
+        to,
+        &Msg::Ack {
+            from: system::my_proc(),
+            seq,
+        },
+    );
+}
+
+/// Writes a control message into process `to`'s control mailbox, retrying while
+/// it is full (control messages are few and must not be lost).
+fn send(to: u32, msg: &Msg) -> bool {
+    let Some(region) = system::region() else {
+        return false;
+    };
+    let Some(index) = control_mailbox(region, to) else {
+        return false;
+    };
+    let mut body = vec![KIND_CONTROL];
+    if let Err(e) = codec::encode_into(msg, &mut body) {
+        log::error!("control message not encodable: {e}");
+        return false;
+    }
+    let end = Instant::now() + ACK_TIMEOUT;
+    loop {
+        if !system::proc_alive(region, to) {
+            return false;
+        }
+        match mailbox::send(region, index, system::my_proc(), body.len(), |b| {
+            b.copy_from_slice(&body)
+        }) {
+            Ok(()) => return true,
+            Err(RingError::Full) if Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => {
+                log::error!("control message to process {to} lost: {e:?}");
+                return false;
+            }
+        }
+    }
+}
+
+/// Sends a change to every other live process and waits until each has applied
+/// it (or died). Returns the processes that did not confirm in time.
+fn replicate(make: impl Fn(u32, u64) -> Msg) -> Result<(), Vec<u32>> {
+    let Some(region) = system::region() else {
+        return Ok(());
+    };
+    let me = system::my_proc();
+    let others: HashSet<u32> = (0..MAX_PROCS as u32)
+        .filter(|p| {
+            *p != me && system::proc_alive(region, *p) && control_mailbox(region, *p).is_some()
+        })
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let seq = u64::from(me) << 48 | SEQ.fetch_add(1, Ordering::Relaxed);
+    lock(&PENDING).insert(seq, others.clone());
+    for p in &others {
+        if !send(*p, &make(me, seq)) {
+            if let Some(w) = lock(&PENDING).get_mut(&seq) {
+                w.remove(p);
+            }
+        }
+    }
+    let end = Instant::now() + ACK_TIMEOUT;
+    let mut pending = lock(&PENDING);
+    loop {
+        let waiting = pending.get(&seq).cloned().unwrap_or_default();
+        let still: Vec<u32> = waiting
+            .into_iter()
+            .filter(|p| system::proc_alive(region, *p))
+            .collect();
+        if still.is_empty() {
+            pending.remove(&seq);
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= end {
+            pending.remove(&seq);
+            return Err(still);
+        }
+        pending = crate::sync::wait(
+            &ACKED,
+            pending,
+            Some((end - now).min(Duration::from_millis(20))),
+        );
+    }
+}
+
+/// Replicates a new connection; see [`replicate`].
+pub(crate) fn replicate_connect(conn: WireConn) -> Result<(), Vec<u32>> {
+    replicate(|from, seq| Msg::Connect {
+        from,
+        seq,
+        conn: conn.clone(),
+    })
+}
+
+/// Replicates a disconnect.
+pub(crate) fn replicate_disconnect(owner: &ObjectId, signal: u16, id: u64) -> Result<(), Vec<u32>> {
+    replicate(|from, seq| Msg::Disconnect {
+        from,
+        seq,
+        owner: owner.to_string(),
+        signal,
+        id,
+    })
+}
+
+/// Replicates an object's removal: its own process removes it, the others
+/// retire their replicas.
+pub(crate) fn replicate_removal(id: &ObjectId) -> Result<(), Vec<u32>> {
+    replicate(|from, seq| Msg::RemoveObject {
+        from,
+        seq,
+        id: id.to_string(),
+    })
+}
+
+/// Tells the other live processes that `proc` died (no acknowledgement).
+pub(crate) fn announce_death(proc: u32) {
+    let Some(region) = system::region() else {
+        return;
+    };
+    let me = system::my_proc();
+    for p in 0..MAX_PROCS as u32 {
+        if p != me && p != proc && system::proc_alive(region, p) {
+            send(p, &Msg::ProcessDied { proc });
+        }
+    }
+}
+
+/// Retires every object this process knows on the loops of dead process
+/// `proc`; `notify` emits their `destroyed` signals (done by one process only).
+pub(crate) fn forget_process(proc: u32, notify: bool) {
+    for object in registry::live_objects() {
+        if object.lp.owner() == proc {
+            if notify {
+                object.retire();
+            } else {
+                object.retire_quietly();
+            }
+        }
+    }
+    let stubs: Vec<Arc<ObjectShared>> = {
+        let mut s = lock(&STUBS);
+        s.retain(|w| w.strong_count() > 0);
+        s.iter().filter_map(Weak::upgrade).collect()
+    };
+    for stub in stubs {
+        if stub.lp.owner() == proc {
+            stub.retire_quietly();
+        }
+    }
+}
+
+fn apply_connect(c: &WireConn) {
+    let Some(signal) = registry::lookup(&c.owner).and_then(|o| o.signal_at(c.signal)) else {
+        return; // this process never sees that signal emitted
+    };
+    let key = ObjectKey {
+        index: c.key.0,
+        generation: c.key.1,
+    };
+    let known = registry::lookup(&c.receiver)
+        .filter(|r| r.key == key && r.lp.mailbox.get().is_some_and(|m| m.index == c.mailbox));
+    let recv = match known {
+        Some(r) => r,
+        None => stub_object(c, key),
+    };
+    if !signal.apply_remote(&c.remote_slot(), recv) {
+        log::warn!(
+            "connection {} to {} not applied in this process",
+            c.id,
+            c.receiver
+        );
+    }
+}
+
+/// An object known only by address: its loop is another process's.
+fn stub_object(c: &WireConn, key: ObjectKey) -> Arc<ObjectShared> {
+    let addr = MailboxAddr {
+        index: c.mailbox,
+        generation: c.mailbox_generation,
+    };
+    let lp = {
+        let mut loops = lock(&STUB_LOOPS);
+        loops.retain(|w| w.strong_count() > 0);
+        let found = loops
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|l| l.mailbox.get() == Some(&addr));
+        match found {
+            Some(l) => l,
+            None => {
+                let l = LoopShared::remote_stub(
+                    c.loop_name.clone(),
+                    LoopId::from_raw(c.loop_id),
+                    c.loop_owner,
+                    addr,
+                );
+                loops.push(Arc::downgrade(&l));
+                l
+            }
+        }
+    };
+    let stub = Arc::new(ObjectShared::new(
+        ObjectId::internal(c.receiver.clone()),
+        key,
+        lp,
+        Box::new([]),
+        false,
+        &[],
+    ));
+    lock(&STUBS).push(Arc::downgrade(&stub));
+    stub
+}
