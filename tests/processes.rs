@@ -236,7 +236,13 @@ fn timers_run_in_the_child() {
     assert!(p.join().unwrap().success());
 }
 
+/// Entries in /dev/shm (the system's memory is an unnamed memfd: none of ours).
+fn dev_shm_entries() -> usize {
+    std::fs::read_dir("/dev/shm").map_or(0, |d| d.count())
+}
+
 fn sigkill_while_signals_flow_both_ways() {
+    let shm_before = dev_shm_entries();
     let (_t, sink, rx) = parent_sink();
     let (p, echo) = child_echo("victim");
     let tick = Timer::periodic(p.event_loop(), Duration::from_millis(1)).unwrap();
@@ -287,6 +293,7 @@ fn sigkill_while_signals_flow_both_ways() {
     s.value().connect(&sink.on_value()).unwrap();
     s.value().emit((7,));
     until(&rx, |m| m == "value 7");
+    assert_eq!(dev_shm_entries(), shm_before, "no file left in /dev/shm");
 }
 
 fn a_killed_producer_never_delivers_a_torn_record() {

@@ -156,7 +156,7 @@ struct Inner {
 
 /// An event loop in a child process.
 ///
-/// ```no_run
+/// ```
 /// use signal_slot::prelude::*;
 /// use std::time::Duration;
 ///
