@@ -4,60 +4,11 @@
 //! Run: `cargo run --example ping_pong_threads`
 
 use signal_slot::prelude::*;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// `HH:MM:SS.mmm` (UTC), so the output shows the one-second rhythm.
-fn stamp() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let s = now.as_secs() % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        now.subsec_millis()
-    )
-}
-
-#[derive(EventLoopObject, Default)]
-struct A {
-    #[signal]
-    signal_a: Signal<(String, i64)>,
-}
-
-#[slots]
-impl A {
-    fn on_signal_b(&mut self, msg: String) {
-        println!(
-            "[{}] {} received signal_b: {msg}",
-            stamp(),
-            self.object_id()
-        );
-        std::thread::sleep(Duration::from_secs(1));
-        self.signal_a.emit(("hello from A".into(), 42));
-    }
-}
-
-#[derive(EventLoopObject, Default)]
-struct B {
-    #[signal]
-    signal_b: Signal<(String,)>,
-}
-
-#[slots]
-impl B {
-    fn on_signal_a(&mut self, msg: String, other: i64) {
-        println!(
-            "[{}] {} received signal_a: {msg} {other}",
-            stamp(),
-            self.object_id()
-        );
-        std::thread::sleep(Duration::from_secs(1));
-        self.signal_b.emit(("hello from B".into(),));
-    }
-}
+#[path = "shared/ping_pong_objects.rs"]
+mod objects;
+use objects::{stamp, A, B};
 
 fn main() -> signal_slot::Result<()> {
     let main_loop = EventLoop::new("main_loop");

@@ -153,13 +153,12 @@ fn an_object_emitting_to_its_own_slot_is_queued_not_reentered() {
 
 #[test]
 fn duplicate_connect_is_refused_and_one_delivery_happens() {
-    let lp = thread_loop("dup");
-    let src = lp
-        .event_loop()
-        .add(uid("source"), Source::default())
-        .unwrap();
-    let (sink, rx) = Sink::new();
-    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    let Rig {
+        lp: _lp,
+        src,
+        sink,
+        rx,
+    } = rig("dup");
     src.text().connect(&sink.on_text()).unwrap();
     let err = src
         .text()
@@ -179,13 +178,12 @@ fn duplicate_connect_is_refused_and_one_delivery_happens() {
 
 #[test]
 fn single_shot_delivers_exactly_one_emission() {
-    let lp = thread_loop("single");
-    let src = lp
-        .event_loop()
-        .add(uid("source"), Source::default())
-        .unwrap();
-    let (sink, rx) = Sink::new();
-    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    let Rig {
+        lp: _lp,
+        src,
+        sink,
+        rx,
+    } = rig("single");
     let c = src
         .value()
         .connect_with(&sink.on_value(), ConnectOptions::new().single_shot())
@@ -210,13 +208,7 @@ fn single_shot_delivers_exactly_one_emission() {
 
 #[test]
 fn disconnect_by_handle_by_pair_by_receiver_and_all() {
-    let lp = thread_loop("disc");
-    let src = lp
-        .event_loop()
-        .add(uid("source"), Source::default())
-        .unwrap();
-    let (sink, rx) = Sink::new();
-    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    let Rig { lp, src, sink, rx } = rig("disc");
     let (other, _orx) = Sink::new();
     let other = lp.event_loop().add(uid("other"), other).unwrap();
 
@@ -277,13 +269,12 @@ fn signal_to_signal_forwarding_and_cycles_refused() {
 
 #[test]
 fn metadata_names_sender_signal_and_topic() {
-    let lp = thread_loop("meta");
-    let src = lp
-        .event_loop()
-        .add(uid("source"), Source::default())
-        .unwrap();
-    let (sink, rx) = Sink::new();
-    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    let Rig {
+        lp: _lp,
+        src,
+        sink,
+        rx,
+    } = rig("meta");
     src.text().connect(&sink.on_text_meta()).unwrap();
     src.text().emit(("m".into(),));
     assert_eq!(

@@ -8,13 +8,7 @@ use std::time::Duration;
 
 #[test]
 fn a_panicking_slot_is_caught_counted_and_the_loop_goes_on() {
-    let lp = thread_loop("panics");
-    let src = lp
-        .event_loop()
-        .add(uid("source"), Source::default())
-        .unwrap();
-    let (sink, rx) = Sink::new();
-    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    let Rig { lp, src, sink, rx } = rig("panics");
     src.value().connect(&sink.panic_on()).unwrap();
     src.emit_values().invoke((20,)).unwrap(); // direct calls, 13 panics
     for i in 20..25 {

@@ -128,3 +128,22 @@ pub fn thread_loop(name: &str) -> EventLoopThread {
     t.start().expect("start");
     t
 }
+
+/// A started thread loop with a `Source` and a `Sink` on it.
+pub struct Rig {
+    pub lp: EventLoopThread,
+    pub src: Handle<Source>,
+    pub sink: Handle<Sink>,
+    pub rx: Receiver<String>,
+}
+
+pub fn rig(name: &str) -> Rig {
+    let lp = thread_loop(name);
+    let src = lp
+        .event_loop()
+        .add(uid("source"), Source::default())
+        .expect("add source");
+    let (sink, rx) = Sink::new();
+    let sink = lp.event_loop().add(uid("sink"), sink).expect("add sink");
+    Rig { lp, src, sink, rx }
+}

@@ -218,26 +218,34 @@ impl LoopLocal {
         }
     }
 
+    /// The live object at `key`: the previous message's receiver when it is the
+    /// same (streams usually are), else a lookup. A miss is counted as a drop.
+    fn receiver_of(&self, key: ObjectKey, last: &Option<Rc<ObjectCell>>) -> Option<Rc<ObjectCell>> {
+        let cached = last
+            .as_ref()
+            .filter(|c| c.shared.key == key && c.shared.is_alive())
+            .cloned();
+        let cell = cached.or_else(|| self.lookup(key)).or_else(|| {
+            // The object's Install may still sit in the control queue.
+            self.drain_controls();
+            self.lookup(key)
+        });
+        let found = cell.filter(|c| c.shared.is_alive());
+        if found.is_none() {
+            self.shared
+                .counters
+                .dropped(DropReason::ReceiverGone, &self.shared.name);
+        }
+        found
+    }
+
     fn dispatch(&self, env: Envelope) {
         self.dispatch_cached(env, &mut None);
     }
 
-    /// Dispatches, reusing the receiver looked up for the previous message of a
-    /// batch when it is the same object (streams usually are).
+    /// Dispatches, reusing the receiver of the previous message of a batch.
     fn dispatch_cached(&self, env: Envelope, last: &mut Option<Rc<ObjectCell>>) {
-        let cached = last
-            .as_ref()
-            .filter(|c| c.shared.key == env.key && c.shared.is_alive())
-            .cloned();
-        let cell = cached.or_else(|| self.lookup(env.key)).or_else(|| {
-            // The object's Install may still sit in the control queue.
-            self.drain_controls();
-            self.lookup(env.key)
-        });
-        let Some(cell) = cell.filter(|c| c.shared.is_alive()) else {
-            self.shared
-                .counters
-                .dropped(DropReason::ReceiverGone, &self.shared.name);
+        let Some(cell) = self.receiver_of(env.key, last) else {
             return;
         };
         let Ok(mut object) = cell.object.try_borrow_mut() else {
@@ -369,18 +377,7 @@ impl LoopLocal {
                 return;
             }
         };
-        let cached = last
-            .as_ref()
-            .filter(|c| c.shared.key == call.key && c.shared.is_alive())
-            .cloned();
-        let cell = cached.or_else(|| self.lookup(call.key)).or_else(|| {
-            self.drain_controls();
-            self.lookup(call.key)
-        });
-        let Some(cell) = cell.filter(|c| c.shared.is_alive()) else {
-            self.shared
-                .counters
-                .dropped(DropReason::ReceiverGone, &self.shared.name);
+        let Some(cell) = self.receiver_of(call.key, last) else {
             return;
         };
         let Some(entry) = cell.shared.slots.get(usize::from(call.slot)) else {

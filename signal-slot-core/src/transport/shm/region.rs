@@ -53,8 +53,7 @@ struct Header {
     version: AtomicU32,
     ring_bytes: AtomicU32,
     mailboxes_used: AtomicU64,
-    procs_used: AtomicU32,
-    _pad: u32,
+    procs_used: AtomicU64,
     procs: [ProcSlot; MAX_PROCS],
 }
 
@@ -133,12 +132,12 @@ impl Region {
         }
         self.header()
             .procs_used
-            .fetch_and(!(1u32 << p), Ordering::AcqRel);
+            .fetch_and(!(1u64 << p), Ordering::AcqRel);
     }
 
     /// Claims a free mailbox for a loop of process `owner`; returns its index.
     pub(crate) fn claim_mailbox(&self, owner: u32) -> Option<u32> {
-        let m = claim_bit64(&self.header().mailboxes_used, MAX_MAILBOXES)?;
+        let m = claim_bit(&self.header().mailboxes_used, MAX_MAILBOXES)?;
         let mb = self.mailbox_header(m);
         mb.owner.store(owner, Ordering::Relaxed);
         mb.generation.fetch_add(1, Ordering::AcqRel);
@@ -185,21 +184,8 @@ impl Region {
     }
 }
 
-fn claim_bit(word: &AtomicU32, n: usize) -> Option<u32> {
-    let mut cur = word.load(Ordering::Acquire);
-    loop {
-        let free = (!cur).trailing_zeros();
-        if free as usize >= n {
-            return None;
-        }
-        match word.compare_exchange(cur, cur | (1 << free), Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return Some(free),
-            Err(now) => cur = now,
-        }
-    }
-}
-
-fn claim_bit64(word: &AtomicU64, n: usize) -> Option<u32> {
+/// Sets the lowest clear bit of `word` below `n`; returns its index.
+fn claim_bit(word: &AtomicU64, n: usize) -> Option<u32> {
     let mut cur = word.load(Ordering::Acquire);
     loop {
         let free = (!cur).trailing_zeros();
