@@ -528,6 +528,81 @@ fn child_echo_keep(p: &EventLoopProcess) -> Handle<Echo> {
     p.event_loop().add("keeper", Echo::new()).unwrap()
 }
 
+/// A holder of a process that starts it from inside one of its slots.
+#[derive(EventLoopObject)]
+struct Starter {
+    process: Option<EventLoopProcess>,
+    tx: Sender<String>,
+}
+
+#[slots]
+impl Starter {
+    fn start_it(&mut self) {
+        let r = self.process.as_ref().map(|p| p.start());
+        let _ = self
+            .tx
+            .send(format!("started {}", matches!(r, Some(Ok(())))));
+    }
+}
+
+fn processes_started_from_a_slot_or_a_short_lived_thread_live_on() {
+    let (_t, sink, rx) = parent_sink();
+    // From a thread that ends at once: the child must not die with that thread.
+    let (p1, e1) = child_echo("from-thread");
+    e1.echoed().connect(&sink.on_value()).unwrap();
+    let p1 = std::thread::spawn(move || {
+        p1.start().unwrap();
+        p1
+    })
+    .join()
+    .unwrap();
+    e1.on_value().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 1"]);
+    // From inside a slot of a running loop: the child must run its own loop.
+    let (p2, e2) = child_echo("from-slot");
+    e2.echoed().connect(&sink.on_value()).unwrap();
+    let starter_loop = EventLoopThread::new("starter-loop");
+    let (tx, started) = crossbeam_channel::unbounded();
+    let starter = starter_loop
+        .event_loop()
+        .add(
+            "starter",
+            Starter {
+                process: Some(p2),
+                tx,
+            },
+        )
+        .unwrap();
+    starter_loop.start().unwrap();
+    starter.start_it().invoke(()).unwrap();
+    assert_eq!(started.recv_timeout(DEADLINE).unwrap(), "started true");
+    e2.on_value().invoke((2,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 2"]);
+    p1.stop().unwrap();
+    assert!(p1.join().unwrap().success());
+    e2.on_value().invoke((3,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 3"]);
+}
+
+fn join_on_one_child_while_another_starts() {
+    let (p1, e1) = child_echo("joined");
+    p1.start().unwrap();
+    let p1 = std::sync::Arc::new(p1);
+    let j = p1.clone();
+    let joiner = std::thread::spawn(move || j.join().unwrap());
+    // While the joiner waits, start another process, then stop the first.
+    let (_t, sink, rx) = parent_sink();
+    let (p2, e2) = child_echo("meanwhile");
+    e2.echoed().connect(&sink.on_value()).unwrap();
+    p2.start().unwrap();
+    p1.stop().unwrap();
+    assert!(joiner.join().unwrap().success());
+    e2.on_value().invoke((4,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 4"]);
+    p2.stop().unwrap();
+    assert!(p2.join().unwrap().success());
+}
+
 /// Every scenario, named after its function.
 macro_rules! scenarios {
     ($($f:ident),* $(,)?) => {
@@ -550,6 +625,8 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         child_to_child_connections_made_by_the_parent,
         a_process_started_later_joins_the_running_system,
         removing_an_object_that_lives_in_a_child,
+        processes_started_from_a_slot_or_a_short_lived_thread_live_on,
+        join_on_one_child_while_another_starts,
     ]
 }
 

@@ -129,6 +129,10 @@ pub enum ConnectError {
     /// Forwarding would form a cycle back to this signal.
     #[error("forwarding would form a cycle back to {0}")]
     ForwardCycle(String),
+    /// The signal (a timer's) is emitted only in the process that runs its
+    /// loop; connect it there.
+    #[error("signal {0} is emitted in another process; connect it from there")]
+    EmittedElsewhere(String),
     /// The connection is in force in this process, but these processes did not
     /// confirm it in time (they may be hung).
     #[error("connection from {signal} not confirmed by processes {processes:?}")]

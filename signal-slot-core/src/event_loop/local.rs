@@ -9,7 +9,6 @@ use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{Meta, SignalArgs, SlotTarget};
 use crate::transport::shm::mailbox::MailboxConsumer;
 use crate::transport::shm::system;
-use crossbeam_utils::Backoff;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -21,6 +20,11 @@ use std::time::Instant;
 /// Inbox messages handled before the loop looks at control, local work and
 /// timers again.
 const BATCH: usize = 256;
+/// Idle polls of the work indicators before yielding (a `pause` is ~27 ns on
+/// the VMs measured: ~3.5 us), then yields before sleeping. A reply often comes
+/// within microseconds, and waking a sleeper on another core costs 20-35 us.
+const SPIN_POLLS: u32 = 128;
+const SPIN_YIELDS: u32 = 4;
 
 thread_local! {
     /// Id of the loop this thread runs (0: none). Read on every emit.
@@ -345,9 +349,15 @@ impl LoopLocal {
         }
         let addr = *self.shared.mailbox.get().expect("checked by mailbox()");
         let mut last = None;
+        let mut copy = Vec::new();
         let n = mb.drain(
             BATCH,
-            |_from, rec| self.dispatch_record(rec, addr, &mut last),
+            |_from, rec| {
+                // Parse a private copy: the peer could still write the shared bytes.
+                copy.clear();
+                copy.extend_from_slice(rec);
+                self.dispatch_record(&copy, addr, &mut last);
+            },
             |from, why| {
                 self.shared.counters.decode_error(
                     &self.shared.name,
@@ -408,7 +418,6 @@ impl LoopLocal {
     }
 
     fn run_until_stopped(&self) {
-        let backoff = Backoff::new();
         loop {
             let mut busy = self.drain_controls();
             if self.stop.get() {
@@ -433,16 +442,13 @@ impl LoopLocal {
                 break;
             }
             if busy || self.has_local_work() {
-                backoff.reset();
                 continue;
             }
             if Timers::fire_idle(self) {
                 continue;
             }
-            // Nothing to do: spin briefly (a reply often comes within microseconds,
-            // and a futex wake-up across cores costs tens of them), then sleep.
-            if !backoff.is_completed() {
-                backoff.snooze();
+            // Nothing to do: poll briefly, then sleep.
+            if self.spin_for_work() {
                 continue;
             }
             let timeout = self
@@ -458,8 +464,28 @@ impl LoopLocal {
                 .inbox
                 .sleep(timeout, || mailbox.as_ref().is_some_and(|m| m.has_work()));
             self.shared.counters.woke_by_loop();
-            backoff.reset();
         }
+    }
+
+    /// Polls the cheap work indicators (inbox, mailbox) densely, then yields a
+    /// few times; true as soon as work shows up.
+    fn spin_for_work(&self) -> bool {
+        let mailbox = self.mailbox();
+        let has_work =
+            || self.shared.inbox.has_work() || mailbox.as_ref().is_some_and(|m| m.has_work());
+        for _ in 0..SPIN_POLLS {
+            if has_work() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        for _ in 0..SPIN_YIELDS {
+            std::thread::yield_now();
+            if has_work() {
+                return true;
+            }
+        }
+        false
     }
 
     /// Retires every object, drops what is still queued (counted), and drops the

@@ -97,6 +97,10 @@ pub(crate) struct LoopShared {
     timers: Mutex<Vec<Weak<TimerShared>>>,
     /// The process whose thread runs this loop (its slot in the region).
     owner: crate::sync::AtomicU32,
+    /// Set on the loop of an `EventLoopProcess`: posts take a fork share (through
+    /// `handover`) so a fork cannot split one, and re-check the owner under it.
+    for_process: AtomicBool,
+    handover: Mutex<()>,
     /// The loop's cross-process inbox, once the system has a region.
     pub(crate) mailbox: OnceLock<MailboxAddr>,
     mailbox_released: AtomicBool,
@@ -154,6 +158,10 @@ impl LoopShared {
         self.owner.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn mark_for_process(&self) {
+        self.for_process.store(true, Ordering::Release);
+    }
+
     /// True if another process runs this loop (this is a replica).
     #[inline]
     pub(crate) fn is_remote(&self) -> bool {
@@ -189,6 +197,8 @@ impl LoopShared {
             keys: Mutex::new(KeyAlloc::default()),
             timers: Mutex::new(Vec::new()),
             owner: crate::sync::AtomicU32::new(owner),
+            for_process: AtomicBool::new(false),
+            handover: Mutex::new(()),
             mailbox: OnceLock::new(),
             mailbox_released: AtomicBool::new(true),
         };
@@ -234,9 +244,21 @@ impl LoopShared {
     pub(crate) fn control(&self, msg: Control) {
         if local::current_loop_id() == Some(self.id) {
             local::post_control(msg);
-        } else {
-            self.inbox.control(msg);
+            return;
         }
+        let _handover = self
+            .for_process
+            .load(Ordering::Acquire)
+            .then(|| lock(&self.handover));
+        if self.is_remote() {
+            // Handed to a child meanwhile: control messages no longer reach it.
+            log::warn!(
+                "event loop {:?} moved to a child process; control message dropped",
+                self.name
+            );
+            return;
+        }
+        self.inbox.control(msg);
     }
 
     pub(crate) fn remove_object(&self, key: ObjectKey) {
@@ -295,6 +317,10 @@ pub(crate) fn deliver<A: SignalArgs>(
         return Ok(());
     }
     let lp = &t.recv.lp;
+    let _handover = lp
+        .for_process
+        .load(Ordering::Acquire)
+        .then(|| lock(&lp.handover));
     if lp.is_remote() {
         let result = match lp.mailbox.get() {
             Some(addr) => remote::post(lp, t, &args, meta.as_deref(), *addr, lp.owner()),
@@ -348,8 +374,13 @@ impl EventLoopBuilder {
     pub fn create(self) -> EventLoop {
         let me = system::my_proc();
         let shared = Arc::new(LoopShared {
-            id: LoopId(u64::from(me) << 48 | NEXT_LOOP.fetch_add(1, Ordering::Relaxed)),
+            id: LoopId(
+                u64::from(system::my_incarnation()) << 48
+                    | NEXT_LOOP.fetch_add(1, Ordering::Relaxed),
+            ),
             owner: crate::sync::AtomicU32::new(me),
+            for_process: AtomicBool::new(false),
+            handover: Mutex::new(()),
             mailbox: OnceLock::new(),
             mailbox_released: AtomicBool::new(false),
             inbox: Inbox::new(self.capacity),

@@ -48,6 +48,17 @@ pub(super) fn post<A: SignalArgs>(
     let Some(region) = system::region() else {
         return Err(DropReason::ReceiverGone);
     };
+    // The loop finished (its mailbox was released or given to another loop):
+    // nothing would ever read what we wrote.
+    if !system::proc_alive(region, owner)
+        || region
+            .mailbox_header(addr.index)
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
+            != addr.generation
+    {
+        return Err(DropReason::ReceiverGone);
+    }
     SCRATCH.with(|s| {
         let mut fresh = (Vec::new(), Vec::new());
         let mut guard = s.try_borrow_mut();
@@ -85,9 +96,6 @@ pub(super) fn post<A: SignalArgs>(
         let mut deadline = None;
         let mut pause = Duration::from_micros(20);
         loop {
-            if !system::proc_alive(region, owner) {
-                return Err(DropReason::ReceiverGone);
-            }
             let sent = mailbox::send(region, addr.index, system::my_proc(), len, |buf| {
                 buf[0] = KIND_CALL;
                 buf[1] = if meta.is_some() { FLAG_META } else { 0 };
@@ -112,6 +120,10 @@ pub(super) fn post<A: SignalArgs>(
                     return Err(DropReason::ReceiverGone);
                 }
                 Err(RingError::Full) => {
+                    // A dead consumer never makes room: stop waiting for it.
+                    if !system::proc_alive(region, owner) {
+                        return Err(DropReason::ReceiverGone);
+                    }
                     let Overflow::Block(wait) = t.overflow else {
                         return Err(DropReason::QueueFull);
                     };

@@ -124,7 +124,7 @@ impl RawHandle {
             }
             o.lp.remove_object(o.key);
         }
-        if let Err(missing) = crate::process::control::replicate_removal(&o.id) {
+        if let Err(missing) = crate::process::control::replicate_removal(o) {
             log::warn!(
                 "removal of {}: not confirmed by processes {missing:?}",
                 o.id

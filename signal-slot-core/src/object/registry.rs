@@ -28,8 +28,15 @@ pub(crate) fn register_with(
     Some(shared)
 }
 
-pub(crate) fn unregister(id: &ObjectId) {
-    lock(&REGISTRY).remove(id);
+/// Removes `id` if it still names `object` (a newer object may have taken it).
+pub(crate) fn unregister(id: &ObjectId, object: &ObjectShared) {
+    let mut map = lock(&REGISTRY);
+    if map
+        .get(id)
+        .is_some_and(|w| std::ptr::eq(w.as_ptr(), object))
+    {
+        map.remove(id);
+    }
 }
 
 /// The live object with this id, if any.

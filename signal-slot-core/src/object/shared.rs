@@ -119,7 +119,7 @@ impl ObjectShared {
             return false;
         }
         if self.registered {
-            crate::object::registry::unregister(&self.id);
+            crate::object::registry::unregister(&self.id, self);
         }
         if notify {
             self.destroyed.emit_shared((self.id.clone(),), 0, None);

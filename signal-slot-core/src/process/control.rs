@@ -36,14 +36,14 @@ enum Msg {
     Disconnect {
         from: u32,
         seq: u64,
-        owner: String,
+        owner: ObjectAddr,
         signal: u16,
         id: u64,
     },
     RemoveObject {
         from: u32,
         seq: u64,
-        id: String,
+        object: ObjectAddr,
     },
     ProcessDied {
         proc: u32,
@@ -54,11 +54,38 @@ enum Msg {
     },
 }
 
+/// An object as other processes name it: its id, verified by the mailbox of its
+/// loop and its key there (ids are unique per process, not per system).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ObjectAddr {
+    pub(crate) id: String,
+    pub(crate) mailbox: u32,
+    pub(crate) key: (u32, u32),
+}
+
+impl ObjectAddr {
+    pub(crate) fn of(o: &ObjectShared) -> Option<Self> {
+        Some(ObjectAddr {
+            id: o.id.to_string(),
+            mailbox: o.lp.mailbox.get()?.index,
+            key: (o.key.index, o.key.generation),
+        })
+    }
+
+    /// The object with this address in this process, if any.
+    fn find(&self) -> Option<Arc<ObjectShared>> {
+        registry::lookup(&self.id).filter(|o| {
+            (o.key.index, o.key.generation) == self.key
+                && o.lp.mailbox.get().is_some_and(|m| m.index == self.mailbox)
+        })
+    }
+}
+
 /// A signal → slot connection as it travels between processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WireConn {
     pub(crate) id: u64,
-    pub(crate) owner: String,
+    pub(crate) owner: ObjectAddr,
     pub(crate) signal: u16,
     pub(crate) receiver: String,
     pub(crate) loop_id: u64,
@@ -114,8 +141,34 @@ impl WireConn {
 }
 
 /// Changes sent and not yet acknowledged: sequence → processes still to answer.
+/// A plain mutex (a waiter parks on `ACKED` with it, and must not hold a fork
+/// share while parked); the forker holds it across fork so no child inherits it
+/// held.
 static PENDING: std::sync::LazyLock<Mutex<HashMap<u64, HashSet<u32>>>> =
     std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
+
+type Pending = std::sync::MutexGuard<'static, HashMap<u64, HashSet<u32>>>;
+
+fn pending() -> Pending {
+    PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Held by the forker across `fork`.
+pub(crate) fn hold_for_fork() -> Pending {
+    pending()
+}
+
+/// Frees process `p`'s control mailbox (a start that failed).
+pub(crate) fn release_mailbox(region: &Region, p: u32) {
+    if let Some(m) = control_mailbox(region, p) {
+        region.release_mailbox_of(m, p);
+    }
+    if let Some(slot) = region.proc(p) {
+        slot.control.store(0, Ordering::Release);
+    }
+}
 static ACKED: Condvar = Condvar::new();
 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 /// Objects this process made up for receivers it only knows by address.
@@ -163,7 +216,8 @@ pub(crate) fn start_thread(region: &'static Region, me: u32) {
             loop {
                 consumer.drain(
                     usize::MAX,
-                    |_, rec| handle_record(rec),
+                    // Copied out first: the peer could still write the shared bytes.
+                    |_, rec| handle_record(&rec.to_vec()),
                     |from, why| log::error!("control ring from process {from} corrupt: {why}"),
                 );
                 bell.sleep(|| consumer.has_work(), None);
@@ -198,13 +252,13 @@ fn handle_record(rec: &[u8]) {
             signal,
             id,
         } => {
-            if let Some(s) = registry::lookup(&owner).and_then(|o| o.signal_at(signal)) {
+            if let Some(s) = owner.find().and_then(|o| o.signal_at(signal)) {
                 s.remove_connection(id);
             }
             ack(from, seq);
         }
-        Msg::RemoveObject { from, seq, id } => {
-            if let Some(o) = registry::lookup(&id) {
+        Msg::RemoveObject { from, seq, object } => {
+            if let Some(o) = object.find() {
                 if o.lp.is_remote() {
                     o.retire_quietly();
                 } else if o.retire() {
@@ -215,11 +269,11 @@ fn handle_record(rec: &[u8]) {
         }
         Msg::ProcessDied { proc } => forget_process(proc, false),
         Msg::Ack { from, seq } => {
-            let mut pending = lock(&PENDING);
-            if let Some(waiting) = pending.get_mut(&seq) {
-                waiting.remove(&from);
+            let mut waiting = pending();
+            if let Some(w) = waiting.get_mut(&seq) {
+                w.remove(&from);
             }
-            drop(pending);
+            drop(waiting);
             ACKED.notify_all();
         }
     }
@@ -284,17 +338,17 @@ fn replicate(make: impl Fn(u32, u64) -> Msg) -> Result<(), Vec<u32>> {
     if others.is_empty() {
         return Ok(());
     }
-    let seq = u64::from(me) << 48 | SEQ.fetch_add(1, Ordering::Relaxed);
-    lock(&PENDING).insert(seq, others.clone());
+    let seq = u64::from(system::my_incarnation()) << 48 | SEQ.fetch_add(1, Ordering::Relaxed);
+    pending().insert(seq, others.clone());
     for p in &others {
         if !send(*p, &make(me, seq)) {
-            if let Some(w) = lock(&PENDING).get_mut(&seq) {
+            if let Some(w) = pending().get_mut(&seq) {
                 w.remove(p);
             }
         }
     }
     let end = Instant::now() + ACK_TIMEOUT;
-    let mut pending = lock(&PENDING);
+    let mut pending = pending();
     loop {
         let waiting = pending.get(&seq).cloned().unwrap_or_default();
         let still: Vec<u32> = waiting
@@ -310,11 +364,10 @@ fn replicate(make: impl Fn(u32, u64) -> Msg) -> Result<(), Vec<u32>> {
             pending.remove(&seq);
             return Err(still);
         }
-        pending = crate::sync::wait(
-            &ACKED,
-            pending,
-            Some((end - now).min(Duration::from_millis(20))),
-        );
+        pending = ACKED
+            .wait_timeout(pending, (end - now).min(Duration::from_millis(20)))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
     }
 }
 
@@ -327,12 +380,18 @@ pub(crate) fn replicate_connect(conn: WireConn) -> Result<(), Vec<u32>> {
     })
 }
 
-/// Replicates a disconnect.
+/// Replicates a disconnect of a signal of the object `owner` (of this process).
 pub(crate) fn replicate_disconnect(owner: &ObjectId, signal: u16, id: u64) -> Result<(), Vec<u32>> {
+    let Some(owner) = system::region()
+        .and(registry::lookup(owner.as_str()))
+        .and_then(|o| ObjectAddr::of(&o))
+    else {
+        return Ok(());
+    };
     replicate(|from, seq| Msg::Disconnect {
         from,
         seq,
-        owner: owner.to_string(),
+        owner: owner.clone(),
         signal,
         id,
     })
@@ -340,11 +399,14 @@ pub(crate) fn replicate_disconnect(owner: &ObjectId, signal: u16, id: u64) -> Re
 
 /// Replicates an object's removal: its own process removes it, the others
 /// retire their replicas.
-pub(crate) fn replicate_removal(id: &ObjectId) -> Result<(), Vec<u32>> {
+pub(crate) fn replicate_removal(object: &ObjectShared) -> Result<(), Vec<u32>> {
+    let Some(addr) = system::region().and(ObjectAddr::of(object)) else {
+        return Ok(());
+    };
     replicate(|from, seq| Msg::RemoveObject {
         from,
         seq,
-        id: id.to_string(),
+        object: addr.clone(),
     })
 }
 
@@ -386,7 +448,7 @@ pub(crate) fn forget_process(proc: u32, notify: bool) {
 }
 
 fn apply_connect(c: &WireConn) {
-    let Some(signal) = registry::lookup(&c.owner).and_then(|o| o.signal_at(c.signal)) else {
+    let Some(signal) = c.owner.find().and_then(|o| o.signal_at(c.signal)) else {
         return; // this process never sees that signal emitted
     };
     let key = ObjectKey {

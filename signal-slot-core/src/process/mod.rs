@@ -25,19 +25,18 @@
 
 mod child;
 pub(crate) mod control;
+mod forker;
 
 use crate::error::{StopError, Undelivered};
 use crate::event_loop::{self, EventLoop};
-use crate::object::{ObjectId, ObjectKey, ObjectShared};
+use crate::object::ObjectId;
 use crate::signal::{SignalArgs, SignalRef, SignalShared, SlotRef};
-use crate::sync::{lock, Ordering};
-use crate::transport::fork::{self, Forked};
+use crate::sync::Ordering;
 use crate::transport::shm::region::{RegionError, MAX_MAILBOXES, PROC_ALIVE};
-use crate::transport::shm::{mailbox, system};
+use crate::transport::shm::system;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How a child process ended.
@@ -149,8 +148,6 @@ struct Inner {
     name: String,
     state: Mutex<State>,
     changed: Condvar,
-    /// The object that owns the `exited` signal.
-    owner: Arc<ObjectShared>,
     exited: Arc<SignalShared<(ProcessExit,)>>,
 }
 
@@ -204,26 +201,15 @@ impl EventLoopProcess {
             }
         }
         let lp = EventLoop::new(name.clone());
+        lp.shared().mark_for_process();
         let id = ObjectId::internal(format!("#process:{name}"));
-        let exited = Arc::new(SignalShared::new(id.clone(), "exited", lp.id()));
-        let owner = Arc::new(ObjectShared::new(
-            id,
-            ObjectKey {
-                index: u32::MAX,
-                generation: u32::MAX,
-            },
-            lp.shared().clone(),
-            Box::new([exited.clone()]),
-            false,
-            &[],
-        ));
+        let exited = Arc::new(SignalShared::new(id, "exited", lp.id()));
         Ok(Self {
             lp,
             inner: Arc::new(Inner {
                 name,
                 state: Mutex::new(State::NotStarted),
                 changed: Condvar::new(),
-                owner,
                 exited,
             }),
         })
@@ -237,10 +223,11 @@ impl EventLoopProcess {
 
     /// Forks the child; the loop and its objects run there from now on.
     pub fn start(&self) -> Result<(), ProcessError> {
-        let state = lock(&self.inner.state);
+        let state = plain(&self.inner.state);
         if !matches!(*state, State::NotStarted) {
             return Err(ProcessError::AlreadyStarted(self.inner.name.clone()));
         }
+        drop(state);
         let (region, _) = system::ensure()?;
         let slot = region.claim_proc().ok_or(ProcessError::TooManyProcesses)?;
         if !control::claim_mailbox(region, slot) {
@@ -250,33 +237,13 @@ impl EventLoopProcess {
         if let Some(p) = region.proc(slot) {
             p.state.store(PROC_ALIVE, Ordering::Release);
         }
-        // From here this process routes to the loop through its mailbox.
-        self.lp.shared().set_owner(slot);
-        let parent = std::process::id() as i32;
-        let forked = {
-            let _ = std::io::stdout().flush();
-            let _ = std::io::stderr().flush();
-            let out = std::io::stdout().lock();
-            let err = std::io::stderr().lock();
-            // The state lock is a framework lock: release our share first.
-            drop(state);
-            let quiet = crate::sync::quiesce_for_fork();
-            let producers = mailbox::lock_all_producers();
-            let forked = fork::fork();
-            drop(producers);
-            drop(quiet);
-            drop(err);
-            drop(out);
-            forked
-        };
-        match forked {
-            Ok(Forked::Child) => child::run(slot, parent, self.lp.clone()),
-            Ok(Forked::Parent { child }) => {
+        match forker::fork_child(slot, self.lp.clone()) {
+            Ok(child) => {
                 if let Some(p) = region.proc(slot) {
                     p.pid.store(child as u32, Ordering::Relaxed);
                 }
                 self.lp.hand_over_to_child();
-                *lock(&self.inner.state) = State::Running { pid: child };
+                *plain(&self.inner.state) = State::Running { pid: child };
                 let inner = self.inner.clone();
                 let lp = self.lp.clone();
                 std::thread::Builder::new()
@@ -290,8 +257,8 @@ impl EventLoopProcess {
             }
             Err(source) => {
                 self.lp.shared().set_owner(system::my_proc());
+                control::release_mailbox(region, slot);
                 region.release_proc(slot);
-                *lock(&self.inner.state) = State::NotStarted;
                 Err(ProcessError::Fork {
                     name: self.inner.name.clone(),
                     source,
@@ -312,7 +279,7 @@ impl EventLoopProcess {
 
     /// Kills the child with SIGKILL.
     pub fn kill(&self) -> Result<(), ProcessError> {
-        match &*lock(&self.inner.state) {
+        match &*plain(&self.inner.state) {
             State::Running { pid, .. } => nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(*pid),
                 nix::sys::signal::Signal::SIGKILL,
@@ -328,13 +295,17 @@ impl EventLoopProcess {
 
     /// Waits until the child has ended; returns how.
     pub fn join(&self) -> Result<ProcessExit, ProcessError> {
-        let mut state = lock(&self.inner.state);
+        let mut state = plain(&self.inner.state);
         loop {
             match &*state {
                 State::NotStarted => return Err(ProcessError::NotStarted(self.inner.name.clone())),
                 State::Exited { status, .. } => return Ok(*status),
                 State::Running { .. } => {
-                    state = wait(&self.inner.changed, state, None);
+                    state = self
+                        .inner
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
             }
         }
@@ -343,7 +314,7 @@ impl EventLoopProcess {
     /// Like [`join`](Self::join), giving up after `timeout` (`Ok(None)`).
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ProcessExit>, ProcessError> {
         let end = Instant::now() + timeout;
-        let mut state = lock(&self.inner.state);
+        let mut state = plain(&self.inner.state);
         loop {
             match &*state {
                 State::NotStarted => return Err(ProcessError::NotStarted(self.inner.name.clone())),
@@ -353,7 +324,12 @@ impl EventLoopProcess {
                     if now >= end {
                         return Ok(None);
                     }
-                    state = wait(&self.inner.changed, state, Some(end - now));
+                    state = self
+                        .inner
+                        .changed
+                        .wait_timeout(state, end - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
                 }
             }
         }
@@ -361,12 +337,12 @@ impl EventLoopProcess {
 
     /// True between `start` and the child's end.
     pub fn is_alive(&self) -> bool {
-        matches!(&*lock(&self.inner.state), State::Running { .. })
+        matches!(&*plain(&self.inner.state), State::Running { .. })
     }
 
     /// The child's process id, once started.
     pub fn pid(&self) -> Option<u32> {
-        match &*lock(&self.inner.state) {
+        match &*plain(&self.inner.state) {
             State::NotStarted => None,
             State::Running { pid, .. } | State::Exited { pid, .. } => Some(*pid as u32),
         }
@@ -374,7 +350,7 @@ impl EventLoopProcess {
 
     /// How the child ended, once it has.
     pub fn exit_status(&self) -> Option<ProcessExit> {
-        match &*lock(&self.inner.state) {
+        match &*plain(&self.inner.state) {
             State::Exited { status, .. } => Some(*status),
             _ => None,
         }
@@ -383,7 +359,8 @@ impl EventLoopProcess {
     /// Emitted once, with the exit status, when the child has ended however it
     /// ended (stopped, crashed, killed). Its objects are removed first.
     pub fn exited(&self) -> SignalRef<(ProcessExit,)> {
-        SignalRef::with_owner(self.inner.exited.clone(), self.inner.owner.clone())
+        // Emitted here, by the reaper, whatever process runs the loop.
+        SignalRef::from_shared(self.inner.exited.clone())
     }
 
     /// The name given at creation.
@@ -416,12 +393,11 @@ impl fmt::Debug for EventLoopProcess {
     }
 }
 
-fn wait<'a>(
-    cv: &Condvar,
-    guard: crate::sync::Guard<'a, State>,
-    timeout: Option<Duration>,
-) -> crate::sync::Guard<'a, State> {
-    crate::sync::wait(cv, guard, timeout)
+/// The process state is guarded by a plain mutex, not a framework lock: a
+/// thread parked in `join` must not hold a share of the fork guard (a fork would
+/// wait for it forever). The child never touches another process's state.
+fn plain<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Waits for the child to end, then cleans up after it in this process.
@@ -453,15 +429,11 @@ fn reap(inner: Arc<Inner>, lp: EventLoop, pid: i32, slot: u32) {
     lp.mark_finished();
     if let Some(region) = region {
         for m in 0..MAX_MAILBOXES as u32 {
-            if region.mailbox_header(m).owner.load(Ordering::Acquire) == slot
-                && region.mailbox_in_use(m)
-            {
-                region.release_mailbox(m);
-            }
+            region.release_mailbox_of(m, slot);
         }
         region.release_proc(slot);
     }
-    *lock(&inner.state) = State::Exited { pid, status };
+    *plain(&inner.state) = State::Exited { pid, status };
     inner.changed.notify_all();
     let mut report: Vec<Undelivered> = Vec::new();
     inner.exited.emit_shared((status,), 0, Some(&mut report));

@@ -98,7 +98,7 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Unique in the system: the process's slot is in the high bits.
 fn next_connection_id() -> u64 {
-    u64::from(crate::transport::shm::system::my_proc()) << 48
+    u64::from(crate::transport::shm::system::my_incarnation()) << 48
         | NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
 }
 

@@ -90,6 +90,11 @@ impl<A: SignalArgs> SignalRef<A> {
             if !owner.is_alive() {
                 return Err(ConnectError::SenderRemoved(owner.id.clone()));
             }
+            // A timer's signal is emitted only where its loop runs; a connection
+            // made here would never see an emission.
+            if self.shared.index == crate::signal::shared::LOCAL_INDEX && owner.lp.is_remote() {
+                return Err(ConnectError::EmittedElsewhere(self.describe()));
+            }
         }
         match &target {
             Target::Slot(s) => {
@@ -214,10 +219,16 @@ impl<A: SignalArgs> SignalRef<A> {
             return None;
         };
         let addr = t.recv.lp.mailbox.get()?;
+        let owner = match &self.owner {
+            Some(o) => crate::process::control::ObjectAddr::of(o)?,
+            None => crate::process::control::ObjectAddr::of(&*crate::object::registry::lookup(
+                self.shared.owner.as_str(),
+            )?)?,
+        };
         let (overflow, block_ms) = WireConn::overflow_code(t.overflow);
         Some(WireConn {
             id: conn.id,
-            owner: self.shared.owner.to_string(),
+            owner,
             signal: self.shared.index,
             receiver: t.recv.id.to_string(),
             loop_id: t.recv.lp.id.raw(),

@@ -41,10 +41,13 @@ pub(crate) struct ProcSlot {
     pub(crate) pid: AtomicU32,
     /// The process's control mailbox.
     pub(crate) control: AtomicU32,
-    _pad: u32,
+    /// The process's incarnation (see the header).
+    pub(crate) incarnation: AtomicU32,
 }
 
 pub(crate) const PROC_FREE: u32 = 0;
+/// A mailbox owner that is no process.
+const NO_OWNER: u32 = u32::MAX;
 pub(crate) const PROC_ALIVE: u32 = 2;
 
 #[repr(C)]
@@ -54,12 +57,20 @@ struct Header {
     ring_bytes: AtomicU32,
     mailboxes_used: AtomicU64,
     procs_used: AtomicU64,
+    /// Counts process starts: ids made by a process carry its incarnation, so a
+    /// reused slot never reissues an id.
+    incarnations: AtomicU32,
+    _pad: u32,
     procs: [ProcSlot; MAX_PROCS],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
 
-#[repr(C)]
+/// One mailbox's header. The doorbell (written by the consumer only when it goes
+/// to sleep or wakes) and the dirty mask (swapped by the consumer on every drain)
+/// sit on separate cache lines, so producers checking the bell do not miss on a
+/// line the consumer keeps writing.
+#[repr(C, align(128))]
 pub(crate) struct MailboxHeader {
     /// The owning loop's doorbell word.
     pub(crate) bell: AtomicU32,
@@ -67,10 +78,12 @@ pub(crate) struct MailboxHeader {
     pub(crate) generation: AtomicU32,
     /// The process whose loop consumes it.
     pub(crate) owner: AtomicU32,
-    _pad: u32,
+    _pad: [u8; 116],
     /// Bit p set: the ring of producer process p may have records.
     pub(crate) dirty: AtomicU64,
 }
+
+const _: () = assert!(std::mem::size_of::<MailboxHeader>() <= MAILBOX_HEADER);
 
 /// The mapping. Lives for the whole process (processes of a system share it).
 pub(crate) struct Region {
@@ -121,7 +134,12 @@ impl Region {
 
     /// Claims a free process slot (root claims 0 at creation).
     pub(crate) fn claim_proc(&self) -> Option<u32> {
-        claim_bit(&self.header().procs_used, MAX_PROCS)
+        let p = claim_bit(&self.header().procs_used, MAX_PROCS)?;
+        let n = self.header().incarnations.fetch_add(1, Ordering::AcqRel);
+        if let Some(s) = self.proc(p) {
+            s.incarnation.store(n, Ordering::Release);
+        }
+        Some(p)
     }
 
     /// Frees a process slot once the process is gone and cleaned up.
@@ -150,12 +168,32 @@ impl Region {
     }
 
     pub(crate) fn release_mailbox(&self, m: u32) {
-        self.mailbox_header(m)
-            .generation
-            .fetch_add(1, Ordering::AcqRel);
+        let mb = self.mailbox_header(m);
+        mb.owner.store(NO_OWNER, Ordering::Release);
+        mb.generation.fetch_add(1, Ordering::AcqRel);
         self.header()
             .mailboxes_used
             .fetch_and(!(1u64 << m), Ordering::AcqRel);
+    }
+
+    /// Releases mailbox `m` if process `p` owns it (cleaning up after `p`);
+    /// the owner is taken first, so a mailbox just claimed by another loop, or
+    /// released already, is left alone.
+    pub(crate) fn release_mailbox_of(&self, m: u32, p: u32) {
+        if m >= MAX_MAILBOXES as u32 || !self.mailbox_in_use(m) {
+            return;
+        }
+        let mb = self.mailbox_header(m);
+        if mb
+            .owner
+            .compare_exchange(p, NO_OWNER, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            mb.generation.fetch_add(1, Ordering::AcqRel);
+            self.header()
+                .mailboxes_used
+                .fetch_and(!(1u64 << m), Ordering::AcqRel);
+        }
     }
 
     fn mailbox_base(&self, m: u32) -> *mut u8 {

@@ -8,6 +8,8 @@ static REGION: OnceLock<Region> = OnceLock::new();
 static CREATE: Mutex<()> = Mutex::new(());
 /// This process's slot in the region: 0 for the root process.
 static MY_PROC: AtomicU32 = AtomicU32::new(0);
+/// This process's incarnation (see the region header).
+static MY_INCARNATION: AtomicU32 = AtomicU32::new(0);
 /// Ring size for a region not created yet.
 static RING_BYTES: AtomicU32 = AtomicU32::new(1 << 20);
 
@@ -58,6 +60,16 @@ pub(crate) fn my_proc() -> u32 {
 /// Called first thing in a new child.
 pub(crate) fn set_my_proc(p: u32) {
     MY_PROC.store(p, Ordering::Relaxed);
+    if let Some(slot) = region().and_then(|r| r.proc(p)) {
+        MY_INCARNATION.store(slot.incarnation.load(Ordering::Acquire), Ordering::Relaxed);
+    }
+}
+
+/// Goes in the high bits of the ids this process makes (loops, connections,
+/// control sequences), so they never collide with another process's.
+#[inline]
+pub(crate) fn my_incarnation() -> u32 {
+    MY_INCARNATION.load(Ordering::Relaxed)
 }
 
 /// True while process `p` is alive in the region.
