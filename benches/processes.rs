@@ -1,1 +1,1329 @@
-fn main() {}
+//! Cross-process performance figures of signal-slot: a loop in the parent process
+//! talking to a loop in a child process (`EventLoopProcess`, shared-memory
+//! mailboxes), each measured side by side in the same run with raw `ipc-channel`
+//! between a parent and a forked child, and for round trips also with a plain
+//! futex-woken shared-memory ping-pong written here.
+//!
+//! Run: `cargo bench --bench processes` (about 30-60 s), or a ~10 s smoke run with
+//! `BENCH_QUICK=1 cargo bench --bench processes` /
+//! `cargo bench --bench processes -- --quick`. `BENCH_ONLY=<text>` runs only the
+//! sections whose name contains it (`throughput_u64`, `throughput_string64`,
+//! `ping_pong_u64`, `ping_pong_string64`).
+//!
+//! Output: one figure per line, `name value`, plus `placement ...` lines that say
+//! where the two sides of the figures below them ran, and `#` comment lines. A
+//! figure's name carries its payload and placement (`unpinned`, `pinned_cpu0_cpu1`:
+//! parent side on cpu0, child on cpu1; `pinned_cpu0_cpu0`: both on cpu0), so
+//! `grep '^ping_pong_u64_pinned_cpu0_cpu1_p50_ratio'` finds one line.
+//!
+//! 1. `throughput_u64_*`: a `Producer` on a parent loop thread emits N `(u64,)`
+//!    signals in a tight loop inside one slot; a `Counter` slot in the child counts
+//!    them (overflow `Block(60 s)`, so nothing is dropped) and, at the N-th,
+//!    emits `done(count, sum, t1)` back to a parent object. Rate = N / (t1 - t0),
+//!    `t0` taken in the parent before the first emit and `t1` in the child at the
+//!    N-th slot call (both `CLOCK_MONOTONIC`, one clock for all processes).
+//!    Baseline: `ipc-channel` `IpcSender<u64>` -> `IpcReceiver<u64>` from a parent
+//!    thread to a forked child (a smaller N: it is much slower), timed the same
+//!    way. Targets: >= 20 M signals/s and >= 15x ipc-channel. Median of several
+//!    rounds; the two alternate so background load hits both alike. Unpinned and
+//!    pinned cpu0/cpu1. `*_emit_ns` is the producer's own time per emit.
+//! 2. `throughput_string64_*`: the same with a 64-byte `(String,)` payload (the
+//!    producer clones one `String` per emit; the ipc-channel sender builds one per
+//!    send, so both pay one allocation). Unpinned.
+//! 3. `ping_pong_u64_*`: `Pinger` on a parent loop thread emits `ping`, `Ponger`
+//!    in the child answers `pong`, whose slot in the parent records the round trip
+//!    (`Instant`, in the parent) and pings again. p50/p99 in µs. Baselines between
+//!    a parent thread and a forked child: (a) ipc-channel ping-pong over two
+//!    channels (blocking `recv`), (b) a futex-woken shared-memory ping-pong: one
+//!    `mmap(MAP_SHARED | MAP_ANONYMOUS)` page holding a sequence word and a
+//!    sleeper count per direction; the waiter spins like the event loop's idle
+//!    path (crossbeam `Backoff`: 127 pause hints, then 4 `sched_yield`s), then
+//!    sleeps in `FUTEX_WAIT` (not private); the writer stores the word and calls
+//!    `FUTEX_WAKE` only if a sleeper announced itself. Targets: p50 <= ipc-channel
+//!    (ratio <= 1.0) and <= 1.5x the futex ping-pong. Unpinned, pinned cpu0/cpu1,
+//!    and both pinned to cpu0.
+//! 4. `ping_pong_string64_*`: the round trip with a 64-byte `(String,)` bounced
+//!    back and forth (each side forwards the string it received), ours and
+//!    ipc-channel, unpinned.
+//!
+//! Every signal-slot measurement uses a fresh child process (forked by
+//! `EventLoopProcess::start` after the objects are created and connected) and
+//! checks that nothing was lost: the child's count (per round, and in total:
+//! exactly warm-up + rounds x N slot calls), and `stats().dropped_total()`
+//! of the parent loop, of the child loop as the child sees it (reported by a
+//! slot) and of the child loop as the parent sees it (sender-side drops) are 0.
+//! Raw baselines fork their own children, which leave with `_exit` and are
+//! waited for. Rings have the default size (1 MiB).
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use signal_slot::prelude::*;
+use std::hint::black_box;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long the bench waits for any one reply before giving up.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a queued emit may wait for room in a full ring (nothing is dropped).
+const BLOCK: Duration = Duration::from_secs(60);
+
+/// The 64-byte string payload.
+const TEXT64: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Sizes of one run.
+struct Config {
+    quick: bool,
+    /// `BENCH_ONLY`: run only the sections whose name contains it.
+    only: Option<String>,
+    /// Signals per signal-slot throughput round (u64 payload).
+    throughput_n: u64,
+    /// Messages per ipc-channel throughput round (u64 payload).
+    ipc_throughput_n: u64,
+    /// The same two for the 64-byte string payload.
+    text_n: u64,
+    ipc_text_n: u64,
+    throughput_rounds: usize,
+    /// Measured round trips per ping-pong round (after the warm-up).
+    ping_pong_k: usize,
+    ping_pong_warmup: usize,
+    ping_pong_rounds: usize,
+}
+
+impl Config {
+    fn from_env() -> Self {
+        let quick = std::env::args().any(|a| a == "--quick")
+            || std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let only = std::env::var("BENCH_ONLY").ok().filter(|s| !s.is_empty());
+        if quick {
+            Config {
+                quick,
+                only,
+                throughput_n: 500_000,
+                ipc_throughput_n: 30_000,
+                text_n: 200_000,
+                ipc_text_n: 20_000,
+                throughput_rounds: 1,
+                ping_pong_k: 5_000,
+                ping_pong_warmup: 500,
+                ping_pong_rounds: 1,
+            }
+        } else {
+            Config {
+                quick,
+                only,
+                throughput_n: 2_000_000,
+                ipc_throughput_n: 200_000,
+                text_n: 1_000_000,
+                ipc_text_n: 100_000,
+                throughput_rounds: 7,
+                ping_pong_k: 40_000,
+                ping_pong_warmup: 4_000,
+                ping_pong_rounds: 2,
+            }
+        }
+    }
+
+    /// Whether the section `name` runs.
+    fn runs(&self, name: &str) -> bool {
+        match &self.only {
+            Some(o) => name.contains(o.as_str()),
+            None => true,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// CPU placement
+
+/// Where the two sides of a two-process measurement run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placement {
+    Unpinned,
+    /// Parent side on the first CPU, child side on the second.
+    Pinned(usize, usize),
+}
+
+impl Placement {
+    /// For figure names: `unpinned`, `pinned_cpu0_cpu1`.
+    fn tag(self) -> String {
+        match self {
+            Placement::Unpinned => "unpinned".into(),
+            Placement::Pinned(a, b) => format!("pinned_cpu{a}_cpu{b}"),
+        }
+    }
+
+    /// For the `placement` line.
+    fn describe(self) -> String {
+        match self {
+            Placement::Unpinned => "unpinned".into(),
+            Placement::Pinned(a, b) => format!("pinned parent=cpu{a},child=cpu{b}"),
+        }
+    }
+
+    /// The CPU of side `i` (0 parent, 1 child), if pinned.
+    fn cpu(self, i: usize) -> Option<usize> {
+        match self {
+            Placement::Unpinned => None,
+            Placement::Pinned(a, b) => Some(if i == 0 { a } else { b }),
+        }
+    }
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: `cpu_set_t` is a plain bit array, valid when zeroed; CPU_SET only
+    // writes inside it (it ignores out-of-range CPUs); pid 0 means this thread.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The CPUs the process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: as in `pin_current_thread`; sched_getaffinity fills the zeroed set
+    // and CPU_ISSET only reads inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// The CPU the calling thread runs on now.
+fn current_cpu() -> i64 {
+    // SAFETY: no arguments, no memory access.
+    i64::from(unsafe { libc::sched_getcpu() })
+}
+
+/// A helper object put on a parent loop to pin that loop's thread from a slot.
+#[derive(EventLoopObject)]
+struct Pinner {
+    ack: Sender<Result<i64, String>>,
+}
+
+#[slots]
+impl Pinner {
+    fn pin(&mut self, cpu: u64) {
+        let r = usize::try_from(cpu)
+            .map_err(|e| e.to_string())
+            .and_then(|c| pin_current_thread(c).map_err(|e| e.to_string()))
+            .map(|()| current_cpu());
+        let _ = self.ack.send(r);
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique object or loop id.
+fn unique_id(prefix: &str) -> String {
+    format!("{prefix}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Pins the (running) thread of the parent loop `lp` to `cpu` and waits.
+fn pin_loop(lp: &EventLoop, cpu: usize) {
+    let (tx, rx) = bounded(1);
+    let pinner = lp
+        .add(unique_id("pinner"), Pinner { ack: tx })
+        .unwrap_or_else(|e| panic!("add pinner: {e}"));
+    pinner
+        .pin()
+        .invoke((cpu as u64,))
+        .expect("invoke pin on the loop");
+    match rx.recv_timeout(REPLY_TIMEOUT).expect("pin acknowledgement") {
+        Ok(on) => assert_eq!(on, cpu as i64, "loop thread not on cpu{cpu} after pinning"),
+        Err(e) => panic!("pinning loop {} to cpu{cpu}: {e}", lp.name()),
+    }
+    pinner.remove().expect("remove pinner");
+}
+
+/// Spawns a plain thread, pinned first if `cpu` says so.
+fn spawn_placed<T: Send + 'static>(
+    cpu: Option<usize>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    thread::spawn(move || {
+        if let Some(c) = cpu {
+            pin_current_thread(c).unwrap_or_else(|e| panic!("pin to cpu{c}: {e}"));
+        }
+        f()
+    })
+}
+
+fn stop_and_join(t: &EventLoopThread) {
+    t.stop().expect("stop loop thread");
+    t.join().expect("join loop thread");
+}
+
+/// `CLOCK_MONOTONIC` in ns: one clock for every process of the machine.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+// ---------------------------------------------------------------------------
+// Raw child processes (baselines)
+
+/// Forks a child that runs `f`, then leaves with `_exit` (0 if `f` returned,
+/// 101 if it panicked). Returns the child's pid; wait for it with [`wait_child`].
+fn fork_child(f: impl FnOnce()) -> libc::pid_t {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: the child runs only `f` (plain computation, ipc-channel calls, raw
+    // syscalls on memory it owns) and leaves with `_exit`, never returning into
+    // the parent's frames nor running its destructors or atexit handlers.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory
+        // effects: the child dies if the bench does.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        let code = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => 0,
+            Err(_) => 101,
+        };
+        // SAFETY: `_exit` is always safe to call; it does not return.
+        unsafe { libc::_exit(code) }
+    }
+    pid
+}
+
+/// Waits for the child `pid` (killing it after `REPLY_TIMEOUT`); panics unless it
+/// exited with code 0.
+fn wait_child(pid: libc::pid_t) {
+    let end = Instant::now() + REPLY_TIMEOUT;
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid, writable int; `pid` is our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        assert!(
+            r == 0 || std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted,
+            "waitpid({pid}): {}",
+            std::io::Error::last_os_error()
+        );
+        if Instant::now() > end {
+            // SAFETY: signalling and reaping our own child; no memory effects.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("baseline child {pid} hung: killed");
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "baseline child {pid} failed (wait status {status:#x})"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Statistics and printing
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The `p`-th percentile (0..=100) of sorted samples.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[i]
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn figure(name: &str, value: impl std::fmt::Display) {
+    println!("{name} {value}");
+}
+
+fn target(what: &str, met: bool) {
+    println!("# target {what}: {}", if met { "met" } else { "MISSED" });
+}
+
+// ---------------------------------------------------------------------------
+// Objects shared by the sections
+
+/// What the parent hears from a child.
+#[derive(Debug)]
+enum Report {
+    /// The child's loop thread was pinned; it runs on this CPU now (-1: failed).
+    Pinned(i64),
+    /// A throughput round ended in the child: (count, checksum, time of the last
+    /// call in ns of `CLOCK_MONOTONIC`).
+    Done(u64, u64, u64),
+    /// The child loop's own counters: (delivered, dropped total, decode errors).
+    Stats(u64, u64, u64),
+    /// Every value the child's counter was called with since it was created.
+    Total(u64),
+}
+
+/// Lives on a parent loop: forwards what children report into a channel.
+#[derive(EventLoopObject)]
+struct Reports {
+    tx: Sender<Report>,
+}
+
+#[slots]
+impl Reports {
+    fn on_pinned(&mut self, cpu: i64) {
+        let _ = self.tx.send(Report::Pinned(cpu));
+    }
+    fn on_done(&mut self, count: u64, sum: u64, t1_ns: u64) {
+        let _ = self.tx.send(Report::Done(count, sum, t1_ns));
+    }
+    fn on_stats(&mut self, delivered: u64, dropped: u64, decode_errors: u64) {
+        let _ = self
+            .tx
+            .send(Report::Stats(delivered, dropped, decode_errors));
+    }
+    fn on_total(&mut self, total: u64) {
+        let _ = self.tx.send(Report::Total(total));
+    }
+}
+
+/// Lives in a child: pins the child's loop thread, reports the child loop's stats.
+#[derive(EventLoopObject)]
+struct ChildControl {
+    #[signal]
+    pinned: Signal<(i64,)>,
+    #[signal]
+    stats: Signal<(u64, u64, u64)>,
+    lp: EventLoop,
+}
+
+#[slots]
+impl ChildControl {
+    fn pin(&mut self, cpu: u64) {
+        let on = usize::try_from(cpu)
+            .ok()
+            .and_then(|c| pin_current_thread(c).ok())
+            .map_or(-1, |()| current_cpu());
+        self.pinned.emit((on,));
+    }
+    fn report(&mut self) {
+        let s = self.lp.stats();
+        self.stats
+            .emit((s.delivered, s.dropped_total(), s.decode_errors));
+    }
+}
+
+/// A fresh child process with a `ChildControl` on its loop, whose reports reach
+/// `reports` (on a parent loop). Not started.
+fn child_process(
+    name: &str,
+    reports: &Handle<Reports>,
+) -> (EventLoopProcess, Handle<ChildControl>) {
+    let p = EventLoopProcess::new(unique_id(name)).expect("create child process");
+    let ctl = p
+        .event_loop()
+        .add(
+            unique_id("child-control"),
+            ChildControl {
+                pinned: Signal::new(),
+                stats: Signal::new(),
+                lp: p.event_loop().clone(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("add child control: {e}"));
+    ctl.pinned()
+        .connect(&reports.on_pinned())
+        .expect("connect pinned");
+    ctl.stats()
+        .connect(&reports.on_stats())
+        .expect("connect stats");
+    (p, ctl)
+}
+
+fn next_report(rx: &Receiver<Report>) -> Report {
+    rx.recv_timeout(REPLY_TIMEOUT)
+        .expect("a report from the child within the timeout")
+}
+
+/// Pins the parent loop and the (started) child loop as `placement` says.
+fn place(
+    placement: Placement,
+    parent: &EventLoop,
+    ctl: &Handle<ChildControl>,
+    rx: &Receiver<Report>,
+) {
+    if let Some(c) = placement.cpu(0) {
+        pin_loop(parent, c);
+    }
+    if let Some(c) = placement.cpu(1) {
+        ctl.pin().invoke((c as u64,)).expect("invoke child pin");
+        match next_report(rx) {
+            Report::Pinned(on) => assert_eq!(on, c as i64, "child loop not on cpu{c}"),
+            other => panic!("expected the child's pin report, got {other:?}"),
+        }
+    }
+}
+
+/// Checks that no loop of a finished measurement dropped anything; stops the
+/// parent loop and the child. Returns (child delivered, dropped total).
+fn finish(
+    parent: &EventLoopThread,
+    p: &EventLoopProcess,
+    ctl: &Handle<ChildControl>,
+    rx: &Receiver<Report>,
+) -> (u64, u64) {
+    ctl.report().invoke(()).expect("invoke child report");
+    let (delivered, child_dropped, decode_errors) = match next_report(rx) {
+        Report::Stats(d, dr, de) => (d, dr, de),
+        other => panic!("expected the child's stats, got {other:?}"),
+    };
+    let parent_dropped = parent.event_loop().stats().dropped_total();
+    let sender_side = p.event_loop().stats().dropped_total();
+    let dropped = child_dropped + parent_dropped + sender_side;
+    assert_eq!(
+        (child_dropped, parent_dropped, sender_side, decode_errors),
+        (0, 0, 0, 0),
+        "(child loop, parent loop, sender side) dropped, child decode errors"
+    );
+    stop_and_join(parent);
+    p.stop().expect("stop child");
+    let status = p.join().expect("join child");
+    assert!(status.success(), "child process: {status}");
+    (delivered, dropped)
+}
+
+// ---------------------------------------------------------------------------
+// 1, 2. Throughput parent -> child
+
+/// Lives on the parent loop; emits as fast as it can inside one slot.
+#[derive(EventLoopObject)]
+struct Producer {
+    #[signal]
+    value: Signal<(u64,)>,
+    #[signal]
+    text: Signal<(String,)>,
+    payload: String,
+    /// (t0 ns before the first emit, t ns after the last) per round.
+    started: Sender<(u64, u64)>,
+}
+
+#[slots]
+impl Producer {
+    fn run_values(&mut self, n: u64) {
+        let t0 = mono_ns();
+        for i in 0..n {
+            self.value.emit((i,));
+        }
+        let _ = self.started.send((t0, mono_ns()));
+    }
+
+    fn run_texts(&mut self, n: u64) {
+        let t0 = mono_ns();
+        for _ in 0..n {
+            self.text.emit((self.payload.clone(),));
+        }
+        let _ = self.started.send((t0, mono_ns()));
+    }
+}
+
+/// Lives in the child; counts a round and reports its end to the parent.
+#[derive(EventLoopObject)]
+struct Counter {
+    #[signal]
+    done: Signal<(u64, u64, u64)>,
+    #[signal]
+    total: Signal<(u64,)>,
+    expected: u64,
+    count: u64,
+    sum: u64,
+    calls: u64,
+}
+
+impl Counter {
+    #[inline]
+    fn count(&mut self, v: u64) {
+        self.calls += 1;
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(v);
+        if self.count == self.expected {
+            self.done.emit((self.count, self.sum, mono_ns()));
+            self.count = 0;
+            self.sum = 0;
+        }
+    }
+}
+
+#[slots]
+impl Counter {
+    /// Starts a round of `n` calls.
+    fn arm(&mut self, n: u64) {
+        (self.expected, self.count, self.sum) = (n, 0, 0);
+    }
+    fn on_value(&mut self, v: u64) {
+        self.count(v);
+    }
+    fn on_text(&mut self, s: String) {
+        self.count(s.len() as u64);
+    }
+    /// Reports every call counted so far.
+    fn report_total(&mut self) {
+        self.total.emit((self.calls,));
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    U64,
+    Text64,
+}
+
+impl Payload {
+    fn tag(self) -> &'static str {
+        match self {
+            Payload::U64 => "u64",
+            Payload::Text64 => "string64",
+        }
+    }
+
+    /// The checksum the child reports for a round of `n`.
+    fn expected_sum(self, n: u64) -> u64 {
+        match self {
+            Payload::U64 => n * (n - 1) / 2,
+            Payload::Text64 => n * TEXT64.len() as u64,
+        }
+    }
+}
+
+/// One throughput round's result: msgs/s end to end, producer ns per emit.
+struct Round {
+    rate: f64,
+    emit_ns: f64,
+}
+
+/// signal-slot rounds; `after_round` runs after each (the raw baseline, so
+/// background load hits both alike). Returns the rounds and (child counted,
+/// dropped total).
+fn throughput_signal_slot(
+    cfg: &Config,
+    payload: Payload,
+    placement: Placement,
+    mut after_round: impl FnMut(),
+) -> (Vec<Round>, u64, u64) {
+    let n = match payload {
+        Payload::U64 => cfg.throughput_n,
+        Payload::Text64 => cfg.text_n,
+    };
+    let parent = EventLoopThread::new(unique_id("tp-parent"));
+    let (rep_tx, rep_rx) = unbounded();
+    let (started_tx, started_rx) = unbounded();
+    let reports = parent
+        .event_loop()
+        .add(unique_id("reports"), Reports { tx: rep_tx })
+        .unwrap_or_else(|e| panic!("add reports: {e}"));
+    let producer = parent
+        .event_loop()
+        .add(
+            unique_id("producer"),
+            Producer {
+                value: Signal::new(),
+                text: Signal::new(),
+                payload: TEXT64.to_string(),
+                started: started_tx,
+            },
+        )
+        .unwrap_or_else(|e| panic!("add producer: {e}"));
+    let (p, ctl) = child_process("tp-child", &reports);
+    let counter = p
+        .event_loop()
+        .add(
+            unique_id("counter"),
+            Counter {
+                done: Signal::new(),
+                total: Signal::new(),
+                expected: 0,
+                count: 0,
+                sum: 0,
+                calls: 0,
+            },
+        )
+        .unwrap_or_else(|e| panic!("add counter: {e}"));
+    let opts = || ConnectOptions::new().overflow(Overflow::Block(BLOCK));
+    match payload {
+        Payload::U64 => producer
+            .value()
+            .connect_with(&counter.on_value(), opts())
+            .expect("connect value"),
+        Payload::Text64 => producer
+            .text()
+            .connect_with(&counter.on_text(), opts())
+            .expect("connect text"),
+    };
+    counter
+        .done()
+        .connect(&reports.on_done())
+        .expect("connect done");
+    counter
+        .total()
+        .connect(&reports.on_total())
+        .expect("connect total");
+    p.start().expect("start child");
+    parent.start().expect("start parent loop");
+    place(placement, parent.event_loop(), &ctl, &rep_rx);
+
+    let round = |k: u64| -> Round {
+        counter.arm().invoke((k,)).expect("invoke arm");
+        match payload {
+            Payload::U64 => producer.run_values().invoke((k,)),
+            Payload::Text64 => producer.run_texts().invoke((k,)),
+        }
+        .expect("invoke run");
+        let (t0, t_emitted) = started_rx
+            .recv_timeout(REPLY_TIMEOUT)
+            .expect("producer finished");
+        let (count, sum, t1) = match next_report(&rep_rx) {
+            Report::Done(c, s, t) => (c, s, t),
+            other => panic!("expected the child's done, got {other:?}"),
+        };
+        assert_eq!(
+            (count, sum),
+            (k, payload.expected_sum(k)),
+            "the child counted other values than sent"
+        );
+        Round {
+            rate: k as f64 / (t1.saturating_sub(t0).max(1) as f64 / 1e9),
+            emit_ns: (t_emitted - t0) as f64 / k as f64,
+        }
+    };
+    // Untimed warm-up: faults in the ring pages, wakes both sides up.
+    let warm = (n / 4).max(1);
+    black_box(round(warm).rate);
+    let mut rounds = Vec::new();
+    for _ in 0..cfg.throughput_rounds {
+        rounds.push(round(n));
+        after_round();
+    }
+    // Exactly what was sent arrived: no more, no less.
+    counter
+        .report_total()
+        .invoke(())
+        .expect("invoke report_total");
+    let counted = n * cfg.throughput_rounds as u64;
+    match next_report(&rep_rx) {
+        Report::Total(t) => assert_eq!(t, counted + warm, "the child's slot calls"),
+        other => panic!("expected the child's total, got {other:?}"),
+    }
+    let (delivered, dropped) = finish(&parent, &p, &ctl, &rep_rx);
+    assert!(
+        delivered >= counted + warm,
+        "child loop delivered {delivered} calls, fewer than the {counted} counted"
+    );
+    (rounds, counted, dropped)
+}
+
+/// msgs/s of one raw ipc-channel round of `n` messages made by `make` from a
+/// parent thread to a forked child, which sums `measure` of each.
+fn throughput_ipc<T: Serialize + DeserializeOwned + Send + 'static>(
+    n: u64,
+    placement: Placement,
+    make: fn(u64) -> T,
+    measure: fn(&T) -> u64,
+) -> (f64, u64) {
+    let (tx, rx): (IpcSender<T>, IpcReceiver<T>) = ipc::channel().expect("ipc channel");
+    let (ack_tx, ack_rx) = ipc::channel::<(u64, u64, u64)>().expect("ipc channel");
+    let child_cpu = placement.cpu(1);
+    let parent = spawn_placed(placement.cpu(0), move || {
+        let pid = fork_child(|| {
+            if let Some(c) = child_cpu {
+                pin_current_thread(c).expect("pin baseline child");
+            }
+            let mut sum = 0u64;
+            for _ in 0..n {
+                sum = sum.wrapping_add(measure(&rx.recv().expect("ipc recv")));
+            }
+            ack_tx.send((n, sum, mono_ns())).expect("ipc ack");
+        });
+        drop(ack_tx);
+        let t0 = mono_ns();
+        for i in 0..n {
+            tx.send(make(i)).expect("ipc send");
+        }
+        let (count, sum, t1) = ack_rx.recv().expect("ipc ack from child");
+        wait_child(pid);
+        assert_eq!(count, n);
+        (n as f64 / (t1.saturating_sub(t0).max(1) as f64 / 1e9), sum)
+    });
+    parent.join().expect("ipc throughput parent")
+}
+
+fn ipc_round(n: u64, payload: Payload, placement: Placement) -> f64 {
+    let (rate, sum) = match payload {
+        Payload::U64 => throughput_ipc(n, placement, |i| i, |v| *v),
+        Payload::Text64 => throughput_ipc(
+            n,
+            placement,
+            |_| TEXT64.to_string(),
+            |s: &String| s.len() as u64,
+        ),
+    };
+    assert_eq!(sum, payload.expected_sum(n), "ipc child got other values");
+    rate
+}
+
+fn bench_throughput(cfg: &Config, payload: Payload, placement: Placement) {
+    let tag = format!("throughput_{}_{}", payload.tag(), placement.tag());
+    println!("placement {}", placement.describe());
+    let ipc_n = match payload {
+        Payload::U64 => cfg.ipc_throughput_n,
+        Payload::Text64 => cfg.ipc_text_n,
+    };
+    let mut ipc_rates = Vec::new();
+    let (rounds, counted, dropped) = throughput_signal_slot(cfg, payload, placement, || {
+        ipc_rates.push(ipc_round(ipc_n, payload, placement));
+    });
+    let mut rates: Vec<f64> = rounds.iter().map(|r| r.rate).collect();
+    let mut emit_ns: Vec<f64> = rounds.iter().map(|r| r.emit_ns).collect();
+    let ours = median(&mut rates);
+    let raw = median(&mut ipc_rates);
+    let ratio = ours / raw;
+    let range = |v: &[f64]| format!("{:.0}..{:.0}", v[0], v[v.len() - 1]);
+    println!(
+        "# rounds (msgs/s, min..max): signal-slot {} (N={}), ipc-channel {} (N={ipc_n})",
+        range(&rates),
+        match payload {
+            Payload::U64 => cfg.throughput_n,
+            Payload::Text64 => cfg.text_n,
+        },
+        range(&ipc_rates),
+    );
+    figure(&format!("{tag}_child_counted"), counted);
+    figure(&format!("{tag}_dropped_total"), dropped);
+    figure(
+        &format!("{tag}_signal_slot_msgs_per_s"),
+        format!("{ours:.0}"),
+    );
+    figure(
+        &format!("{tag}_signal_slot_emit_ns"),
+        format!("{:.1}", median(&mut emit_ns)),
+    );
+    figure(
+        &format!("{tag}_ipc_channel_msgs_per_s"),
+        format!("{raw:.0}"),
+    );
+    figure(
+        &format!("{tag}_ratio_vs_ipc_channel"),
+        format!("{ratio:.2}"),
+    );
+    if payload == Payload::U64 {
+        target(">= 20 M signals/s", ours >= 20e6);
+        target(">= 15x ipc-channel", ratio >= 15.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3, 4. Ping-pong parent <-> child
+
+/// Lives on the parent loop; plays the round trips and times them.
+#[derive(EventLoopObject)]
+struct Pinger {
+    #[signal]
+    ping: Signal<(u64,)>,
+    #[signal]
+    ping_text: Signal<(String,)>,
+    remaining: usize,
+    last: Instant,
+    samples: Vec<u64>,
+    done: Sender<Vec<u64>>,
+}
+
+impl Pinger {
+    /// Records one round trip; false when the game is over.
+    #[inline]
+    fn lap(&mut self) -> bool {
+        let now = Instant::now();
+        self.samples
+            .push(now.duration_since(self.last).as_nanos() as u64);
+        self.last = now;
+        self.remaining -= 1;
+        if self.remaining == 0 {
+            let _ = self.done.send(std::mem::take(&mut self.samples));
+            false
+        } else {
+            true
+        }
+    }
+
+    fn begin(&mut self, k: u64) {
+        self.remaining = k as usize;
+        self.samples = Vec::with_capacity(self.remaining);
+        self.last = Instant::now();
+    }
+}
+
+#[slots]
+impl Pinger {
+    /// Plays `k` round trips with a `u64`, then sends their durations (ns).
+    fn start(&mut self, k: u64) {
+        self.begin(k);
+        self.ping.emit((0,));
+    }
+
+    /// Plays `k` round trips with a 64-byte string.
+    fn start_text(&mut self, k: u64) {
+        self.begin(k);
+        self.ping_text.emit((TEXT64.to_string(),));
+    }
+
+    fn on_pong(&mut self, seq: u64) {
+        if self.lap() {
+            self.ping.emit((seq + 1,));
+        }
+    }
+
+    fn on_pong_text(&mut self, s: String) {
+        assert_eq!(s.len(), TEXT64.len(), "string payload changed");
+        if self.lap() {
+            self.ping_text.emit((s,));
+        }
+    }
+}
+
+/// Lives in the child: answers each ping.
+#[derive(EventLoopObject, Default)]
+struct Ponger {
+    #[signal]
+    pong: Signal<(u64,)>,
+    #[signal]
+    pong_text: Signal<(String,)>,
+}
+
+#[slots]
+impl Ponger {
+    fn on_ping(&mut self, seq: u64) {
+        self.pong.emit((seq,));
+    }
+    fn on_ping_text(&mut self, s: String) {
+        self.pong_text.emit((s,));
+    }
+}
+
+/// Round-trip samples (ns) of the signal-slot ping-pong, warm-up dropped; and
+/// the dropped total (0, checked).
+fn ping_pong_signal_slot(cfg: &Config, payload: Payload, placement: Placement) -> (Vec<u64>, u64) {
+    let parent = EventLoopThread::new(unique_id("pp-parent"));
+    let (rep_tx, rep_rx) = unbounded();
+    let (done_tx, done_rx) = bounded(1);
+    let reports = parent
+        .event_loop()
+        .add(unique_id("reports"), Reports { tx: rep_tx })
+        .unwrap_or_else(|e| panic!("add reports: {e}"));
+    let pinger = parent
+        .event_loop()
+        .add(
+            unique_id("pinger"),
+            Pinger {
+                ping: Signal::new(),
+                ping_text: Signal::new(),
+                remaining: 0,
+                last: Instant::now(),
+                samples: Vec::new(),
+                done: done_tx,
+            },
+        )
+        .unwrap_or_else(|e| panic!("add pinger: {e}"));
+    let (p, ctl) = child_process("pp-child", &reports);
+    let ponger = p
+        .event_loop()
+        .add(unique_id("ponger"), Ponger::default())
+        .unwrap_or_else(|e| panic!("add ponger: {e}"));
+    match payload {
+        Payload::U64 => {
+            pinger
+                .ping()
+                .connect(&ponger.on_ping())
+                .expect("connect ping");
+            ponger
+                .pong()
+                .connect(&pinger.on_pong())
+                .expect("connect pong");
+        }
+        Payload::Text64 => {
+            pinger
+                .ping_text()
+                .connect(&ponger.on_ping_text())
+                .expect("connect ping");
+            ponger
+                .pong_text()
+                .connect(&pinger.on_pong_text())
+                .expect("connect pong");
+        }
+    }
+    p.start().expect("start child");
+    parent.start().expect("start parent loop");
+    place(placement, parent.event_loop(), &ctl, &rep_rx);
+    let total = (cfg.ping_pong_warmup + cfg.ping_pong_k) as u64;
+    match payload {
+        Payload::U64 => pinger.start().invoke((total,)),
+        Payload::Text64 => pinger.start_text().invoke((total,)),
+    }
+    .expect("invoke start");
+    let samples = done_rx
+        .recv_timeout(REPLY_TIMEOUT)
+        .expect("ping-pong finished");
+    assert_eq!(samples.len() as u64, total);
+    let (delivered, dropped) = finish(&parent, &p, &ctl, &rep_rx);
+    assert!(delivered >= total, "child answered {delivered} < {total}");
+    (samples[cfg.ping_pong_warmup..].to_vec(), dropped)
+}
+
+/// Round-trip samples (ns) of a parent thread and a forked child bouncing a
+/// value over two ipc-channel channels, warm-up dropped.
+fn ping_pong_ipc<T: Serialize + DeserializeOwned + Send + 'static>(
+    cfg: &Config,
+    placement: Placement,
+    first: fn() -> T,
+) -> Vec<u64> {
+    let (ping_tx, ping_rx) = ipc::channel::<T>().expect("ipc channel");
+    let (pong_tx, pong_rx) = ipc::channel::<T>().expect("ipc channel");
+    let total = cfg.ping_pong_warmup + cfg.ping_pong_k;
+    let warmup = cfg.ping_pong_warmup;
+    let child_cpu = placement.cpu(1);
+    let parent = spawn_placed(placement.cpu(0), move || {
+        let pid = fork_child(|| {
+            if let Some(c) = child_cpu {
+                pin_current_thread(c).expect("pin baseline child");
+            }
+            for _ in 0..total {
+                let v = ping_rx.recv().expect("ipc recv ping");
+                pong_tx.send(v).expect("ipc send pong");
+            }
+        });
+        drop(pong_tx);
+        let mut samples = Vec::with_capacity(total);
+        let mut v = first();
+        let mut last = Instant::now();
+        for _ in 0..total {
+            ping_tx.send(v).expect("ipc send ping");
+            v = pong_rx.recv().expect("ipc recv pong");
+            let now = Instant::now();
+            samples.push(now.duration_since(last).as_nanos() as u64);
+            last = now;
+        }
+        black_box(v);
+        wait_child(pid);
+        samples
+    });
+    let samples = parent.join().expect("ipc ping-pong parent");
+    samples[warmup..].to_vec()
+}
+
+/// One shared, zeroed page (`MAP_SHARED | MAP_ANONYMOUS`): survives `fork` as the
+/// same memory in both processes.
+struct SharedPage {
+    ptr: *mut libc::c_void,
+}
+
+const PAGE: usize = 4096;
+
+impl SharedPage {
+    fn new() -> Self {
+        // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert!(
+            ptr != libc::MAP_FAILED,
+            "mmap: {}",
+            std::io::Error::last_os_error()
+        );
+        Self { ptr }
+    }
+
+    /// The 32-bit word at byte `offset` (a multiple of 4 below the page size).
+    fn word(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 4 == 0 && offset + 4 <= PAGE);
+        // SAFETY: inside the page-aligned mapping, 4-aligned, mapped while `self`
+        // lives; AtomicU32 has the size and alignment of u32, and zero is valid.
+        unsafe { &*self.ptr.cast::<u8>().add(offset).cast::<AtomicU32>() }
+    }
+}
+
+impl Drop for SharedPage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; no reference into it
+        // outlives `self`.
+        unsafe { libc::munmap(self.ptr, PAGE) };
+    }
+}
+
+// SAFETY: the page is only accessed through atomics.
+unsafe impl Send for SharedPage {}
+
+/// One direction of the futex ping-pong: a sequence word and a sleeper count.
+struct FutexLane<'a> {
+    seq: &'a AtomicU32,
+    sleepers: &'a AtomicU32,
+}
+
+impl FutexLane<'_> {
+    /// Publishes `v`; wakes the peer if it announced it sleeps.
+    #[inline]
+    fn send(&self, v: u32) {
+        self.seq.store(v, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            // SAFETY: FUTEX_WAKE only uses the address as a key (not private:
+            // the waiter is another process).
+            unsafe {
+                libc::syscall(libc::SYS_futex, self.seq.as_ptr(), libc::FUTEX_WAKE, 1);
+            }
+        }
+    }
+
+    /// Waits until the word differs from `last`: spins like the event loop's
+    /// idle path (crossbeam `Backoff`: 2^0..2^6 pause hints, then 4 yields), then
+    /// sleeps in FUTEX_WAIT. Panics after `REPLY_TIMEOUT`.
+    #[inline]
+    fn recv(&self, last: u32) -> u32 {
+        for step in 0..=10u32 {
+            let v = self.seq.load(Ordering::Acquire);
+            if v != last {
+                return v;
+            }
+            if step <= 6 {
+                for _ in 0..1u32 << step {
+                    std::hint::spin_loop();
+                }
+            } else {
+                thread::yield_now();
+            }
+        }
+        let end = Instant::now() + REPLY_TIMEOUT;
+        let ts = libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        loop {
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            let v = self.seq.load(Ordering::SeqCst);
+            if v == last {
+                // SAFETY: `seq` is a live, aligned u32 in the shared mapping;
+                // FUTEX_WAIT only reads it; `ts` outlives the call. Every return
+                // (wake, EAGAIN, EINTR, timeout) re-checks the word.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_futex,
+                        self.seq.as_ptr(),
+                        libc::FUTEX_WAIT,
+                        last,
+                        &ts as *const libc::timespec,
+                    );
+                }
+            }
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            let v = self.seq.load(Ordering::Acquire);
+            if v != last {
+                return v;
+            }
+            assert!(Instant::now() < end, "futex ping-pong peer went silent");
+        }
+    }
+}
+
+/// Round-trip samples (ns) of the futex-woken shared-memory ping-pong between a
+/// parent thread and a forked child, warm-up dropped.
+fn ping_pong_futex(cfg: &Config, placement: Placement) -> Vec<u64> {
+    let total = cfg.ping_pong_warmup + cfg.ping_pong_k;
+    let warmup = cfg.ping_pong_warmup;
+    let child_cpu = placement.cpu(1);
+    let page = SharedPage::new();
+    let parent = spawn_placed(placement.cpu(0), move || {
+        // Each direction on a cache line pair of its own, as the rings do.
+        let ping = FutexLane {
+            seq: page.word(0),
+            sleepers: page.word(4),
+        };
+        let pong = FutexLane {
+            seq: page.word(128),
+            sleepers: page.word(132),
+        };
+        let pid = fork_child(|| {
+            if let Some(c) = child_cpu {
+                pin_current_thread(c).expect("pin baseline child");
+            }
+            let mut last = 0;
+            for _ in 0..total {
+                last = ping.recv(last);
+                pong.send(last);
+            }
+        });
+        let mut samples = Vec::with_capacity(total);
+        let mut last = Instant::now();
+        for i in 1..=total as u32 {
+            ping.send(i);
+            let back = pong.recv(i - 1);
+            assert_eq!(back, i, "futex ping-pong out of step");
+            let now = Instant::now();
+            samples.push(now.duration_since(last).as_nanos() as u64);
+            last = now;
+        }
+        wait_child(pid);
+        drop(page);
+        samples
+    });
+    let samples = parent.join().expect("futex ping-pong parent");
+    samples[warmup..].to_vec()
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.3}", ns as f64 / 1000.0)
+}
+
+fn bench_ping_pong(cfg: &Config, payload: Payload, placement: Placement) {
+    let tag = format!("ping_pong_{}_{}", payload.tag(), placement.tag());
+    println!("placement {}", placement.describe());
+    let (mut ours, mut ipc, mut futex) = (Vec::new(), Vec::new(), Vec::new());
+    let mut dropped = 0;
+    // Alternate the kinds so a burst of background load hits all alike.
+    for _ in 0..cfg.ping_pong_rounds {
+        let (samples, d) = ping_pong_signal_slot(cfg, payload, placement);
+        ours.extend(samples);
+        dropped += d;
+        match payload {
+            Payload::U64 => {
+                ipc.extend(ping_pong_ipc(cfg, placement, || 0u64));
+                futex.extend(ping_pong_futex(cfg, placement));
+            }
+            Payload::Text64 => {
+                ipc.extend(ping_pong_ipc(cfg, placement, || TEXT64.to_string()));
+            }
+        }
+    }
+    for v in [&mut ours, &mut ipc, &mut futex] {
+        v.sort_unstable();
+    }
+    let (o50, o99) = (percentile(&ours, 50.0), percentile(&ours, 99.0));
+    let (i50, i99) = (percentile(&ipc, 50.0), percentile(&ipc, 99.0));
+    figure(&format!("{tag}_round_trips"), ours.len());
+    figure(&format!("{tag}_dropped_total"), dropped);
+    figure(&format!("{tag}_signal_slot_p50_us"), us(o50));
+    figure(&format!("{tag}_signal_slot_p99_us"), us(o99));
+    figure(&format!("{tag}_ipc_channel_p50_us"), us(i50));
+    figure(&format!("{tag}_ipc_channel_p99_us"), us(i99));
+    if !futex.is_empty() {
+        let (f50, f99) = (percentile(&futex, 50.0), percentile(&futex, 99.0));
+        figure(&format!("{tag}_futex_shm_p50_us"), us(f50));
+        figure(&format!("{tag}_futex_shm_p99_us"), us(f99));
+    }
+    let ratio_ipc = o50 as f64 / i50 as f64;
+    figure(
+        &format!("{tag}_p50_ratio_vs_ipc_channel"),
+        format!("{ratio_ipc:.3}"),
+    );
+    figure(
+        &format!("{tag}_p99_ratio_vs_ipc_channel"),
+        format!("{:.3}", o99 as f64 / i99 as f64),
+    );
+    target("ping-pong p50 <= ipc-channel", ratio_ipc <= 1.0);
+    if !futex.is_empty() {
+        let (f50, f99) = (percentile(&futex, 50.0), percentile(&futex, 99.0));
+        let ratio_futex = o50 as f64 / f50 as f64;
+        figure(
+            &format!("{tag}_p50_ratio_vs_futex_shm"),
+            format!("{ratio_futex:.3}"),
+        );
+        figure(
+            &format!("{tag}_p99_ratio_vs_futex_shm"),
+            format!("{:.3}", o99 as f64 / f99 as f64),
+        );
+        target("ping-pong p50 <= 1.5x futex shm", ratio_futex <= 1.5);
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() {
+    let cfg = Config::from_env();
+    let cpus = allowed_cpus();
+    let start = Instant::now();
+    figure("bench_mode", if cfg.quick { "quick" } else { "full" });
+    figure("cpus_allowed", cpus.len());
+    figure("loadavg_1min_start", loadavg());
+    println!(
+        "# throughput: N={} (ipc-channel {}) u64, N={} (ipc-channel {}) string64, x{} rounds; \
+         ping-pong: K={} (+{} warm-up) x{} rounds; rings 1 MiB (default)",
+        cfg.throughput_n,
+        cfg.ipc_throughput_n,
+        cfg.text_n,
+        cfg.ipc_text_n,
+        cfg.throughput_rounds,
+        cfg.ping_pong_k,
+        cfg.ping_pong_warmup,
+        cfg.ping_pong_rounds,
+    );
+
+    let mut placements = vec![Placement::Unpinned];
+    if cpus.contains(&0) && cpus.contains(&1) {
+        placements.push(Placement::Pinned(0, 1));
+    } else {
+        println!("# cpu0 and cpu1 not both allowed: pinned cross-core runs skipped");
+    }
+    let same_core = cpus.first().map(|&c| Placement::Pinned(c, c));
+
+    if cfg.runs("throughput_u64") {
+        println!("# 1. emit (parent) -> slot (child) throughput, payload (u64,)");
+        for &p in &placements {
+            bench_throughput(&cfg, Payload::U64, p);
+        }
+    }
+    if cfg.runs("throughput_string64") {
+        println!("# 2. emit (parent) -> slot (child) throughput, payload (String,) of 64 bytes");
+        bench_throughput(&cfg, Payload::Text64, Placement::Unpinned);
+    }
+    if cfg.runs("ping_pong_u64") {
+        println!("# 3. ping-pong round trip parent <-> child, payload (u64,)");
+        for p in placements.iter().copied().chain(same_core) {
+            bench_ping_pong(&cfg, Payload::U64, p);
+        }
+    }
+    if cfg.runs("ping_pong_string64") {
+        println!("# 4. ping-pong round trip parent <-> child, payload (String,) of 64 bytes");
+        bench_ping_pong(&cfg, Payload::Text64, Placement::Unpinned);
+    }
+
+    figure("loadavg_1min_end", loadavg());
+    figure(
+        "bench_seconds",
+        format!("{:.1}", start.elapsed().as_secs_f64()),
+    );
+}

@@ -585,7 +585,7 @@ fn processes_started_from_a_slot_or_a_short_lived_thread_live_on() {
 }
 
 fn join_on_one_child_while_another_starts() {
-    let (p1, e1) = child_echo("joined");
+    let (p1, _e1) = child_echo("joined");
     p1.start().unwrap();
     let p1 = std::sync::Arc::new(p1);
     let j = p1.clone();

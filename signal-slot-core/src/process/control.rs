@@ -217,7 +217,10 @@ pub(crate) fn start_thread(region: &'static Region, me: u32) {
                 consumer.drain(
                     usize::MAX,
                     // Copied out first: the peer could still write the shared bytes.
-                    |_, rec| handle_record(&rec.to_vec()),
+                    |_, rec| {
+                        let copy = rec.to_vec();
+                        handle_record(&copy)
+                    },
                     |from, why| log::error!("control ring from process {from} corrupt: {why}"),
                 );
                 bell.sleep(|| consumer.has_work(), None);
