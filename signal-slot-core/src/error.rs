@@ -69,6 +69,10 @@ pub enum AddErrorKind {
     /// `start()` or from inside that process.
     #[error("event loop {0:?} runs in another process; add objects before starting it")]
     RemoteLoop(String),
+    /// A `#[signal(topic = ...)]` gives a topic that breaks the
+    /// [topic rules](crate::topic).
+    #[error(transparent)]
+    InvalidTopic(#[from] crate::topic::TopicError),
 }
 
 impl<T> AddError<T> {

@@ -11,6 +11,7 @@ pub mod object;
 pub mod process;
 pub mod signal;
 mod sync;
+pub mod topic;
 mod transport;
 
 pub use error::{
@@ -23,8 +24,9 @@ pub use event_loop::{
 pub use object::{EventLoopObject, Handle, InvalidIdError, ObjectId, RawHandle};
 pub use process::{EventLoopProcess, ProcessError, ProcessExit};
 pub use signal::{
-    ConnectOptions, ConnectTarget, Connection, ConnectionKind, Meta, Overflow, Signal, SignalArgs,
-    SignalRef, SlotRef,
+    ConnectOptions, ConnectTarget, Connection, ConnectionKind, Headers, Message, MessageError,
+    Meta, Overflow, Signal, SignalArgs, SignalRef, SlotRef, SubscribeError, SubscribeOptions,
+    Subscription,
 };
 pub use transport::codec::CodecError;
 
@@ -35,7 +37,7 @@ pub mod __private {
     pub use crate::signal::slot_table::{
         decode_call, SlotEntry, Slots, SlotsProbe, ViaNoSlots, ViaSlots,
     };
-    pub use crate::signal::{SignalBinder, SlotFn};
+    pub use crate::signal::{SignalBinder, SignalOptions, SlotFn};
 
     /// `object_id()` of an object with no signal field: the object whose slot
     /// runs on this thread now.

@@ -17,6 +17,7 @@ pub(crate) struct SignalField<'a> {
     pub(crate) ident: &'a Ident,
     pub(crate) ty: &'a Type,
     pub(crate) vis: &'a Visibility,
+    pub(crate) attr: attr::SignalAttr,
 }
 
 impl<'a> Object<'a> {
@@ -40,14 +41,15 @@ impl<'a> Object<'a> {
         let mut signals = Vec::new();
         for field in fields.iter() {
             match attr::signal(&field.attrs) {
-                Ok(Some(span)) => match (&field.ident, fields) {
+                Ok(Some(attr)) => match (&field.ident, fields) {
                     (Some(ident), Fields::Named(_)) => signals.push(SignalField {
                         ident,
                         ty: &field.ty,
                         vis: &field.vis,
+                        attr,
                     }),
-                    _ => errors.push(syn::Error::new(
-                        span,
+                    (_, _) => errors.push(syn::Error::new(
+                        attr.span,
                         "`#[signal]` needs a named field: the name is the signal's name",
                     )),
                 },

@@ -3,19 +3,58 @@
 use proc_macro2::TokenStream;
 use syn::{Attribute, Meta};
 
-/// What `#[signal]` says about a field; `None` if the field has no `#[signal]`.
-pub(crate) fn signal(attrs: &[Attribute]) -> syn::Result<Option<proc_macro2::Span>> {
-    let mut found: Option<proc_macro2::Span> = None;
+/// What `#[signal(...)]` says about a field.
+pub(crate) struct SignalAttr {
+    pub(crate) span: proc_macro2::Span,
+    pub(crate) topic: Option<syn::LitStr>,
+    pub(crate) retain: bool,
+    pub(crate) skip_no_change: bool,
+}
+
+/// Reads `#[signal]` / `#[signal(topic = "...", retain, skip_no_change)]`;
+/// `None` if the field has no `#[signal]`.
+pub(crate) fn signal(attrs: &[Attribute]) -> syn::Result<Option<SignalAttr>> {
+    let mut found: Option<SignalAttr> = None;
     let mut errors = Errors::default();
     for a in attrs.iter().filter(|a| a.path().is_ident("signal")) {
+        let mut out = SignalAttr {
+            span: syn::spanned::Spanned::span(a),
+            topic: None,
+            retain: false,
+            skip_no_change: false,
+        };
         match &a.meta {
             Meta::Path(_) => {}
-            _ => errors.push(syn::Error::new_spanned(a, "`#[signal]` takes no arguments")),
+            Meta::List(_) => {
+                let parsed = a.parse_nested_meta(|m| {
+                    if m.path.is_ident("topic") {
+                        out.topic = Some(m.value()?.parse()?);
+                        Ok(())
+                    } else if m.path.is_ident("retain") {
+                        out.retain = true;
+                        Ok(())
+                    } else if m.path.is_ident("skip_no_change") {
+                        out.skip_no_change = true;
+                        Ok(())
+                    } else {
+                        Err(m.error(
+                            "unknown signal option; expected `topic = \"...\"`, `retain` or `skip_no_change`",
+                        ))
+                    }
+                });
+                if let Err(e) = parsed {
+                    errors.push(e);
+                }
+            }
+            Meta::NameValue(_) => errors.push(syn::Error::new_spanned(
+                a,
+                "expected `#[signal]` or `#[signal(topic = \"...\", retain, skip_no_change)]`",
+            )),
         }
         if found.is_some() {
             errors.push(syn::Error::new_spanned(a, "duplicate `#[signal]`"));
         }
-        found = Some(syn::spanned::Spanned::span(a));
+        found = Some(out);
     }
     errors.finish().map(|()| found)
 }

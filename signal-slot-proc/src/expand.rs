@@ -40,7 +40,22 @@ pub(crate) fn object(o: &Object) -> TokenStream {
     let binds = o.signals.iter().map(|s| {
         let name = s.ident;
         let lit = name.to_string();
-        quote_spanned! {s.ty.span()=> binder.bind(&mut self.#name, #lit); }
+        let a = &s.attr;
+        if a.topic.is_none() && !a.retain && !a.skip_no_change {
+            return quote_spanned! {s.ty.span()=> binder.bind(&mut self.#name, #lit); };
+        }
+        let topic = match &a.topic {
+            Some(t) => quote!(::core::option::Option::Some(#t)),
+            None => quote!(::core::option::Option::None),
+        };
+        let (retain, skip) = (a.retain, a.skip_no_change);
+        quote_spanned! {s.ty.span()=>
+            binder.bind_with(&mut self.#name, #lit, ::signal_slot::__private::SignalOptions {
+                topic: #topic,
+                retain: #retain,
+                skip_no_change: #skip,
+            });
+        }
     });
     let object_id = match o.signals.first() {
         Some(first) => {

@@ -32,6 +32,11 @@ pub(crate) fn object(o: &Object) -> syn::Result<()> {
                 "a `#[signal]` field must have type `Signal<(A, B, ...)>`",
             ));
         }
+        if let Some(t) = &s.attr.topic {
+            if let Some(why) = topic_problem(&t.value()) {
+                errors.push(syn::Error::new_spanned(t, why));
+            }
+        }
     }
     errors.finish()
 }
@@ -111,4 +116,19 @@ pub(crate) fn slots(s: &Slots) -> syn::Result<()> {
         }
     }
     errors.finish()
+}
+
+/// The topic rules the macro can check without the object id (`{id}` is
+/// filled in at `add`, which checks the rest).
+fn topic_problem(t: &str) -> Option<String> {
+    if t.is_empty() {
+        return Some("a topic must not be empty".into());
+    }
+    if t.starts_with('/') || t.ends_with('/') || t.contains("//") {
+        return Some("a topic has no empty levels (no leading, trailing or double `/`)".into());
+    }
+    if t.contains(['+', '#']) {
+        return Some("`+` and `#` are wildcards: patterns may hold them, topics not".into());
+    }
+    None
 }

@@ -552,15 +552,19 @@ impl EventLoop {
                 object,
             ));
         }
+        let mut binder = SignalBinder::new(id.clone(), self.shared.id);
+        object.__bind_signals(&mut binder);
+        let signals = match binder.finish() {
+            Ok(signals) => signals,
+            Err(e) => return Err(AddError::new(AddErrorKind::InvalidTopic(e), object)),
+        };
         let registered = registry::register_with(&id, || {
             let key = lock(&self.shared.keys).alloc();
-            let mut binder = SignalBinder::new(id.clone(), self.shared.id);
-            object.__bind_signals(&mut binder);
             Arc::new(ObjectShared::new(
                 id.clone(),
                 key,
                 self.shared.clone(),
-                binder.finish(),
+                signals,
                 true,
                 T::__slot_table(),
             ))
@@ -568,6 +572,7 @@ impl EventLoop {
         let Some(shared) = registered else {
             return Err(AddError::new(AddErrorKind::DuplicateId(id), object));
         };
+        crate::signal::directory::object_added(&shared);
         self.shared.control(Control::Install {
             shared: shared.clone(),
             object: Box::new(object),

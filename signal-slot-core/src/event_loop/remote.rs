@@ -8,28 +8,19 @@
 use super::LoopShared;
 use crate::error::DropReason;
 use crate::object::ObjectKey;
+use crate::signal::meta::MetaWire;
 use crate::signal::{Meta, Overflow, SignalArgs, SlotTarget};
 use crate::transport::codec;
 use crate::transport::shm::mailbox::{self, MailboxAddr};
 use crate::transport::shm::ring::RingError;
 use crate::transport::shm::system;
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const KIND_CALL: u8 = 1;
 const HEADER: usize = 16;
 const FLAG_META: u8 = 1;
-
-#[derive(Serialize, Deserialize)]
-struct MetaWire {
-    sender: String,
-    topic: String,
-    message_id: u64,
-    sequence: u64,
-    timestamp_ns: u64,
-}
 
 thread_local! {
     /// Reused encode buffers: arguments, metadata.
@@ -77,16 +68,7 @@ pub(super) fn post<A: SignalArgs>(
             return Err(DropReason::Encode);
         }
         if let Some(meta) = meta {
-            let wire = MetaWire {
-                sender: meta.sender().to_string(),
-                topic: meta.topic().to_string(),
-                message_id: meta.message_id(),
-                sequence: meta.sequence(),
-                timestamp_ns: meta
-                    .timestamp()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-            };
+            let wire = meta.to_wire();
             if codec::encode_into(&wire, m).is_err() {
                 return Err(DropReason::Encode);
             }
@@ -186,13 +168,7 @@ pub(super) fn parse(rec: &[u8], addr: MailboxAddr) -> Result<Call<'_>, Unusable>
             .get(4..4usize.saturating_add(mlen))
             .ok_or(Unusable::Garbage("metadata beyond the record"))?;
         let wire: MetaWire = codec::decode(body).map_err(|_| Unusable::Garbage("bad metadata"))?;
-        let meta = Meta::received(
-            wire.sender,
-            wire.topic,
-            wire.message_id,
-            wire.sequence,
-            SystemTime::UNIX_EPOCH + Duration::from_nanos(wire.timestamp_ns),
-        );
+        let meta = Meta::from_wire(wire);
         (Some(Arc::new(meta)), &rest[4 + mlen..])
     } else {
         (None, rest)

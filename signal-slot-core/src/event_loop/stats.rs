@@ -24,6 +24,9 @@ pub struct LoopStats {
     pub dropped_unsendable: u64,
     /// Records from other processes that could not be decoded (skipped).
     pub decode_errors: u64,
+    /// Pattern subscriptions of this loop's objects that matched a signal whose
+    /// arguments are not the slot's (the signal was not connected; logged).
+    pub type_mismatches: u64,
     /// Slot calls that panicked (caught; the loop went on).
     pub slot_panics: u64,
     /// Messages waiting in the inbox now.
@@ -54,6 +57,7 @@ pub(crate) struct Counters {
     loop_stopped: AtomicU64,
     unsendable: AtomicU64,
     decode_errors: AtomicU64,
+    type_mismatches: AtomicU64,
 }
 
 /// Single-writer increment: a plain load and store, no locked instruction.
@@ -84,6 +88,12 @@ impl Counters {
         }
     }
 
+    /// A pattern subscription matched a signal of another argument type.
+    pub(crate) fn type_mismatch(&self, loop_name: &str, why: &dyn std::fmt::Display) {
+        self.type_mismatches.fetch_add(1, Ordering::Relaxed);
+        log::error!("event loop {loop_name:?}: {why}");
+    }
+
     /// Counts a drop (any thread) and logs it, at 1, 2, 4, 8, ... drops of a
     /// reason so a flood does not flood the log.
     pub(crate) fn dropped(&self, reason: DropReason, loop_name: &str) {
@@ -108,6 +118,7 @@ impl Counters {
             dropped_loop_stopped: self.loop_stopped.load(Ordering::Relaxed),
             dropped_unsendable: self.unsendable.load(Ordering::Relaxed),
             decode_errors: self.decode_errors.load(Ordering::Relaxed),
+            type_mismatches: self.type_mismatches.load(Ordering::Relaxed),
             slot_panics: self.slot_panics.load(Ordering::Relaxed),
             queue_depth,
             wakeups: self.wakeups.load(Ordering::Relaxed),

@@ -302,7 +302,8 @@ impl Timers {
                     .borrow_mut()
                     .schedule(e.timer.clone(), e.generation, next);
             }
-            t.timeout.emit_shared((), 0, None);
+            t.timeout
+                .emit_shared((), crate::signal::shared::Emission::new(None), None);
             if l.stopped() {
                 return true;
             }
@@ -326,7 +327,8 @@ impl Timers {
                     t.active.store(false, Ordering::Release);
                 }
             }
-            t.timeout.emit_shared((), 0, None);
+            t.timeout
+                .emit_shared((), crate::signal::shared::Emission::new(None), None);
             if l.stopped() {
                 break;
             }

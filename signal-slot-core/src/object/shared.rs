@@ -120,9 +120,14 @@ impl ObjectShared {
         }
         if self.registered {
             crate::object::registry::unregister(&self.id, self);
+            crate::signal::directory::object_removed(self);
         }
         if notify {
-            self.destroyed.emit_shared((self.id.clone(),), 0, None);
+            self.destroyed.emit_shared(
+                (self.id.clone(),),
+                crate::signal::shared::Emission::new(None),
+                None,
+            );
         }
         let incoming = std::mem::take(&mut *lock(&self.incoming));
         for i in incoming {

@@ -45,6 +45,16 @@ enum Msg {
         seq: u64,
         object: ObjectAddr,
     },
+    Subscribe {
+        from: u32,
+        seq: u64,
+        sub: WireSub,
+    },
+    Unsubscribe {
+        from: u32,
+        seq: u64,
+        id: u64,
+    },
     ProcessDied {
         proc: u32,
     },
@@ -138,6 +148,27 @@ impl WireConn {
             single_shot: self.single_shot,
         }
     }
+}
+
+/// A pattern subscription as it travels between processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WireSub {
+    id: u64,
+    pattern: String,
+    receiver: String,
+    loop_id: u64,
+    loop_name: String,
+    loop_owner: u32,
+    mailbox: u32,
+    mailbox_generation: u32,
+    key: (u32, u32),
+    slot: u16,
+    wants_meta: bool,
+    overflow: u8,
+    block_ms: u64,
+    fingerprint: String,
+    initialize: bool,
+    senders: Option<Vec<String>>,
 }
 
 /// Changes sent and not yet acknowledged: sequence → processes still to answer.
@@ -270,6 +301,14 @@ fn handle_record(rec: &[u8]) {
             }
             ack(from, seq);
         }
+        Msg::Subscribe { from, seq, sub } => {
+            apply_subscribe(&sub);
+            ack(from, seq);
+        }
+        Msg::Unsubscribe { from, seq, id } => {
+            crate::signal::directory::unsubscribe(id);
+            ack(from, seq);
+        }
         Msg::ProcessDied { proc } => forget_process(proc, false),
         Msg::Ack { from, seq } => {
             let mut waiting = pending();
@@ -383,6 +422,45 @@ pub(crate) fn replicate_connect(conn: WireConn) -> Result<(), Vec<u32>> {
     })
 }
 
+/// Replicates a new pattern subscription (not needed, and not sent, when the
+/// subscriber's loop has no mailbox: no other process could reach it).
+pub(crate) fn replicate_subscribe(sub: &crate::signal::directory::Sub) -> Result<(), Vec<u32>> {
+    system::region().map_or(Ok(()), |_| {
+        let Some(addr) = sub.recv.lp.mailbox.get() else {
+            return Ok(());
+        };
+        let (overflow, block_ms) = WireConn::overflow_code(sub.overflow);
+        let wire = WireSub {
+            id: sub.id,
+            pattern: sub.pattern.as_str().to_string(),
+            receiver: sub.recv.id.to_string(),
+            loop_id: sub.recv.lp.id.raw(),
+            loop_name: sub.recv.lp.name.clone(),
+            loop_owner: sub.recv.lp.owner(),
+            mailbox: addr.index,
+            mailbox_generation: addr.generation,
+            key: (sub.recv.key.index, sub.recv.key.generation),
+            slot: sub.slot,
+            wants_meta: sub.wants_meta,
+            overflow,
+            block_ms,
+            fingerprint: sub.fingerprint.clone(),
+            initialize: sub.initialize,
+            senders: sub.senders.clone(),
+        };
+        replicate(|from, seq| Msg::Subscribe {
+            from,
+            seq,
+            sub: wire.clone(),
+        })
+    })
+}
+
+/// Replicates the end of a pattern subscription.
+pub(crate) fn replicate_unsubscribe(id: u64) -> Result<(), Vec<u32>> {
+    replicate(|from, seq| Msg::Unsubscribe { from, seq, id })
+}
+
 /// Replicates a disconnect of a signal of the object `owner` (of this process).
 pub(crate) fn replicate_disconnect(owner: &ObjectId, signal: u16, id: u64) -> Result<(), Vec<u32>> {
     let Some(owner) = system::region()
@@ -454,16 +532,15 @@ fn apply_connect(c: &WireConn) {
     let Some(signal) = c.owner.find().and_then(|o| o.signal_at(c.signal)) else {
         return; // this process never sees that signal emitted
     };
-    let key = ObjectKey {
-        index: c.key.0,
-        generation: c.key.1,
-    };
-    let known = registry::lookup(&c.receiver)
-        .filter(|r| r.key == key && r.lp.mailbox.get().is_some_and(|m| m.index == c.mailbox));
-    let recv = match known {
-        Some(r) => r,
-        None => stub_object(c, key),
-    };
+    let recv = receiver(&Receiver {
+        id: &c.receiver,
+        key: c.key,
+        mailbox: c.mailbox,
+        mailbox_generation: c.mailbox_generation,
+        loop_name: &c.loop_name,
+        loop_id: c.loop_id,
+        loop_owner: c.loop_owner,
+    });
     if !signal.apply_remote(&c.remote_slot(), recv) {
         log::warn!(
             "connection {} to {} not applied in this process",
@@ -473,8 +550,66 @@ fn apply_connect(c: &WireConn) {
     }
 }
 
+fn apply_subscribe(w: &WireSub) {
+    let Ok(pattern) = crate::topic::Pattern::parse(&w.pattern) else {
+        log::error!("subscription {}: bad pattern {:?} skipped", w.id, w.pattern);
+        return;
+    };
+    let recv = receiver(&Receiver {
+        id: &w.receiver,
+        key: w.key,
+        mailbox: w.mailbox,
+        mailbox_generation: w.mailbox_generation,
+        loop_name: &w.loop_name,
+        loop_id: w.loop_id,
+        loop_owner: w.loop_owner,
+    });
+    let entry = recv.slots.get(usize::from(w.slot));
+    let sub = crate::signal::directory::Sub {
+        id: w.id,
+        pattern,
+        slot: w.slot,
+        slot_name: entry.map_or("(slot of another process)", |e| e.name),
+        typed: entry.filter(|_| !recv.lp.is_remote()).map(|e| e.typed),
+        fingerprint: w.fingerprint.clone(),
+        wants_meta: w.wants_meta,
+        overflow: match w.overflow {
+            1 => Overflow::DropNewest,
+            2 => Overflow::Fail,
+            _ => Overflow::Block(Duration::from_millis(w.block_ms)),
+        },
+        initialize: w.initialize,
+        senders: w.senders.clone(),
+        gate: Arc::default(),
+        recv,
+    };
+    crate::signal::directory::subscribe(Arc::new(sub));
+}
+
+/// A receiving object as a change names it.
+struct Receiver<'a> {
+    id: &'a str,
+    key: (u32, u32),
+    mailbox: u32,
+    mailbox_generation: u32,
+    loop_name: &'a str,
+    loop_id: u64,
+    loop_owner: u32,
+}
+
+/// The object `r` names: this process's own, or a stand-in.
+fn receiver(r: &Receiver<'_>) -> Arc<ObjectShared> {
+    let key = ObjectKey {
+        index: r.key.0,
+        generation: r.key.1,
+    };
+    registry::lookup(r.id)
+        .filter(|o| o.key == key && o.lp.mailbox.get().is_some_and(|m| m.index == r.mailbox))
+        .unwrap_or_else(|| stub_object(r, key))
+}
+
 /// An object known only by address: its loop is another process's.
-fn stub_object(c: &WireConn, key: ObjectKey) -> Arc<ObjectShared> {
+fn stub_object(c: &Receiver<'_>, key: ObjectKey) -> Arc<ObjectShared> {
     let addr = MailboxAddr {
         index: c.mailbox,
         generation: c.mailbox_generation,
@@ -490,7 +625,7 @@ fn stub_object(c: &WireConn, key: ObjectKey) -> Arc<ObjectShared> {
             Some(l) => l,
             None => {
                 let l = LoopShared::remote_stub(
-                    c.loop_name.clone(),
+                    c.loop_name.to_string(),
                     LoopId::from_raw(c.loop_id),
                     c.loop_owner,
                     addr,
@@ -501,7 +636,7 @@ fn stub_object(c: &WireConn, key: ObjectKey) -> Arc<ObjectShared> {
         }
     };
     let stub = Arc::new(ObjectShared::new(
-        ObjectId::internal(c.receiver.clone()),
+        ObjectId::internal(c.id.to_string()),
         key,
         lp,
         Box::new([]),

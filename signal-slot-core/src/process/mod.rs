@@ -436,5 +436,9 @@ fn reap(inner: Arc<Inner>, lp: EventLoop, pid: i32, slot: u32) {
     *plain(&inner.state) = State::Exited { pid, status };
     inner.changed.notify_all();
     let mut report: Vec<Undelivered> = Vec::new();
-    inner.exited.emit_shared((status,), 0, Some(&mut report));
+    inner.exited.emit_shared(
+        (status,),
+        crate::signal::shared::Emission::new(None),
+        Some(&mut report),
+    );
 }

@@ -97,7 +97,7 @@ impl ConnectOptions {
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Unique in the system: the process's slot is in the high bits.
-fn next_connection_id() -> u64 {
+pub(crate) fn next_connection_id() -> u64 {
     u64::from(crate::transport::shm::system::my_incarnation()) << 48
         | NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
 }
@@ -143,6 +143,7 @@ impl<A> Clone for Target<A> {
                 shared: shared.clone(),
                 owner: owner.clone(),
             },
+            Target::Message(s) => Target::Message(s.clone()),
         }
     }
 }
@@ -159,6 +160,7 @@ impl<A> Clone for SlotTarget<A> {
             wants_meta: self.wants_meta,
             kind: self.kind,
             overflow: self.overflow,
+            gate: self.gate.clone(),
         }
     }
 }
@@ -170,6 +172,9 @@ pub(crate) enum Target<A> {
         shared: Arc<SignalShared<A>>,
         owner: Option<Arc<ObjectShared>>,
     },
+    /// A pattern subscription's slot that takes a [`Message`](crate::Message):
+    /// the arguments are encoded into one at emission.
+    Message(SlotTarget<(crate::signal::Message,)>),
 }
 
 /// Everything needed to reach a slot, copied out of the receiver so the hot path
@@ -185,6 +190,9 @@ pub(crate) struct SlotTarget<A> {
     pub(crate) wants_meta: bool,
     pub(crate) kind: ConnectionKind,
     pub(crate) overflow: Overflow,
+    /// For a subscription initialized from retained values: `call` is
+    /// [`gated`](crate::signal::retained::gated) and this is what it checks.
+    pub(crate) gate: Option<crate::signal::retained::GateRef>,
 }
 
 impl<A: SignalArgs> Target<A> {
@@ -192,6 +200,9 @@ impl<A: SignalArgs> Target<A> {
     pub(crate) fn same_as(&self, other: &Target<A>) -> bool {
         match (self, other) {
             (Target::Slot(a), Target::Slot(b)) => Arc::ptr_eq(&a.recv, &b.recv) && a.name == b.name,
+            (Target::Message(a), Target::Message(b)) => {
+                Arc::ptr_eq(&a.recv, &b.recv) && a.name == b.name
+            }
             (Target::Signal { shared: a, .. }, Target::Signal { shared: b, .. }) => {
                 Arc::ptr_eq(a, b)
             }
@@ -203,6 +214,7 @@ impl<A: SignalArgs> Target<A> {
     pub(crate) fn receiver(&self) -> Option<&Arc<ObjectShared>> {
         match self {
             Target::Slot(s) => Some(&s.recv),
+            Target::Message(s) => Some(&s.recv),
             Target::Signal { owner, .. } => owner.as_ref(),
         }
     }

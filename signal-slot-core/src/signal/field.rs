@@ -1,7 +1,10 @@
 use crate::error::EmitError;
 use crate::event_loop::LoopId;
 use crate::object::ObjectId;
-use crate::signal::{Conn, SignalArgs, SignalControl, SignalRef, SignalShared};
+use crate::signal::retained::Retained;
+use crate::signal::shared::Emission;
+use crate::signal::{Conn, Headers, SignalArgs, SignalControl, SignalRef, SignalShared};
+use crate::topic::TopicError;
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
@@ -51,7 +54,16 @@ impl<A: SignalArgs> Signal<A> {
     #[inline]
     pub fn emit(&self, args: A) {
         if let Some(b) = &self.bound {
-            b.emit(args, None);
+            b.emit(args, None, None);
+        }
+    }
+
+    /// Like [`emit`](Self::emit), with headers that receivers read from
+    /// [`Meta::headers`](crate::Meta::headers) or
+    /// [`Message::headers`](crate::Message::headers).
+    pub fn emit_with_headers(&self, args: A, headers: Headers) {
+        if let Some(b) = &self.bound {
+            b.emit(args, Some(Arc::new(headers)), None);
         }
     }
 
@@ -62,7 +74,7 @@ impl<A: SignalArgs> Signal<A> {
         match &self.bound {
             Some(b) => {
                 let mut report = Vec::new();
-                b.emit(args, Some(&mut report));
+                b.emit(args, None, Some(&mut report));
                 EmitError::from_report(report)
             }
             None => Err(EmitError::Unbound),
@@ -89,17 +101,26 @@ impl<A: SignalArgs> Signal<A> {
 
 impl<A: SignalArgs> Bound<A> {
     #[inline]
-    fn emit(&self, args: A, report: Option<&mut crate::signal::shared::Report>) {
+    fn emit(
+        &self,
+        args: A,
+        headers: Option<Arc<Headers>>,
+        report: Option<&mut crate::signal::shared::Report>,
+    ) {
+        let em = Emission::new(headers);
+        if self.shared.is_retained() {
+            return self.shared.emit_shared(args, em, report);
+        }
         let version = self.shared.version();
         match self.cache.try_borrow_mut() {
             Ok(mut cache) => {
                 if cache.0 != version {
                     *cache = self.shared.snapshot();
                 }
-                self.shared.deliver(&cache.1, args, 0, report);
+                self.shared.deliver(&cache.1, args, &em, report);
             }
             // Only re-entrant use of the same field gets here; take the shared path.
-            Err(_) => self.shared.emit_shared(args, 0, report),
+            Err(_) => self.shared.emit_shared(args, em, report),
         }
     }
 }
@@ -125,6 +146,20 @@ pub struct SignalBinder {
     owner: ObjectId,
     loop_id: LoopId,
     signals: Vec<Arc<dyn SignalControl>>,
+    /// The first bad `#[signal(topic = ...)]`, reported by `add`.
+    bad_topic: Option<TopicError>,
+}
+
+/// What `#[signal(...)]` says about one field. Generated code only.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignalOptions {
+    /// A topic of its own; `{id}` stands for the object's id.
+    pub topic: Option<&'static str>,
+    /// Keep the last value for late subscribers.
+    pub retain: bool,
+    /// Do not deliver an emission equal to the retained value.
+    pub skip_no_change: bool,
 }
 
 impl SignalBinder {
@@ -133,24 +168,49 @@ impl SignalBinder {
             owner,
             loop_id,
             signals: Vec::new(),
+            bad_topic: None,
         }
     }
 
     /// Binds one field; fields are bound in declaration order.
     pub fn bind<A: SignalArgs>(&mut self, signal: &mut Signal<A>, name: &'static str) {
+        self.bind_with(signal, name, SignalOptions::default());
+    }
+
+    /// Binds one field with the options of its `#[signal(...)]`.
+    pub fn bind_with<A: SignalArgs>(
+        &mut self,
+        signal: &mut Signal<A>,
+        name: &'static str,
+        opts: SignalOptions,
+    ) {
         let index = u16::try_from(self.signals.len()).unwrap_or(crate::signal::shared::LOCAL_INDEX);
-        let shared = Arc::new(SignalShared::with_index(
+        let topic: Option<Arc<str>> = opts.topic.map(|t| {
+            let t = t.replace("{id}", self.owner.as_str());
+            if let Err(e) = crate::topic::validate_topic(&t) {
+                self.bad_topic.get_or_insert(e);
+            }
+            Arc::from(t)
+        });
+        let retained =
+            (opts.retain || opts.skip_no_change).then(|| Retained::new(opts.skip_no_change));
+        let shared = Arc::new(SignalShared::with_options(
             self.owner.clone(),
             name,
             self.loop_id,
             index,
+            topic,
+            retained,
         ));
         self.signals.push(shared.clone());
         let cache = RefCell::new(shared.snapshot());
         signal.bound = Some(Bound { shared, cache });
     }
 
-    pub(crate) fn finish(self) -> Box<[Arc<dyn SignalControl>]> {
-        self.signals.into_boxed_slice()
+    pub(crate) fn finish(self) -> Result<Box<[Arc<dyn SignalControl>]>, TopicError> {
+        match self.bad_topic {
+            Some(e) => Err(e),
+            None => Ok(self.signals.into_boxed_slice()),
+        }
     }
 }

@@ -1,7 +1,11 @@
 use crate::object::ObjectId;
+use crate::signal::Headers;
 use crate::sync::{AtomicU64, Ordering};
+use crate::transport::codec::{self, CodecError};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// What is known about one emission. A slot receives it by taking `&Meta` as its
 /// last parameter; it is only built (one allocation per emission, shared by all
@@ -23,38 +27,130 @@ use std::time::SystemTime;
 #[derive(Debug, Clone)]
 pub struct Meta {
     sender: ObjectId,
+    signal: Cow<'static, str>,
     topic: Arc<str>,
-    /// Where the signal name starts in `topic` (`<sender>/<signal>`).
-    signal_at: usize,
     message_id: u64,
     sequence: u64,
     timestamp: SystemTime,
+    headers: Option<Arc<Headers>>,
+    /// The retained value this emission replaced, encoded.
+    previous: Option<Arc<[u8]>>,
+    replay: bool,
+    /// Set on the copy a gated connection delivers (in-process only).
+    gate: Option<crate::signal::retained::GateRef>,
 }
 
 static NEXT_MESSAGE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How metadata travels to another process.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct MetaWire {
+    sender: String,
+    signal: String,
+    topic: String,
+    message_id: u64,
+    sequence: u64,
+    timestamp_ns: u64,
+    headers: Option<Headers>,
+    previous: Option<Vec<u8>>,
+    replay: bool,
+}
+
 impl Meta {
-    pub(crate) fn new(sender: ObjectId, topic: Arc<str>, sequence: u64) -> Self {
-        let signal_at = (sender.as_str().len() + 1).min(topic.len());
+    pub(crate) fn new(
+        sender: ObjectId,
+        signal: &'static str,
+        topic: Arc<str>,
+        sequence: u64,
+    ) -> Self {
         Self {
             sender,
-            signal_at,
+            signal: Cow::Borrowed(signal),
             topic,
             message_id: NEXT_MESSAGE_ID.fetch_add(1, Ordering::Relaxed),
             sequence,
             timestamp: SystemTime::now(),
+            headers: None,
+            previous: None,
+            replay: false,
+            gate: None,
         }
+    }
+
+    pub(crate) fn with_headers(mut self, headers: Option<Arc<Headers>>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    pub(crate) fn with_previous(mut self, previous: Option<Arc<[u8]>>) -> Self {
+        self.previous = previous;
+        self
+    }
+
+    /// Marks a retained value sent to a new subscriber.
+    pub(crate) fn into_replay(mut self, timestamp: SystemTime) -> Self {
+        self.replay = true;
+        self.timestamp = timestamp;
+        self
+    }
+
+    /// A copy carrying a gated connection's call.
+    pub(crate) fn gated(&self, gate: crate::signal::retained::GateRef) -> Self {
+        let mut m = self.clone();
+        m.gate = Some(gate);
+        m
+    }
+
+    pub(crate) fn gate(&self) -> Option<&crate::signal::retained::GateRef> {
+        self.gate.as_ref()
     }
 
     /// Metadata of a call that had none (a slot invoked directly).
     pub(crate) fn empty() -> Self {
         Self {
             sender: ObjectId::internal(String::new()),
-            signal_at: 0,
+            signal: Cow::Borrowed(""),
             topic: Arc::from(""),
             message_id: 0,
             sequence: 0,
             timestamp: SystemTime::UNIX_EPOCH,
+            headers: None,
+            previous: None,
+            replay: false,
+            gate: None,
+        }
+    }
+
+    pub(crate) fn to_wire(&self) -> MetaWire {
+        MetaWire {
+            sender: self.sender.to_string(),
+            signal: self.signal.to_string(),
+            topic: self.topic.to_string(),
+            message_id: self.message_id,
+            sequence: self.sequence,
+            timestamp_ns: self
+                .timestamp
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            headers: self.headers.as_deref().cloned(),
+            previous: self.previous.as_deref().map(<[u8]>::to_vec),
+            replay: self.replay,
+        }
+    }
+
+    /// Metadata that came from another process.
+    pub(crate) fn from_wire(w: MetaWire) -> Self {
+        Self {
+            sender: ObjectId::internal(w.sender),
+            signal: Cow::Owned(w.signal),
+            topic: Arc::from(w.topic),
+            message_id: w.message_id,
+            sequence: w.sequence,
+            timestamp: SystemTime::UNIX_EPOCH + Duration::from_nanos(w.timestamp_ns),
+            headers: w.headers.map(Arc::new),
+            previous: w.previous.map(Arc::from),
+            replay: w.replay,
+            gate: None,
         }
     }
 
@@ -63,47 +159,50 @@ impl Meta {
         &self.sender
     }
 
-    /// Metadata that came from another process.
-    pub(crate) fn received(
-        sender: String,
-        topic: String,
-        message_id: u64,
-        sequence: u64,
-        timestamp: SystemTime,
-    ) -> Self {
-        let signal_at = (sender.len() + 1).min(topic.len());
-        Self {
-            sender: ObjectId::internal(sender),
-            topic: Arc::from(topic),
-            signal_at,
-            message_id,
-            sequence,
-            timestamp,
-        }
-    }
-
     /// The signal's name (the field name).
     pub fn signal(&self) -> &str {
-        self.topic.get(self.signal_at..).unwrap_or("")
+        &self.signal
     }
 
-    /// The emission's topic: `<sender id>/<signal name>`.
+    /// The emission's topic: `<sender id>/<signal name>` unless the signal was
+    /// given a topic of its own (`#[signal(topic = "...")]`).
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
-    /// Unique among the emissions of this process.
+    /// Unique among the emissions of the sending process.
     pub fn message_id(&self) -> u64 {
         self.message_id
     }
 
-    /// Counts the emissions of this signal that carried metadata, from 0.
+    /// Counts the emissions of this signal that carried metadata, from 0 (every
+    /// emission, for a retained signal).
     pub fn sequence(&self) -> u64 {
         self.sequence
     }
 
-    /// Wall-clock time of the emission.
+    /// Wall-clock time of the emission (for a replayed retained value: of the
+    /// emission that set it).
     pub fn timestamp(&self) -> SystemTime {
         self.timestamp
+    }
+
+    /// The headers the emission carried ([`Signal::emit_with_headers`](crate::Signal::emit_with_headers)).
+    pub fn headers(&self) -> &Headers {
+        static NONE: Headers = Headers::new();
+        self.headers.as_deref().unwrap_or(&NONE)
+    }
+
+    /// True for a retained value delivered to a subscriber that asked to be
+    /// initialized, rather than a live emission.
+    pub fn is_replay(&self) -> bool {
+        self.replay
+    }
+
+    /// For a retained signal: the value this emission replaced, decoded as `T`
+    /// (the signal's argument tuple). `None` for the first value, for signals
+    /// that retain nothing and for replays.
+    pub fn previous<T: DeserializeOwned>(&self) -> Option<Result<T, CodecError>> {
+        self.previous.as_deref().map(codec::decode)
     }
 }

@@ -26,20 +26,26 @@
 //! Queued messages from one thread to one loop are delivered in emission order.
 //! Each emission is delivered to the connections in the order they were made.
 
-mod connection;
+pub(crate) mod connection;
+pub(crate) mod directory;
 mod field;
-mod meta;
+mod message;
+pub(crate) mod meta;
 mod refs;
+pub(crate) mod retained;
 pub(crate) mod shared;
 pub(crate) mod slot_table;
+mod subscription;
 
 pub(crate) use connection::{Conn, SlotTarget, Target};
 pub use connection::{ConnectOptions, Connection, ConnectionKind, Overflow};
-pub use field::{Signal, SignalBinder};
+pub use field::{Signal, SignalBinder, SignalOptions};
+pub use message::{Headers, Message, MessageError};
 pub use meta::Meta;
 pub use refs::{ConnectTarget, SignalRef, SlotRef, TargetSpec};
 pub(crate) use shared::{SignalControl, SignalShared};
 pub use slot_table::SlotEntry;
+pub use subscription::{SubscribeError, SubscribeOptions, Subscription};
 
 use serde::{de::DeserializeOwned, Serialize};
 

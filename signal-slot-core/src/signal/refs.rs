@@ -112,6 +112,7 @@ impl<A: SignalArgs> SignalRef<A> {
                     return Err(ConnectError::ForwardCycle(self.describe()));
                 }
             }
+            Target::Message(_) => {}
         }
         let conn = Conn::new(target, opts.is_single_shot());
         let id = conn.id;
@@ -178,7 +179,23 @@ impl<A: SignalArgs> SignalRef<A> {
 
     /// Emits from the calling thread (fire-and-forget; see [`Signal::emit`](crate::Signal::emit)).
     pub fn emit(&self, args: A) {
-        self.shared.emit_shared(args, 0, None);
+        self.shared
+            .emit_shared(args, crate::signal::shared::Emission::new(None), None);
+    }
+
+    /// Emits with headers (see [`Signal::emit_with_headers`](crate::Signal::emit_with_headers)).
+    pub fn emit_with_headers(&self, args: A, headers: crate::signal::Headers) {
+        self.shared.emit_shared(
+            args,
+            crate::signal::shared::Emission::new(Some(Arc::new(headers))),
+            None,
+        );
+    }
+
+    /// The topic its emissions carry: `<sender>/<name>` unless the signal
+    /// declares its own.
+    pub fn topic(&self) -> &str {
+        &self.shared.topic
     }
 
     /// Emits and reports receivers that did not get the message.
@@ -187,7 +204,11 @@ impl<A: SignalArgs> SignalRef<A> {
             return Err(EmitError::SenderRemoved(self.shared.owner.clone()));
         }
         let mut report = Vec::new();
-        self.shared.emit_shared(args, 0, Some(&mut report));
+        self.shared.emit_shared(
+            args,
+            crate::signal::shared::Emission::new(None),
+            Some(&mut report),
+        );
         EmitError::from_report(report)
     }
 
@@ -295,6 +316,10 @@ impl<A: SignalArgs> SlotRef<A> {
         }
     }
 
+    pub(crate) fn parts(&self) -> (&Arc<ObjectShared>, &'static str, u16, bool) {
+        (&self.recv, self.name, self.index, self.wants_meta)
+    }
+
     /// The receiving object's id.
     pub fn receiver(&self) -> &ObjectId {
         &self.recv.id
@@ -339,6 +364,7 @@ impl<A: SignalArgs> SlotRef<A> {
             wants_meta: self.wants_meta,
             kind: opts.connection_kind(),
             overflow: opts.overflow_policy(),
+            gate: None,
         }
     }
 }

@@ -4,8 +4,11 @@
 use crate::error::{DropReason, Undelivered};
 use crate::event_loop::{self, LoopId};
 use crate::object::ObjectId;
-use crate::signal::{Conn, Meta, SignalArgs, Target};
+use crate::signal::directory::Sub;
+use crate::signal::retained::{self, GateCall, GateRef, Retained, Value};
+use crate::signal::{Conn, Headers, Message, Meta, SignalArgs, SlotFn, SlotTarget, Target};
 use crate::sync::{lock, AtomicU64, Ordering};
+use crate::transport::codec;
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +27,11 @@ pub(crate) struct SignalShared<A> {
     /// Position among the owner's signals, so other processes can name it.
     pub(crate) index: u16,
     pub(crate) loop_id: LoopId,
-    topic: Arc<str>,
+    pub(crate) topic: Arc<str>,
+    /// Unique in the process (names the signal to subscription gates).
+    uid: u64,
+    /// Set for a retained signal.
+    retained: Option<Retained>,
     /// Bumped on every change of `state.list`, under the lock; signal fields
     /// compare it to their cached copy (one atomic load per emit).
     version: AtomicU64,
@@ -46,6 +53,11 @@ pub(crate) trait SignalControl: Send + Sync {
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// How other processes name this signal: owner id and index.
     fn addr(&self) -> (ObjectId, u16);
+    /// The topic emissions carry.
+    fn topic(&self) -> &Arc<str>;
+    /// Connects subscription `sub` to this signal (idempotent by id) and, if
+    /// it asks to be initialized, sends it the retained value.
+    fn attach(self: Arc<Self>, sub: &Sub) -> Attach;
     /// Adds a connection another process made (idempotent by id).
     fn apply_remote(
         self: Arc<Self>,
@@ -83,13 +95,27 @@ impl<A: SignalArgs> SignalShared<A> {
         loop_id: LoopId,
         index: u16,
     ) -> Self {
-        let topic = Arc::from(format!("{owner}/{name}"));
+        Self::with_options(owner, name, loop_id, index, None, None)
+    }
+
+    pub(crate) fn with_options(
+        owner: ObjectId,
+        name: &'static str,
+        loop_id: LoopId,
+        index: u16,
+        topic: Option<Arc<str>>,
+        retained: Option<Retained>,
+    ) -> Self {
+        static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+        let topic = topic.unwrap_or_else(|| Arc::from(format!("{owner}/{name}")));
         Self {
             owner,
             name,
             index,
             loop_id,
             topic,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            retained,
             version: AtomicU64::new(0),
             sequence: AtomicU64::new(0),
             state: Mutex::new(State {
@@ -133,11 +159,21 @@ impl<A: SignalArgs> SignalShared<A> {
     /// Appends a connection unless the signal is closed or already reaches the
     /// same target.
     pub(crate) fn insert(&self, conn: Conn<A>) -> Result<(), InsertError> {
+        self.insert_checked(conn, true)
+    }
+
+    /// `by_target`: refuse a second connection to the same receiver (explicit
+    /// connections); otherwise only the same id is a duplicate (subscriptions,
+    /// which may coexist with an explicit connection to the same slot).
+    fn insert_checked(&self, conn: Conn<A>, by_target: bool) -> Result<(), InsertError> {
         let mut s = lock(&self.state);
         if !s.open {
             return Err(InsertError::Closed);
         }
-        if s.list.iter().any(|c| c.target.same_as(&conn.target)) {
+        if s.list
+            .iter()
+            .any(|c| c.id == conn.id || (by_target && c.target.same_as(&conn.target)))
+        {
             return Err(InsertError::Duplicate);
         }
         let mut v: Vec<Conn<A>> = s.list.iter().map(Conn::clone).collect();
@@ -197,14 +233,67 @@ impl<A: SignalArgs> SignalShared<A> {
             Target::Signal { shared, .. } => {
                 Arc::ptr_eq(shared, target) || shared.forwards_to(target, depth + 1)
             }
-            Target::Slot(_) => false,
+            Target::Slot(_) | Target::Message(_) => false,
         })
     }
 
-    /// Emits through the shared list (handles, forwarding, timers).
-    pub(crate) fn emit_shared(&self, args: A, depth: u8, report: Option<&mut Report>) {
+    #[inline]
+    pub(crate) fn is_retained(&self) -> bool {
+        self.retained.is_some()
+    }
+
+    /// Emits through the shared list (handles, forwarding, timers, retained
+    /// signals).
+    pub(crate) fn emit_shared(&self, args: A, em: Emission, report: Option<&mut Report>) {
+        if self.retained.is_some() {
+            return self.emit_retained(args, em, report);
+        }
         let (_, list) = self.snapshot();
-        self.deliver(&list, args, depth, report);
+        self.deliver(&list, args, &em, report);
+    }
+
+    /// Updates the retained value, then delivers. The value and the list are
+    /// taken under the value's lock, which a subscriber's replay also holds, so
+    /// a replay is never of a value older than one the subscriber gets live.
+    fn emit_retained(&self, args: A, em: Emission, report: Option<&mut Report>) {
+        let Some(r) = &self.retained else { return };
+        let mut bytes = Vec::new();
+        if let Err(e) = codec::encode_into(&args, &mut bytes) {
+            log::error!("retained signal {}: value not encodable: {e}", self.topic);
+            if let Some(rep) = report {
+                rep.push(Undelivered {
+                    receiver: self.owner.clone(),
+                    slot: self.name,
+                    reason: DropReason::Encode,
+                });
+            }
+            return;
+        }
+        let (list, em) = {
+            let mut value = lock(&r.value);
+            if r.skip_no_change && value.as_ref().is_some_and(|v| *v.bytes == *bytes) {
+                return;
+            }
+            let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+            let previous = value
+                .replace(Value {
+                    sequence,
+                    bytes: Arc::from(bytes),
+                    timestamp: std::time::SystemTime::now(),
+                    headers: em.headers.clone(),
+                })
+                .map(|v| v.bytes);
+            let (_, list) = self.snapshot();
+            (
+                list,
+                Emission {
+                    sequence: Some(sequence),
+                    previous,
+                    ..em
+                },
+            )
+        };
+        self.deliver(&list, args, &em, report);
     }
 
     /// Delivers one emission to every connection of `list`, cloning the arguments
@@ -214,7 +303,7 @@ impl<A: SignalArgs> SignalShared<A> {
         &self,
         list: &[Conn<A>],
         args: A,
-        depth: u8,
+        em: &Emission,
         mut report: Option<&mut Report>,
     ) {
         let Some((last, rest)) = list.split_last() else {
@@ -222,9 +311,9 @@ impl<A: SignalArgs> SignalShared<A> {
         };
         let mut meta = None;
         for c in rest {
-            self.deliver_one(c, args.clone(), &mut meta, depth, report.as_deref_mut());
+            self.deliver_one(c, args.clone(), &mut meta, em, report.as_deref_mut());
         }
-        self.deliver_one(last, args, &mut meta, depth, report);
+        self.deliver_one(last, args, &mut meta, em, report);
     }
 
     #[inline]
@@ -233,7 +322,7 @@ impl<A: SignalArgs> SignalShared<A> {
         c: &Conn<A>,
         args: A,
         meta: &mut Option<Arc<Meta>>,
-        depth: u8,
+        em: &Emission,
         report: Option<&mut Report>,
     ) {
         if let Some(fired) = &c.single_shot {
@@ -244,35 +333,26 @@ impl<A: SignalArgs> SignalShared<A> {
             self.remove_where(|x| x.id == id);
         }
         match &c.target {
-            Target::Slot(t) => {
-                let m = if t.wants_meta {
-                    Some(
-                        meta.get_or_insert_with(|| {
-                            let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
-                            Arc::new(Meta::new(self.owner.clone(), self.topic.clone(), seq))
-                        })
-                        .clone(),
-                    )
-                } else {
-                    None
-                };
-                if let Err(reason) = event_loop::deliver(t, args, m) {
-                    if let Some(r) = report {
-                        // DropNewest asked for silent drops; the counters still see them.
-                        let quiet = reason == DropReason::QueueFull
-                            && t.overflow == crate::signal::Overflow::DropNewest;
-                        if !quiet {
-                            r.push(Undelivered {
-                                receiver: t.recv.id.clone(),
-                                slot: t.name,
-                                reason,
-                            });
-                        }
+            Target::Slot(t) => self.post(t, args, meta, em, report),
+            Target::Message(t) => {
+                match Message::encode(
+                    &self.topic,
+                    self.owner.as_str(),
+                    &args,
+                    em.headers.as_deref(),
+                ) {
+                    Ok(msg) => self.post(t, (msg,), meta, em, report),
+                    Err(e) => {
+                        log::error!("signal {}: arguments not encodable: {e}", self.topic);
+                        t.recv
+                            .lp
+                            .counters
+                            .dropped(DropReason::Encode, &t.recv.lp.name);
                     }
                 }
             }
             Target::Signal { shared, .. } => {
-                if depth >= MAX_FORWARD_DEPTH {
+                if em.depth >= MAX_FORWARD_DEPTH {
                     log::error!(
                         "signal {}: forwarding chain deeper than {MAX_FORWARD_DEPTH}, emission cut",
                         self.topic
@@ -286,10 +366,171 @@ impl<A: SignalArgs> SignalShared<A> {
                     }
                     return;
                 }
-                shared.emit_shared(args, depth + 1, report);
+                let next = Emission {
+                    depth: em.depth + 1,
+                    headers: em.headers.clone(),
+                    sequence: None,
+                    previous: None,
+                };
+                shared.emit_shared(args, next, report);
             }
         }
     }
+
+    /// Posts one call to a slot, with the emission's metadata when the slot (or
+    /// its gate) needs it.
+    #[inline]
+    fn post<B: SignalArgs>(
+        &self,
+        t: &SlotTarget<B>,
+        args: B,
+        meta: &mut Option<Arc<Meta>>,
+        em: &Emission,
+        report: Option<&mut Report>,
+    ) {
+        let m = if t.wants_meta {
+            let shared = meta
+                .get_or_insert_with(|| {
+                    let seq = em
+                        .sequence
+                        .unwrap_or_else(|| self.sequence.fetch_add(1, Ordering::Relaxed));
+                    Arc::new(
+                        Meta::new(self.owner.clone(), self.name, self.topic.clone(), seq)
+                            .with_headers(em.headers.clone())
+                            .with_previous(em.previous.clone()),
+                    )
+                })
+                .clone();
+            Some(match &t.gate {
+                Some(g) => Arc::new(shared.gated(g.clone())),
+                None => shared,
+            })
+        } else {
+            None
+        };
+        if let Err(reason) = event_loop::deliver(t, args, m) {
+            if let Some(r) = report {
+                // DropNewest asked for silent drops; the counters still see them.
+                let quiet = reason == DropReason::QueueFull
+                    && t.overflow == crate::signal::Overflow::DropNewest;
+                if !quiet {
+                    r.push(Undelivered {
+                        receiver: t.recv.id.clone(),
+                        slot: t.name,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The slot target of subscription `sub` for this signal's argument type
+    /// `B` (`A`, or `(Message,)` for a dynamic slot); `None` if the slot does
+    /// not take `B`.
+    fn sub_target<B: SignalArgs>(&self, sub: &Sub) -> Option<SlotTarget<B>> {
+        let local = !sub.recv.lp.is_remote();
+        let call: SlotFn<B> = if local {
+            *sub.typed.as_ref()?.downcast_ref::<SlotFn<B>>()?
+        } else {
+            remote_only::<B>
+        };
+        let mut t = SlotTarget {
+            loop_id: sub.recv.lp.id,
+            key: sub.recv.key,
+            name: sub.slot_name,
+            index: sub.slot,
+            call,
+            wants_meta: sub.wants_meta,
+            kind: crate::signal::ConnectionKind::Auto,
+            overflow: sub.overflow,
+            recv: sub.recv.clone(),
+            gate: None,
+        };
+        if local && sub.initialize && self.retained.is_some() {
+            t.gate = Some(GateRef(Arc::new(GateCall {
+                gate: sub.gate.clone(),
+                signal: self.uid,
+                inner: call,
+                inner_wants_meta: sub.wants_meta,
+            })));
+            t.call = retained::gated::<B>;
+            t.wants_meta = true;
+        }
+        Some(t)
+    }
+
+    /// Sends the retained value `v` to a new subscriber through `conn` alone,
+    /// queued (never inline: the caller holds the value's lock).
+    fn replay(&self, conn: &Conn<A>, v: &Value) {
+        let meta = Arc::new(
+            Meta::new(
+                self.owner.clone(),
+                self.name,
+                self.topic.clone(),
+                v.sequence,
+            )
+            .with_headers(v.headers.clone())
+            .into_replay(v.timestamp),
+        );
+        fn queued<B>(t: &SlotTarget<B>) -> SlotTarget<B> {
+            let mut t = t.clone();
+            t.kind = crate::signal::ConnectionKind::Queued;
+            t
+        }
+        match &conn.target {
+            Target::Slot(t) => match codec::decode::<A>(&v.bytes) {
+                Ok(args) => {
+                    let mut cell = Some(meta);
+                    self.post(&queued(t), args, &mut cell, &Emission::new(None), None);
+                }
+                Err(e) => log::error!("retained value of {} does not decode: {e}", self.topic),
+            },
+            Target::Message(t) => {
+                let msg = Message::from_encoded::<A>(
+                    &self.topic,
+                    self.owner.as_str(),
+                    v.bytes.to_vec(),
+                    v.headers.as_deref(),
+                );
+                let mut cell = Some(meta);
+                self.post(&queued(t), (msg,), &mut cell, &Emission::new(None), None);
+            }
+            Target::Signal { .. } => {}
+        }
+    }
+}
+
+/// What travels with one emission besides its arguments.
+pub(crate) struct Emission {
+    pub(crate) depth: u8,
+    pub(crate) headers: Option<Arc<Headers>>,
+    /// Set for a retained signal (which numbers every emission).
+    sequence: Option<u64>,
+    /// The retained value this emission replaced.
+    previous: Option<Arc<[u8]>>,
+}
+
+impl Emission {
+    #[inline]
+    pub(crate) fn new(headers: Option<Arc<Headers>>) -> Self {
+        Self {
+            depth: 0,
+            headers,
+            sequence: None,
+            previous: None,
+        }
+    }
+}
+
+/// What [`SignalControl::attach`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attach {
+    Attached,
+    /// The subscription was attached already, or the signal is closed.
+    Skipped,
+    /// The slot does not take this signal's arguments (counted and logged).
+    Mismatch,
+    ReceiverGone,
 }
 
 pub(crate) enum InsertError {
@@ -307,6 +548,9 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
     }
 
     fn close(&self) {
+        if let Some(r) = &self.retained {
+            r.clear();
+        }
         let removed: Vec<Conn<A>> = {
             let mut s = lock(&self.state);
             s.open = false;
@@ -323,6 +567,66 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn topic(&self) -> &Arc<str> {
+        &self.topic
+    }
+
+    fn attach(self: Arc<Self>, sub: &Sub) -> Attach {
+        let target = if sub.fingerprint == std::any::type_name::<(Message,)>() {
+            self.sub_target::<(Message,)>(sub).map(Target::Message)
+        } else if sub.fingerprint == std::any::type_name::<A>() {
+            self.sub_target::<A>(sub).map(Target::Slot)
+        } else {
+            None
+        };
+        let Some(target) = target else {
+            sub.recv.lp.counters.type_mismatch(
+                &sub.recv.lp.name,
+                &format_args!(
+                    "subscription {:?} of {}::{} takes {}, but {} carries {}: not connected",
+                    sub.pattern.as_str(),
+                    sub.recv.id,
+                    sub.slot_name,
+                    sub.fingerprint,
+                    self.topic,
+                    std::any::type_name::<A>()
+                ),
+            );
+            return Attach::Mismatch;
+        };
+        let conn = Conn::with_id(sub.id, target, false);
+        // Held across insert and replay: see `emit_retained`.
+        let value = self.retained.as_ref().map(|r| lock(&r.value));
+        if lock(&self.state).list.iter().any(|c| c.id == sub.id) {
+            return Attach::Skipped;
+        }
+        let weak: std::sync::Weak<dyn SignalControl> =
+            Arc::downgrade(&(self.clone() as Arc<dyn SignalControl>));
+        let mut closed = false;
+        let added =
+            sub.recv
+                .add_incoming(weak, || match self.insert_checked(conn.clone(), false) {
+                    Ok(()) => Some(sub.id),
+                    Err(_) => {
+                        closed = true;
+                        None
+                    }
+                });
+        if !added {
+            return if closed {
+                Attach::Skipped
+            } else {
+                Attach::ReceiverGone
+            };
+        }
+        if sub.initialize {
+            if let Some(v) = value.as_deref().and_then(Option::as_ref) {
+                self.replay(&conn, v);
+            }
+        }
+        Attach::Attached
     }
 
     fn addr(&self) -> (ObjectId, u16) {
@@ -366,6 +670,7 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
             kind: spec.kind,
             overflow: spec.overflow,
             recv: recv.clone(),
+            gate: None,
         };
         let conn = Conn::with_id(spec.id, Target::Slot(target), spec.single_shot);
         let weak: std::sync::Weak<dyn SignalControl> =
