@@ -10,7 +10,7 @@
 use crossbeam_channel::{Receiver, Sender};
 use signal_slot::prelude::*;
 use signal_slot::process::ProcessConfig;
-use signal_slot::{DropReason, EmitError, ProcessExit};
+use signal_slot::{DropReason, EmitError, ProcessExit, SubscribeOptions};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -123,6 +123,50 @@ impl Echo {
         let n = self.lp.as_ref().map_or(0, |lp| lp.stats().decode_errors);
         self.said.emit((format!("decode_errors {n}"),));
     }
+}
+
+/// A retained publisher (lives in a child).
+#[derive(EventLoopObject, Default)]
+struct Gauge {
+    #[signal(topic = "gauge/{id}/level", retain)]
+    level: Signal<(u64,)>,
+}
+
+#[slots]
+impl Gauge {
+    fn pump(&mut self, from: u64, n: u64) {
+        for v in from..from + n {
+            self.level.emit((v,));
+        }
+    }
+}
+
+/// Records pattern deliveries in the parent.
+#[derive(EventLoopObject)]
+struct Watcher {
+    tx: Sender<String>,
+}
+
+#[slots]
+impl Watcher {
+    fn on_level(&mut self, v: u64, meta: &Meta) {
+        let tag = if meta.is_replay() { "replay" } else { "live" };
+        let _ = self.tx.send(format!("{tag} {} {v}", meta.topic()));
+    }
+    fn on_said(&mut self, s: String, meta: &Meta) {
+        let _ = self.tx.send(format!("said {} {s}", meta.sender()));
+    }
+    fn mark(&mut self) {
+        let _ = self.tx.send("mark".into());
+    }
+}
+
+fn parent_watcher() -> (EventLoopThread, Handle<Watcher>, Receiver<String>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let t = EventLoopThread::new("watcher-loop");
+    let w = t.event_loop().add("watcher", Watcher { tx }).unwrap();
+    t.start().unwrap();
+    (t, w, rx)
 }
 
 fn checksum(seq: u64, pad: &str) -> u64 {
@@ -610,6 +654,120 @@ macro_rules! scenarios {
     };
 }
 
+fn pattern_subscriptions_cross_processes_also_started_later() {
+    let (_t, sink, rx) = parent_sink();
+    let (_wt, w, wrx) = parent_watcher();
+    let src_loop = EventLoopThread::new("source-loop");
+    let src = src_loop
+        .event_loop()
+        .add("source", Source::default())
+        .unwrap();
+    src_loop.start().unwrap();
+    let (p1, e1) = child_echo("first");
+    p1.start().unwrap();
+    // Made while p1 runs: replicated to it.
+    let said = w.on_said().subscribe("+/said").unwrap();
+    e1.on_text().invoke(("a".into(),)).unwrap();
+    assert_eq!(take(&wrx, 1), ["said echo-first echo a"]);
+    // A process started after the subscription is reached too, and a slot in
+    // a child subscribes to a signal of the parent.
+    let (p2, e2) = child_echo("second");
+    e2.echoed().connect(&sink.on_value()).unwrap();
+    p2.start().unwrap();
+    e2.on_value().subscribe("source/value").unwrap();
+    e2.on_text().invoke(("b".into(),)).unwrap();
+    assert_eq!(take(&wrx, 1), ["said echo-second echo b"]);
+    src.value().emit((5,));
+    assert_eq!(take(&rx, 1), ["value 5"]);
+    // Unsubscribed everywhere.
+    said.unsubscribe();
+    e1.on_text().invoke(("c".into(),)).unwrap();
+    e1.on_value().invoke((6,)).unwrap(); // not connected to anything here
+    w.mark().invoke(()).unwrap();
+    e2.on_text().invoke(("d".into(),)).unwrap();
+    e2.on_value().invoke((7,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 7"]); // e2 ran on_text("d") before this
+    assert_eq!(until(&wrx, |m| m == "mark"), Vec::<String>::new());
+    assert!(wrx.try_recv().is_err(), "said after unsubscribe");
+    for p in [&p1, &p2] {
+        p.stop().unwrap();
+        assert!(p.join().unwrap().success());
+    }
+}
+
+fn initialize_across_processes_replays_before_newer_live_values() {
+    let (_t, sink, rx) = parent_sink();
+    let (_wt, w, wrx) = parent_watcher();
+    let (p, echo) = child_echo("gauges");
+    let g = p.event_loop().add("g1", Gauge::default()).unwrap();
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    p.start().unwrap();
+    g.pump().invoke((0, 1)).unwrap();
+    echo.on_value().invoke((1,)).unwrap(); // same loop: after the pump
+    assert_eq!(take(&rx, 1), ["value 1"]);
+    const LAST: u64 = 200_000;
+    g.pump().invoke((1, LAST)).unwrap();
+    w.on_level()
+        .subscribe_with("gauge/+/level", SubscribeOptions::new().initialize())
+        .unwrap();
+    let got = until(&wrx, |m| m == format!("live gauge/g1/level {LAST}"));
+    assert!(
+        got.first()
+            .is_some_and(|m| m.starts_with("replay gauge/g1/level ")),
+        "first: {:?}",
+        got.first()
+    );
+    let values: Vec<u64> = got
+        .iter()
+        .map(|m| m.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        values.windows(2).all(|v| v[0] < v[1]),
+        "an older value after a newer one"
+    );
+    assert!(got[1..].iter().all(|m| m.starts_with("live ")));
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn retained_values_vanish_when_the_publisher_process_is_killed() {
+    let (_t, sink, rx) = parent_sink();
+    let (_wt, w, wrx) = parent_watcher();
+    let here = EventLoopThread::new("here");
+    let local = here.event_loop().add("local", Gauge::default()).unwrap();
+    here.start().unwrap();
+    local.pump().invoke((7, 1)).unwrap();
+    let (p, echo) = child_echo("doomed");
+    let g = p.event_loop().add("remote", Gauge::default()).unwrap();
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    p.exited().connect(&sink.on_exited()).unwrap();
+    p.start().unwrap();
+    g.pump().invoke((40, 2)).unwrap();
+    echo.on_value().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 1"]);
+    // Wait for the local publisher's value too (same loop FIFO: pump ran).
+    let first = w
+        .on_level()
+        .subscribe_with("gauge/#", SubscribeOptions::new().initialize())
+        .unwrap();
+    let mut got = take(&wrx, 2);
+    got.sort();
+    assert_eq!(
+        got,
+        ["replay gauge/local/level 7", "replay gauge/remote/level 41"]
+    );
+    first.unsubscribe();
+    p.kill().unwrap();
+    assert_eq!(take(&rx, 1), ["exited killed by signal 9"]);
+    let _second = w
+        .on_level()
+        .subscribe_with("gauge/#", SubscribeOptions::new().initialize())
+        .unwrap();
+    w.mark().invoke(()).unwrap();
+    assert_eq!(until(&wrx, |m| m == "mark"), ["replay gauge/local/level 7"]);
+    let _ = p.join();
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
     scenarios![
         round_trip_both_ways_in_order,
@@ -627,6 +785,9 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         removing_an_object_that_lives_in_a_child,
         processes_started_from_a_slot_or_a_short_lived_thread_live_on,
         join_on_one_child_while_another_starts,
+        pattern_subscriptions_cross_processes_also_started_later,
+        initialize_across_processes_replays_before_newer_live_values,
+        retained_values_vanish_when_the_publisher_process_is_killed,
     ]
 }
 
