@@ -296,6 +296,19 @@ fn a_late_subscriber_that_asks_gets_the_retained_value_first_then_live_ones() {
     assert_eq!(drain_until_mark(&r, &rx), vec!["replay 3", "live 4"]);
 }
 
+/// The values of `on_u64` lines ("replay 3", "live 4"), checked to grow.
+fn increasing_values(round: usize, got: &[String]) -> Vec<u64> {
+    let values: Vec<u64> = got
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "round {round}: not increasing: {got:?}"
+    );
+    values
+}
+
 #[test]
 fn a_replay_never_arrives_after_a_newer_live_value() {
     // A publisher emits as fast as it can on its own loop while subscribers
@@ -332,15 +345,8 @@ fn a_replay_never_arrives_after_a_newer_live_value() {
             .unwrap();
         let got = take(&rx, 50);
         sub.unsubscribe();
-        let values: Vec<u64> = got
-            .iter()
-            .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
-            .collect();
         assert!(got[0].starts_with("replay"), "round {round}: {got:?}");
-        assert!(
-            values.windows(2).all(|w| w[0] < w[1]),
-            "round {round}: not increasing: {got:?}"
-        );
+        increasing_values(round, &got);
         r.remove().unwrap();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -371,15 +377,8 @@ fn a_replay_never_overtakes_a_live_value_delivered_inline() {
         next += 1000;
         let got = drain_until_mark(&r, &rx);
         sub.unsubscribe();
-        let values: Vec<u64> = got
-            .iter()
-            .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
-            .collect();
+        let values = increasing_values(round, &got);
         assert!(!values.is_empty(), "round {round}: nothing");
-        assert!(
-            values.windows(2).all(|w| w[0] < w[1]),
-            "round {round}: not increasing: {got:?}"
-        );
         assert_eq!(*values.last().unwrap(), next - 1, "round {round}");
         r.remove().unwrap();
     }
