@@ -123,8 +123,10 @@ pub(crate) fn subscribe(sub: Arc<Sub>) -> Applied {
     let targets: Vec<(Arc<ObjectShared>, u16)> = {
         let mut d = lock(&DIR);
         d.index.insert(sub.id, sub.pattern.clone(), sub.clone());
+        // Objects removed, or whose loop went to another process (for good):
+        // this process never attaches to them again.
         d.topics.retain(|_, v| {
-            v.retain(|(w, _)| w.strong_count() > 0);
+            v.retain(|(w, _)| w.upgrade().is_some_and(|o| !o.lp.is_remote()));
             !v.is_empty()
         });
         d.topics

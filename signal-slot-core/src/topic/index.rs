@@ -206,6 +206,9 @@ impl<V> PatternIndex<V> {
         }
         match RegexSetBuilder::new(sources)
             .size_limit(REGEX_SET_SIZE_LIMIT)
+            // The default lazy-DFA cache (2 MiB) thrashes above ~2,000 patterns and
+            // the set falls back to an engine whose cost grows with the count.
+            .dfa_size_limit(REGEX_SET_SIZE_LIMIT)
             .build()
         {
             Ok(set) => RegexCache::Set { set, ids },
