@@ -47,6 +47,8 @@ pub(super) struct LoopLocal {
     stop: Cell<bool>,
     /// The object whose slot runs now, for `object_id()` of objects with no signal.
     receiver: Cell<Option<ObjectKey>>,
+    /// Buffer for private copies of mailbox records.
+    record_copy: Cell<Vec<u8>>,
 }
 
 #[inline]
@@ -148,6 +150,7 @@ pub(super) fn run(
         timers: RefCell::new(Timers::default()),
         stop: Cell::new(false),
         receiver: Cell::new(None),
+        record_copy: Cell::new(Vec::new()),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(l.clone()));
     LOOP_ID.with(|id| id.set(l.shared.id.0));
@@ -349,8 +352,9 @@ impl LoopLocal {
         }
         let addr = *self.shared.mailbox.get().expect("checked by mailbox()");
         let mut last = None;
-        let mut copy = Vec::new();
-        let n = mb.drain(
+        // Reused across drains (a drain is often a record or two).
+        let mut copy = self.record_copy.take();
+        let n = mb.drain_polling(
             BATCH,
             |_from, rec| {
                 // Parse a private copy: the peer could still write the shared bytes.
@@ -365,6 +369,7 @@ impl LoopLocal {
                 )
             },
         );
+        self.record_copy.set(copy);
         n > 0
     }
 
@@ -460,6 +465,11 @@ impl LoopLocal {
                 continue;
             }
             let mailbox = self.mailbox();
+            // The mailbox's flags stay up while the loop polls (see
+            // `drain_polling`); they are cleared only here, before sleeping.
+            if mailbox.as_ref().is_some_and(MailboxConsumer::settle) {
+                continue;
+            }
             self.shared
                 .inbox
                 .sleep(timeout, || mailbox.as_ref().is_some_and(|m| m.has_work()));
@@ -472,7 +482,7 @@ impl LoopLocal {
     fn spin_for_work(&self) -> bool {
         let mailbox = self.mailbox();
         let has_work =
-            || self.shared.inbox.has_work() || mailbox.as_ref().is_some_and(|m| m.has_work());
+            || self.shared.inbox.has_work() || mailbox.as_ref().is_some_and(|m| m.has_records());
         for _ in 0..SPIN_POLLS {
             if has_work() {
                 return true;

@@ -317,19 +317,19 @@ pub(crate) fn deliver<A: SignalArgs>(
         return Ok(());
     }
     let lp = &t.recv.lp;
+    // A loop handed to a child stays remote (the handover only goes back if the
+    // fork fails, and the loop then drains its mailbox itself), so a post that
+    // sees it remote needs no fork share: the common cross-process case takes
+    // no lock.
+    if lp.is_remote() {
+        return post_remote(lp, t, &args, meta.as_deref());
+    }
     let _handover = lp
         .for_process
         .load(Ordering::Acquire)
         .then(|| lock(&lp.handover));
     if lp.is_remote() {
-        let result = match lp.mailbox.get() {
-            Some(addr) => remote::post(lp, t, &args, meta.as_deref(), *addr, lp.owner()),
-            None => Err(DropReason::ReceiverGone),
-        };
-        if let Err(reason) = result {
-            lp.counters.dropped(reason, &lp.name);
-        }
-        return result;
+        return post_remote(lp, t, &args, meta.as_deref());
     }
     if lp.is_finished() {
         lp.counters.dropped(DropReason::LoopStopped, &lp.name);
@@ -347,6 +347,24 @@ pub(crate) fn deliver<A: SignalArgs>(
             Err(DropReason::QueueFull)
         }
     }
+}
+
+/// Posts to the mailbox of a loop another process runs; counts a drop.
+#[inline]
+fn post_remote<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    args: &A,
+    meta: Option<&Meta>,
+) -> Result<(), DropReason> {
+    let result = match lp.mailbox.get() {
+        Some(addr) => remote::post(lp, t, args, meta, *addr, lp.owner()),
+        None => Err(DropReason::ReceiverGone),
+    };
+    if let Err(reason) = result {
+        lp.counters.dropped(reason, &lp.name);
+    }
+    result
 }
 
 /// Configures a loop before creating it.

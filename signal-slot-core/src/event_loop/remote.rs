@@ -23,11 +23,12 @@ const HEADER: usize = 16;
 const FLAG_META: u8 = 1;
 
 thread_local! {
-    /// Reused encode buffers: arguments, metadata.
-    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Reused encode buffer of the metadata.
+    static META_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Sends one call to `t`'s loop in process `owner` through `addr`.
+/// Sends one call to `t`'s loop in process `owner` through `addr`. The
+/// arguments are encoded straight into the ring (size first, then the bytes).
 pub(super) fn post<A: SignalArgs>(
     lp: &LoopShared,
     t: &SlotTarget<A>,
@@ -50,77 +51,106 @@ pub(super) fn post<A: SignalArgs>(
     {
         return Err(DropReason::ReceiverGone);
     }
-    SCRATCH.with(|s| {
-        let mut fresh = (Vec::new(), Vec::new());
+    let not_encodable = |e: &dyn std::fmt::Display| {
+        log::error!(
+            "slot {}::{}: arguments not encodable: {e}",
+            t.recv.id,
+            t.name
+        );
+        DropReason::Encode
+    };
+    let args_len = codec::encoded_size(args).map_err(|e| not_encodable(&e))?;
+    let Some(meta) = meta else {
+        return send_call(lp, t, addr, owner, HEADER + args_len, |buf| {
+            write_header(buf, t, addr, 0);
+            codec::encode_exact(args, &mut buf[HEADER..])
+        });
+    };
+    let wire = meta.to_wire();
+    META_SCRATCH.with(|s| {
+        let mut fresh = Vec::new();
         let mut guard = s.try_borrow_mut();
-        let (a, m) = match guard.as_deref_mut() {
-            Ok(bufs) => bufs,
+        let m = match guard.as_deref_mut() {
+            Ok(buf) => buf,
             Err(_) => &mut fresh,
         };
-        a.clear();
         m.clear();
-        if let Err(e) = codec::encode_into(args, a) {
-            log::error!(
-                "slot {}::{}: arguments not encodable: {e}",
-                t.recv.id,
-                t.name
-            );
+        if codec::encode_into(&wire, m).is_err() {
             return Err(DropReason::Encode);
         }
-        if let Some(meta) = meta {
-            let wire = meta.to_wire();
-            if codec::encode_into(&wire, m).is_err() {
+        let len = HEADER + 4 + m.len() + args_len;
+        send_call(lp, t, addr, owner, len, |buf| {
+            write_header(buf, t, addr, FLAG_META);
+            // Bounded by the record size, itself below u32::MAX.
+            buf[HEADER..HEADER + 4].copy_from_slice(&(m.len() as u32).to_le_bytes());
+            let at = HEADER + 4 + m.len();
+            buf[HEADER + 4..at].copy_from_slice(m);
+            codec::encode_exact(args, &mut buf[at..])
+        })
+    })
+}
+
+/// The fixed part of a call record.
+#[inline]
+fn write_header<A: SignalArgs>(buf: &mut [u8], t: &SlotTarget<A>, addr: MailboxAddr, flags: u8) {
+    buf[0] = KIND_CALL;
+    buf[1] = flags;
+    buf[2..4].copy_from_slice(&t.index.to_le_bytes());
+    buf[4..8].copy_from_slice(&addr.generation.to_le_bytes());
+    buf[8..12].copy_from_slice(&t.key.index.to_le_bytes());
+    buf[12..16].copy_from_slice(&t.key.generation.to_le_bytes());
+}
+
+/// Writes one record of `len` bytes (`fill`: false if it could not) into the
+/// mailbox, waiting for room as the connection's overflow policy says.
+fn send_call<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    addr: MailboxAddr,
+    owner: u32,
+    len: usize,
+    fill: impl Fn(&mut [u8]) -> bool,
+) -> Result<(), DropReason> {
+    let Some(region) = system::region() else {
+        return Err(DropReason::ReceiverGone);
+    };
+    let mut deadline = None;
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match mailbox::send_with(region, addr.index, system::my_proc(), len, &fill) {
+            Ok(()) => return Ok(()),
+            Err(RingError::TooLarge) => return Err(DropReason::TooLarge),
+            Err(RingError::Unfilled) => {
+                log::error!(
+                    "slot {}::{}: arguments encoded to another size than announced",
+                    t.recv.id,
+                    t.name
+                );
                 return Err(DropReason::Encode);
             }
-        }
-        let meta_part = if meta.is_some() { 4 + m.len() } else { 0 };
-        let len = HEADER + meta_part + a.len();
-        let mut deadline = None;
-        let mut pause = Duration::from_micros(20);
-        loop {
-            let sent = mailbox::send(region, addr.index, system::my_proc(), len, |buf| {
-                buf[0] = KIND_CALL;
-                buf[1] = if meta.is_some() { FLAG_META } else { 0 };
-                buf[2..4].copy_from_slice(&t.index.to_le_bytes());
-                buf[4..8].copy_from_slice(&addr.generation.to_le_bytes());
-                buf[8..12].copy_from_slice(&t.key.index.to_le_bytes());
-                buf[12..16].copy_from_slice(&t.key.generation.to_le_bytes());
-                let mut at = HEADER;
-                if meta.is_some() {
-                    // Bounded by the record size, itself below u32::MAX.
-                    buf[at..at + 4].copy_from_slice(&(m.len() as u32).to_le_bytes());
-                    buf[at + 4..at + 4 + m.len()].copy_from_slice(m);
-                    at += 4 + m.len();
-                }
-                buf[at..].copy_from_slice(a);
-            });
-            match sent {
-                Ok(()) => return Ok(()),
-                Err(RingError::TooLarge) => return Err(DropReason::TooLarge),
-                Err(RingError::Corrupt(why)) => {
-                    log::error!("mailbox of loop {:?} is corrupt: {why}", lp.name);
+            Err(RingError::Corrupt(why)) => {
+                log::error!("mailbox of loop {:?} is corrupt: {why}", lp.name);
+                return Err(DropReason::ReceiverGone);
+            }
+            Err(RingError::Full) => {
+                // A dead consumer never makes room: stop waiting for it.
+                if !system::proc_alive(region, owner) {
                     return Err(DropReason::ReceiverGone);
                 }
-                Err(RingError::Full) => {
-                    // A dead consumer never makes room: stop waiting for it.
-                    if !system::proc_alive(region, owner) {
-                        return Err(DropReason::ReceiverGone);
-                    }
-                    let Overflow::Block(wait) = t.overflow else {
-                        return Err(DropReason::QueueFull);
-                    };
-                    let end = *deadline.get_or_insert_with(|| Instant::now() + wait);
-                    let now = Instant::now();
-                    if now >= end {
-                        return Err(DropReason::QueueFull);
-                    }
-                    // The consumer does not signal room; poll with a growing pause.
-                    std::thread::sleep(pause.min(end - now));
-                    pause = (pause * 2).min(Duration::from_millis(2));
+                let Overflow::Block(wait) = t.overflow else {
+                    return Err(DropReason::QueueFull);
+                };
+                let end = *deadline.get_or_insert_with(|| Instant::now() + wait);
+                let now = Instant::now();
+                if now >= end {
+                    return Err(DropReason::QueueFull);
                 }
+                // The consumer does not signal room; poll with a growing pause.
+                std::thread::sleep(pause.min(end - now));
+                pause = (pause * 2).min(Duration::from_millis(2));
             }
         }
-    })
+    }
 }
 
 /// A call record, checked and split.

@@ -21,6 +21,18 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<
     }
 }
 
+/// Bytes the encoding of `value` takes (a dry run of the encoder).
+pub(crate) fn encoded_size<T: Serialize>(value: &T) -> Result<usize, CodecError> {
+    postcard::experimental::serialized_size(value).map_err(|e| CodecError(e.to_string()))
+}
+
+/// Encodes `value` into exactly `buf`; false if it does not fill `buf` exactly
+/// (a `Serialize` impl that answered [`encoded_size`] differently).
+pub(crate) fn encode_exact<T: Serialize>(value: &T, buf: &mut [u8]) -> bool {
+    let len = buf.len();
+    postcard::to_slice(value, buf).is_ok_and(|used| used.len() == len)
+}
+
 /// Decodes a `T` that must use all of `bytes`. Lengths inside the encoding
 /// are bounded by `bytes` (serde's sequence visitors cap their preallocation), so
 /// a lying length field cannot make it allocate without bound.

@@ -1,10 +1,11 @@
 //! A loop's cross-process inbox: one ring per producer process in the region,
 //! a dirty mask naming the rings with news, and the loop's doorbell.
 
-use super::region::{Region, MAX_MAILBOXES, MAX_PROCS};
+use super::region::{MailboxHeader, Region, MAX_MAILBOXES, MAX_PROCS};
 use super::ring::RingError;
-use crate::sync::{fence, AtomicBool, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::transport::doorbell::wake_if_sleeping;
+use crossbeam_utils::CachePadded;
 
 /// Which mailbox, and which of its lives (records carry it; a reused mailbox
 /// ignores records meant for its previous loop).
@@ -18,25 +19,39 @@ pub(crate) struct MailboxAddr {
 /// producer process; its threads take turns). A spin lock: it is held for a
 /// record copy only, and its unlock is a plain store (a mutex's is a locked
 /// exchange, a third of a send's cost). Held all at once across `fork`.
-static PRODUCER_LOCKS: [SpinLock; MAX_MAILBOXES] = [const { SpinLock::new() }; MAX_MAILBOXES];
+/// Each on a line of its own: threads sending to different loops do not share.
+static PRODUCER_LOCKS: [CachePadded<SpinLock>; MAX_MAILBOXES] =
+    [const { CachePadded::new(SpinLock::new()) }; MAX_MAILBOXES];
 
-struct SpinLock(AtomicBool);
+struct SpinLock {
+    held: AtomicBool,
+    /// Producer state guarded by the lock: the head last read from the ring of
+    /// process `head_of - 1` into this mailbox (see `RingView::push_with`).
+    /// Tagged with the process, so a forked child, which writes its own ring,
+    /// never uses its parent's value.
+    head_of: AtomicU32,
+    head_seen: AtomicU64,
+}
 
 impl SpinLock {
     const fn new() -> Self {
-        SpinLock(AtomicBool::new(false))
+        SpinLock {
+            held: AtomicBool::new(false),
+            head_of: AtomicU32::new(0),
+            head_seen: AtomicU64::new(0),
+        }
     }
 
     fn lock(&self) -> SpinGuard<'_> {
         let backoff = crossbeam_utils::Backoff::new();
         while self
-            .0
+            .held
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             backoff.snooze();
         }
-        SpinGuard(&self.0)
+        SpinGuard(&self.held)
     }
 }
 
@@ -50,7 +65,7 @@ impl Drop for SpinGuard<'_> {
 
 /// Takes every producer lock (before `fork`, so no child inherits one held).
 pub(crate) fn lock_all_producers() -> Vec<SpinGuard<'static>> {
-    PRODUCER_LOCKS.iter().map(SpinLock::lock).collect()
+    PRODUCER_LOCKS.iter().map(|l| l.lock()).collect()
 }
 
 /// Writes one record of `len` bytes (filled by `fill`) from process `me` into
@@ -62,12 +77,36 @@ pub(crate) fn send(
     len: usize,
     fill: impl FnOnce(&mut [u8]),
 ) -> Result<(), RingError> {
+    send_with(region, to, me, len, |b| {
+        fill(b);
+        true
+    })
+}
+
+/// Like [`send`], for a `fill` that may fail (`false`: nothing is sent,
+/// [`RingError::Unfilled`]).
+pub(crate) fn send_with(
+    region: &Region,
+    to: u32,
+    me: u32,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> bool,
+) -> Result<(), RingError> {
     let lock = PRODUCER_LOCKS
         .get(to as usize)
         .ok_or(RingError::Corrupt("mailbox index"))?;
     {
         let _g = lock.lock();
-        region.ring(to, me).push(len, fill)?;
+        // Relaxed: the lock orders these between this process's producers.
+        let mut head_seen = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
+            lock.head_seen.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        let pushed = region.ring(to, me).push_with(len, &mut head_seen, fill);
+        lock.head_of.store(me + 1, Ordering::Relaxed);
+        lock.head_seen.store(head_seen, Ordering::Relaxed);
+        pushed?;
     }
     let mb = region.mailbox_header(to);
     let bit = 1u64 << me;
@@ -111,25 +150,108 @@ impl MailboxConsumer {
         Self { region, addr }
     }
 
+    /// Some producer flagged its ring since the mask was last cleared. With
+    /// [`drain_polling`](Self::drain_polling) flags outlive their records: this
+    /// is then the check to sleep on (after [`settle`](Self::settle)), and
+    /// [`has_records`](Self::has_records) the one to poll.
     pub(crate) fn has_work(&self) -> bool {
-        self.region
-            .mailbox_header(self.addr.index)
-            .dirty
-            .load(Ordering::SeqCst)
-            != 0
+        self.header().dirty.load(Ordering::SeqCst) != 0
     }
 
-    /// Hands up to `budget` records to `f` (with the producer's process index).
-    /// A ring found corrupt is emptied and reported through `corrupt`.
+    fn header(&self) -> &MailboxHeader {
+        self.region.mailbox_header(self.addr.index)
+    }
+
+    /// Hands up to `budget` records to `f` (with the producer's process index),
+    /// clearing the mask first: for a consumer that sleeps on [`has_work`]
+    /// right after. A ring found corrupt is emptied and reported through
+    /// `corrupt`.
+    ///
+    /// [`has_work`]: Self::has_work
     pub(crate) fn drain(
         &self,
         budget: usize,
-        mut f: impl FnMut(u32, &[u8]),
-        mut corrupt: impl FnMut(u32, &'static str),
+        f: impl FnMut(u32, &[u8]),
+        corrupt: impl FnMut(u32, &'static str),
     ) -> usize {
-        let header = self.region.mailbox_header(self.addr.index);
+        let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+        let (n, left) = self.drain_rings(mask, budget, true, f, corrupt);
+        if left != 0 {
+            // Budget spent: come back to these rings next round.
+            header.dirty.fetch_or(left, Ordering::SeqCst);
+        }
+        n
+    }
+
+    /// Like [`drain`](Self::drain), but leaves the mask set: for a consumer
+    /// that keeps polling. A flag then stays up while its producer streams, so
+    /// the producer finds it set and skips the read-modify-write (and the
+    /// cache line stays put between the two); the consumer clears the mask
+    /// only when it is about to sleep, with [`settle`](Self::settle).
+    pub(crate) fn drain_polling(
+        &self,
+        budget: usize,
+        f: impl FnMut(u32, &[u8]),
+        corrupt: impl FnMut(u32, &'static str),
+    ) -> usize {
+        let mask = self.header().dirty.load(Ordering::SeqCst);
+        self.drain_rings(mask, budget, false, f, corrupt).0
+    }
+
+    /// True if a flagged ring holds records: the idle poll of a consumer that
+    /// drains with [`drain_polling`](Self::drain_polling).
+    pub(crate) fn has_records(&self) -> bool {
+        let mut mask = self.header().dirty.load(Ordering::SeqCst);
+        while mask != 0 {
+            let p = mask.trailing_zeros();
+            mask &= mask - 1;
+            if !self.region.ring(self.addr.index, p).is_empty() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Before sleeping (then on [`has_work`](Self::has_work)): clears the mask,
+    /// and puts back the flags of rings that still hold records; true if any
+    /// did (do not sleep then).
+    ///
+    /// Why no record is missed: a producer stores its tail, fences, then reads
+    /// the mask. If it read its flag clear, it sets it itself, then checks the
+    /// doorbell (the sleeper reads the mask after announcing sleep). If it read
+    /// its flag set, the swap here came after that read, so this fence comes
+    /// after the producer's fence and the tail loads below see its record.
+    pub(crate) fn settle(&self) -> bool {
+        let header = self.header();
+        let mask = header.dirty.swap(0, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let mut busy = 0;
+        let mut rest = mask;
+        while rest != 0 {
+            let p = rest.trailing_zeros();
+            rest &= rest - 1;
+            if !self.region.ring(self.addr.index, p).is_empty() {
+                busy |= 1 << p;
+            }
+        }
+        if busy != 0 {
+            header.dirty.fetch_or(busy, Ordering::SeqCst);
+        }
+        busy != 0
+    }
+
+    /// Drains the rings of `mask`, up to `budget` records in all; returns the
+    /// records handed out and (if `find_left`) the rings left non-empty.
+    fn drain_rings(
+        &self,
+        mask: u64,
+        budget: usize,
+        find_left: bool,
+        mut f: impl FnMut(u32, &[u8]),
+        mut corrupt: impl FnMut(u32, &'static str),
+    ) -> (usize, u64) {
         // Start at a different producer each round so one busy producer cannot
         // starve the others of the budget.
         let start = ROUND.with(|r| {
@@ -139,12 +261,13 @@ impl MailboxConsumer {
         });
         let mut rotated = mask.rotate_right(start);
         let mut n = 0;
+        let mut left = 0;
         while rotated != 0 {
             let p = (rotated.trailing_zeros() + start) % 64;
             rotated &= rotated - 1;
             let ring = self.region.ring(self.addr.index, p);
-            let left = budget.saturating_sub(n);
-            match ring.drain(left, |rec| f(p, rec)) {
+            let room = budget.saturating_sub(n);
+            match ring.drain(room, |rec| f(p, rec)) {
                 Ok(k) => n += k,
                 Err(RingError::Corrupt(why)) => {
                     ring.skip_all();
@@ -152,11 +275,10 @@ impl MailboxConsumer {
                 }
                 Err(_) => {}
             }
-            if !ring.is_empty() {
-                // Budget spent: come back to this ring next round.
-                header.dirty.fetch_or(1 << p, Ordering::SeqCst);
+            if find_left && !ring.is_empty() {
+                left |= 1 << p;
             }
         }
-        n
+        (n, left)
     }
 }

@@ -44,6 +44,8 @@ pub(crate) enum RingError {
     TooLarge,
     /// The shared memory breaks the ring's invariants.
     Corrupt(&'static str),
+    /// The producer's fill gave up; nothing was published.
+    Unfilled,
 }
 
 /// The memory one ring lives in: its two position counters and its data area.
@@ -209,29 +211,60 @@ impl<M: RingMem> RingView<M> {
 
     /// Producer: writes one record of `len` bytes filled by `fill`, and publishes
     /// it. Only one thread of one process may produce on a ring at a time.
+    #[cfg(test)]
     pub(crate) fn push(&self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), RingError> {
+        self.push_with(len, &mut 0, |b| {
+            fill(b);
+            true
+        })
+    }
+
+    /// Like [`push`](Self::push), for a `fill` that may fail (an encoder writing
+    /// straight into the ring): on `false` nothing is published
+    /// ([`RingError::Unfilled`]) and the space is reused by the next record.
+    ///
+    /// `head_seen` is the producer's private copy of the consumer's head: a head
+    /// this producer loaded from this ring before (or 0). The head only grows,
+    /// so space below `head_seen + capacity` is released for sure; the shared
+    /// head (a cache line the consumer writes on every drain) is read only when
+    /// that space runs out, and `head_seen` updated.
+    pub(crate) fn push_with(
+        &self,
+        len: usize,
+        head_seen: &mut u64,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<(), RingError> {
         if len > self.max_record() {
             return Err(RingError::TooLarge);
         }
         let capacity = self.mem.capacity();
         let cap = capacity as u64;
         let tail = self.producer_tail();
-        // Acquire: the consumer's reads of the space it released happen before
-        // our writes into it.
-        let head = self.mem.load_head(Ordering::Acquire);
-        if head > tail || tail - head > cap || tail % 8 != 0 {
-            return Err(RingError::Corrupt("head/tail out of range"));
+        if tail % 8 != 0 {
+            return Err(RingError::Corrupt("tail out of alignment"));
         }
         let size = record_size(len) as u64;
-        let off = (tail % cap) as usize;
+        // `capacity` is a power of two: a mask, not a division.
+        let off = (tail & (cap - 1)) as usize;
         let to_end = capacity - off;
         let (start, wasted) = if (size as usize) <= to_end {
             (off, 0u64)
         } else {
             (0, to_end as u64)
         };
-        if tail + wasted + size - head > cap {
-            return Err(RingError::Full);
+        let end = tail + wasted + size;
+        let mut head = *head_seen;
+        if head > tail || end - head > cap {
+            // Acquire: the consumer's reads of the space it released happen
+            // before our writes into it (a `head_seen` was loaded the same way).
+            head = self.mem.load_head(Ordering::Acquire);
+            if head > tail || tail - head > cap {
+                return Err(RingError::Corrupt("head/tail out of range"));
+            }
+            *head_seen = head;
+            if end - head > cap {
+                return Err(RingError::Full);
+            }
         }
         // SAFETY: `[tail, head + cap)` belongs to the producer (checked above): the
         // consumer reads nothing beyond the published tail. `off + 4 <= capacity`
@@ -244,7 +277,10 @@ impl<M: RingMem> RingView<M> {
             }
             // `len <= capacity / 2 < u32::MAX`.
             self.mem.write_u32(start, len as u32);
-            self.mem.write(start + LEN_FIELD, len, fill);
+            if !self.mem.write(start + LEN_FIELD, len, fill) {
+                // Unpublished: the bytes stay the producer's.
+                return Err(RingError::Unfilled);
+            }
         }
         // Release: the record's bytes happen before the consumer's reads of them.
         self.mem.store_tail(tail + wasted + size, Ordering::Release);
@@ -267,7 +303,7 @@ impl<M: RingMem> RingView<M> {
             if head == tail || n == max {
                 break Ok(n);
             }
-            let off = (head % cap) as usize;
+            let off = (head & (cap - 1)) as usize;
             // SAFETY: `off` is a multiple of 8 below capacity, so 4 bytes fit; the
             // range `[head, tail)` is published and owned by the consumer.
             let len = unsafe { self.mem.read_u32(off) };
@@ -433,18 +469,34 @@ mod tests {
     }
 
     #[test]
+    fn an_abandoned_fill_publishes_nothing() {
+        let h = HeapRing::new(256);
+        let mut head_seen = 0;
+        let r = h.view.push_with(8, &mut head_seen, |b| {
+            b.fill(9);
+            false
+        });
+        assert_eq!(r, Err(RingError::Unfilled));
+        assert!(h.view.is_empty());
+        h.view.push(3, |b| b.copy_from_slice(b"abc")).unwrap();
+        assert_eq!(drain_all(&h.view), vec![b"abc".to_vec()]);
+    }
+
+    #[test]
     fn two_threads_stream_a_million_records_intact() {
         let h = HeapRing::new(1 << 12);
         let r = h.view;
         // Miri runs the same race with far fewer records (it is ~1000x slower).
         const N: u32 = if cfg!(miri) { 2_000 } else { 1_000_000 };
         let producer = std::thread::spawn(move || {
+            let mut head_seen = 0;
             for i in 0..N {
                 let len = (i % 61) as usize + 4;
                 loop {
-                    match r.push(len, |b| {
+                    match r.push_with(len, &mut head_seen, |b| {
                         b[..4].copy_from_slice(&i.to_le_bytes());
                         b[4..].fill(i as u8);
+                        true
                     }) {
                         Ok(()) => break,
                         Err(RingError::Full) => std::thread::yield_now(),
@@ -584,10 +636,15 @@ mod loom_models {
         vec![i as u8 + 1; lens[i]]
     }
 
-    /// Pushes `rec`, yielding while the ring is full.
-    fn push_waiting(r: &super::RingView<model_mem::ModelMem>, rec: &[u8]) {
+    /// Pushes `rec`, yielding while the ring is full. `head_seen` is the
+    /// producer's private copy of the head, kept across pushes as production
+    /// keeps it (so loom checks writes into space released by a stale head).
+    fn push_waiting(r: &super::RingView<model_mem::ModelMem>, head_seen: &mut u64, rec: &[u8]) {
         loop {
-            match r.push(rec.len(), |b| b.copy_from_slice(rec)) {
+            match r.push_with(rec.len(), head_seen, |b| {
+                b.copy_from_slice(rec);
+                true
+            }) {
                 Ok(()) => return,
                 Err(RingError::Full) => thread::yield_now(),
                 Err(e) => panic!("{e:?}"),
@@ -624,8 +681,9 @@ mod loom_models {
             let r = model_mem::ring(64);
             let p = r.clone();
             let producer = thread::spawn(move || {
+                let mut head_seen = 0;
                 for i in 0..LENS.len() {
-                    push_waiting(&p, &record(&LENS, i));
+                    push_waiting(&p, &mut head_seen, &record(&LENS, i));
                 }
             });
             consume(&r, &LENS, usize::MAX);
@@ -646,10 +704,11 @@ mod loom_models {
             let lens = [max, max, max];
             let p = r.clone();
             let producer = thread::spawn(move || {
-                push_waiting(&p, &record(&lens, 0));
-                push_waiting(&p, &record(&lens, 1));
+                let mut head_seen = 0;
+                push_waiting(&p, &mut head_seen, &record(&lens, 0));
+                push_waiting(&p, &mut head_seen, &record(&lens, 1));
                 // Full until the consumer released record 0.
-                push_waiting(&p, &record(&lens, 2));
+                push_waiting(&p, &mut head_seen, &record(&lens, 2));
             });
             consume(&r, &lens, 1);
             producer.join().unwrap();
