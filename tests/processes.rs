@@ -768,6 +768,22 @@ fn retained_values_vanish_when_the_publisher_process_is_killed() {
     let _ = p.join();
 }
 
+fn plain_thread_receivers_hear_child_processes() {
+    let (p, e) = child_echo("heard");
+    p.start().unwrap();
+    let values = e.echoed().receiver().unwrap();
+    let said = signal_slot::Receiver::<(String,)>::subscribe("+/said").unwrap();
+    e.on_value().invoke((3,)).unwrap();
+    e.on_text().invoke(("x".into(),)).unwrap();
+    assert_eq!(values.recv_timeout(DEADLINE), Ok((3,)));
+    assert_eq!(said.recv_timeout(DEADLINE), Ok(("echo x".to_string(),)));
+    p.kill().unwrap();
+    // The child's objects are retired when its death is known: the end.
+    assert_eq!(values.iter().count(), 0);
+    assert_eq!(values.recv(), Err(signal_slot::RecvError::Disconnected));
+    let _ = p.join();
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
     scenarios![
         round_trip_both_ways_in_order,
@@ -788,6 +804,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         pattern_subscriptions_cross_processes_also_started_later,
         initialize_across_processes_replays_before_newer_live_values,
         retained_values_vanish_when_the_publisher_process_is_killed,
+        plain_thread_receivers_hear_child_processes,
     ]
 }
 

@@ -25,8 +25,8 @@ pub use object::{EventLoopObject, Handle, InvalidIdError, ObjectId, RawHandle};
 pub use process::{EventLoopProcess, ProcessError, ProcessExit};
 pub use signal::{
     ConnectOptions, ConnectTarget, Connection, ConnectionKind, Headers, Message, MessageError,
-    Meta, Overflow, Signal, SignalArgs, SignalRef, SlotRef, SubscribeError, SubscribeOptions,
-    Subscription,
+    Meta, Overflow, Receiver, RecvError, RecvTimeoutError, Signal, SignalArgs, SignalRef, SlotRef,
+    SubscribeError, SubscribeOptions, Subscription, TryRecvError,
 };
 pub use transport::codec::CodecError;
 

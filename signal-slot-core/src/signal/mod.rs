@@ -31,6 +31,7 @@ pub(crate) mod directory;
 mod field;
 mod message;
 pub(crate) mod meta;
+mod receiver;
 mod refs;
 pub(crate) mod retained;
 pub(crate) mod shared;
@@ -42,6 +43,9 @@ pub use connection::{ConnectOptions, Connection, ConnectionKind, Overflow};
 pub use field::{Signal, SignalBinder, SignalOptions};
 pub use message::{Headers, Message, MessageError};
 pub use meta::Meta;
+pub use receiver::{
+    ChannelSink, Receiver, RecvError, RecvTimeoutError, TryRecvError, DEFAULT_RECEIVER_CAPACITY,
+};
 pub use refs::{ConnectTarget, SignalRef, SlotRef, TargetSpec};
 pub(crate) use shared::{SignalControl, SignalShared};
 pub use slot_table::SlotEntry;

@@ -192,6 +192,18 @@ impl<A: SignalArgs> SignalRef<A> {
         );
     }
 
+    /// The `destroyed` signal of this signal's object.
+    pub(crate) fn destroyed_ref(&self) -> SignalRef<(ObjectId,)> {
+        let owner = self
+            .owner
+            .clone()
+            .or_else(|| crate::object::registry::lookup(self.shared.owner.as_str()));
+        match owner {
+            Some(o) => SignalRef::with_owner(o.destroyed.clone(), o),
+            None => SignalRef::detached(self.shared.owner.clone(), self.shared.loop_id),
+        }
+    }
+
     /// The topic its emissions carry: `<sender>/<name>` unless the signal
     /// declares its own.
     pub fn topic(&self) -> &str {
