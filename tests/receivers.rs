@@ -57,7 +57,11 @@ fn a_pattern_receiver_hears_every_matching_signal_also_later_ones() {
     got.sort();
     assert_eq!(got, [1, 2]);
     drop(rx);
-    assert_eq!(a.litres().receiver_count(), 0, "dropping ends the subscription");
+    assert_eq!(
+        a.litres().receiver_count(),
+        0,
+        "dropping ends the subscription"
+    );
 }
 
 #[test]

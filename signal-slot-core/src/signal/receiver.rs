@@ -193,10 +193,7 @@ impl<A: SignalArgs> SignalRef<A> {
     pub fn receiver_with_capacity(&self, capacity: usize) -> Result<Receiver<A>, ConnectError> {
         let r = Receiver::new(capacity)?;
         self.connect(&r.slot())?;
-        let close: SlotRef<(ObjectId,)> =
-            r.sink
-                .raw()
-                .__slot("close", 1, false, close_call::<A>);
+        let close: SlotRef<(ObjectId,)> = r.sink.raw().__slot("close", 1, false, close_call::<A>);
         // A signal with no registered object (a timer's) never disconnects.
         let _ = self.destroyed_ref().connect(&close);
         Ok(r)
@@ -272,9 +269,11 @@ fn sink_table<A: SignalArgs>() -> &'static [SlotEntry] {
         LazyLock::new(|| Mutex::new(HashMap::new()));
     let mut tables = lock(&TABLES);
     tables.entry(TypeId::of::<A>()).or_insert_with(|| {
-        let deliver: &'static crate::signal::SlotFn<A> = Box::leak(Box::new(sink_call::<A> as crate::signal::SlotFn<A>));
-        let close: &'static crate::signal::SlotFn<(ObjectId,)> =
-            Box::leak(Box::new(close_call::<A> as crate::signal::SlotFn<(ObjectId,)>));
+        let deliver: &'static crate::signal::SlotFn<A> =
+            Box::leak(Box::new(sink_call::<A> as crate::signal::SlotFn<A>));
+        let close: &'static crate::signal::SlotFn<(ObjectId,)> = Box::leak(Box::new(
+            close_call::<A> as crate::signal::SlotFn<(ObjectId,)>,
+        ));
         Box::leak(Box::new([
             SlotEntry {
                 name: "deliver",
@@ -303,8 +302,9 @@ fn receivers_loop() -> Option<&'static EventLoopThread> {
             return Some(lp);
         }
     }
-    let lp: &'static EventLoopThread =
-        Box::leak(Box::new(EventLoopThread::new(format!("signal-slot-receivers-{pid}"))));
+    let lp: &'static EventLoopThread = Box::leak(Box::new(EventLoopThread::new(format!(
+        "signal-slot-receivers-{pid}"
+    ))));
     lp.start().ok()?;
     *l = Some((pid, lp));
     Some(lp)
