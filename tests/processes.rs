@@ -10,7 +10,7 @@
 use crossbeam_channel::{Receiver, Sender};
 use signal_slot::prelude::*;
 use signal_slot::process::ProcessConfig;
-use signal_slot::{DropReason, EmitError, ProcessExit, SubscribeOptions};
+use signal_slot::{ConnectOptions, DropReason, EmitError, ProcessExit, SubscribeOptions};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -784,6 +784,79 @@ fn plain_thread_receivers_hear_child_processes() {
     let _ = p.join();
 }
 
+fn a_group_member_killed_and_another_joining() {
+    let (_t, sink, rx) = parent_sink();
+    let src_loop = EventLoopThread::new("dispatch");
+    let src = src_loop
+        .event_loop()
+        .add("dispatcher", Source::default())
+        .unwrap();
+    src_loop.start().unwrap();
+    let join = |e: &Handle<Echo>| {
+        src.value()
+            .connect_with(&e.on_value(), ConnectOptions::new().group("workers"))
+            .unwrap();
+        e.echoed().connect(&sink.on_value()).unwrap();
+    };
+    let (p1, e1) = child_echo("member-1");
+    let (p2, e2) = child_echo("member-2");
+    join(&e1);
+    join(&e2);
+    p1.exited().connect(&sink.on_exited()).unwrap();
+    for p in [&p1, &p2] {
+        p.start().unwrap();
+    }
+    // Member 1 stalls: what is routed to it waits in its mailbox.
+    e1.stall().invoke((120_000,)).unwrap();
+    for v in 100..200 {
+        src.value().emit((v,));
+    }
+    let routed_to_1 = src.value().group_stats("workers").unwrap().members[0].delivered;
+    assert_eq!(routed_to_1, 50, "in turn");
+    let mut seen = std::collections::HashMap::<u64, usize>::new();
+    let mut note = |m: &str| {
+        if let Some(v) = m.strip_prefix("value ") {
+            *seen.entry(v.parse().unwrap()).or_default() += 1;
+        }
+    };
+    for m in take(&rx, 50) {
+        note(&m);
+    }
+    p1.kill().unwrap();
+    for m in until(&rx, |m| m == "exited killed by signal 9") {
+        note(&m);
+    }
+    // What waited for the dead member is counted as lost, not dropped silently.
+    let lost = p1.event_loop().stats().dropped_receiver_gone;
+    assert!(lost >= routed_to_1, "lost {lost} < routed {routed_to_1}");
+    // From here every emission reaches exactly one live member.
+    for v in 200..300 {
+        src.value().emit((v,));
+    }
+    let (p3, e3) = child_echo("member-3");
+    join(&e3);
+    p3.start().unwrap();
+    for v in 300..400 {
+        src.value().emit((v,));
+    }
+    for m in take(&rx, 200) {
+        note(&m);
+    }
+    assert!(seen.values().all(|n| *n == 1), "a value delivered twice");
+    assert!(
+        (200..400).all(|v| seen.contains_key(&v)),
+        "a value lost after the death was known"
+    );
+    let stats = src.value().group_stats("workers").unwrap();
+    assert_eq!(stats.members.len(), 2, "the dead member left the group");
+    assert!(stats.members.iter().all(|m| m.delivered > 0), "{stats:?}");
+    for p in [&p2, &p3] {
+        p.stop().unwrap();
+        assert!(p.join().unwrap().success());
+    }
+    let _ = p1.join();
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
     scenarios![
         round_trip_both_ways_in_order,
@@ -805,6 +878,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         initialize_across_processes_replays_before_newer_live_values,
         retained_values_vanish_when_the_publisher_process_is_killed,
         plain_thread_receivers_hear_child_processes,
+        a_group_member_killed_and_another_joining,
     ]
 }
 

@@ -16,6 +16,8 @@ pub enum DropReason {
     LoopStopped,
     /// A signal-to-signal forwarding chain was too deep.
     ForwardDepth,
+    /// No member of a one-of-N group took the message (every one full or gone).
+    NoGroupMember,
     /// The encoded message exceeds the cross-process size limit
     /// ([`ProcessConfig`](crate::process::ProcessConfig)); nothing was written.
     TooLarge,
@@ -30,6 +32,7 @@ impl fmt::Display for DropReason {
             DropReason::ReceiverGone => "receiver removed",
             DropReason::LoopStopped => "loop stopped",
             DropReason::ForwardDepth => "forwarding too deep",
+            DropReason::NoGroupMember => "no group member took it",
             DropReason::TooLarge => "message too large",
             DropReason::Encode => "arguments not serializable",
         })

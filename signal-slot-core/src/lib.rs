@@ -24,9 +24,9 @@ pub use event_loop::{
 pub use object::{EventLoopObject, Handle, InvalidIdError, ObjectId, RawHandle};
 pub use process::{EventLoopProcess, ProcessError, ProcessExit};
 pub use signal::{
-    ConnectOptions, ConnectTarget, Connection, ConnectionKind, Headers, Message, MessageError,
-    Meta, Overflow, Receiver, RecvError, RecvTimeoutError, Signal, SignalArgs, SignalRef, SlotRef,
-    SubscribeError, SubscribeOptions, Subscription, TryRecvError,
+    ConnectOptions, ConnectTarget, Connection, ConnectionKind, GroupMember, GroupStats, Headers,
+    Message, MessageError, Meta, Overflow, Receiver, RecvError, RecvTimeoutError, Signal,
+    SignalArgs, SignalRef, SlotRef, SubscribeError, SubscribeOptions, Subscription, TryRecvError,
 };
 pub use transport::codec::CodecError;
 

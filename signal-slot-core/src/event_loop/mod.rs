@@ -303,6 +303,17 @@ pub(crate) fn deliver<A: SignalArgs>(
     args: A,
     meta: Option<Arc<Meta>>,
 ) -> Result<(), DropReason> {
+    deliver_counted(t, args, meta, true)
+}
+
+/// [`deliver`]; `count`: a refusal is counted as a drop of the receiving loop
+/// (false when the caller will try another receiver, as a group does).
+pub(crate) fn deliver_counted<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    args: A,
+    meta: Option<Arc<Meta>>,
+    count: bool,
+) -> Result<(), DropReason> {
     use crate::signal::{ConnectionKind, Overflow};
     if local::current_loop_id() == Some(t.loop_id) {
         let args = if t.kind == ConnectionKind::Queued {
@@ -322,17 +333,19 @@ pub(crate) fn deliver<A: SignalArgs>(
     // sees it remote needs no fork share: the common cross-process case takes
     // no lock.
     if lp.is_remote() {
-        return post_remote(lp, t, &args, meta.as_deref());
+        return post_remote(lp, t, &args, meta.as_deref(), count);
     }
     let _handover = lp
         .for_process
         .load(Ordering::Acquire)
         .then(|| lock(&lp.handover));
     if lp.is_remote() {
-        return post_remote(lp, t, &args, meta.as_deref());
+        return post_remote(lp, t, &args, meta.as_deref(), count);
     }
     if lp.is_finished() {
-        lp.counters.dropped(DropReason::LoopStopped, &lp.name);
+        if count {
+            lp.counters.dropped(DropReason::LoopStopped, &lp.name);
+        }
         return Err(DropReason::LoopStopped);
     }
     let wait = match t.overflow {
@@ -343,7 +356,9 @@ pub(crate) fn deliver<A: SignalArgs>(
         Ok(()) => Ok(()),
         Err(PostError::Full(envelope)) => {
             drop(envelope);
-            lp.counters.dropped(DropReason::QueueFull, &lp.name);
+            if count {
+                lp.counters.dropped(DropReason::QueueFull, &lp.name);
+            }
             Err(DropReason::QueueFull)
         }
     }
@@ -356,12 +371,13 @@ fn post_remote<A: SignalArgs>(
     t: &SlotTarget<A>,
     args: &A,
     meta: Option<&Meta>,
+    count: bool,
 ) -> Result<(), DropReason> {
     let result = match lp.mailbox.get() {
         Some(addr) => remote::post(lp, t, args, meta, *addr, lp.owner()),
         None => Err(DropReason::ReceiverGone),
     };
-    if let Err(reason) = result {
+    if let (Err(reason), true) = (result, count) {
         lp.counters.dropped(reason, &lp.name);
     }
     result

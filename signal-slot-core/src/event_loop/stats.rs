@@ -88,6 +88,13 @@ impl Counters {
         }
     }
 
+    /// `n` messages were waiting for this loop when its process died: lost,
+    /// counted as [`DropReason::ReceiverGone`].
+    pub(crate) fn lost(&self, n: u64, process: &str) {
+        self.receiver_gone.fetch_add(n, Ordering::Relaxed);
+        log::warn!("process {process:?} died with {n} messages waiting for it: lost");
+    }
+
     /// A pattern subscription matched a signal of another argument type.
     pub(crate) fn type_mismatch(&self, loop_name: &str, why: &dyn std::fmt::Display) {
         self.type_mismatches.fetch_add(1, Ordering::Relaxed);
@@ -102,7 +109,7 @@ impl Counters {
             DropReason::ReceiverGone => &self.receiver_gone,
             DropReason::LoopStopped => &self.loop_stopped,
             DropReason::TooLarge | DropReason::Encode => &self.unsendable,
-            DropReason::ForwardDepth => return,
+            DropReason::ForwardDepth | DropReason::NoGroupMember => return,
         };
         let n = c.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_power_of_two() {

@@ -111,6 +111,8 @@ pub(crate) struct WireConn {
     pub(crate) overflow: u8,
     pub(crate) block_ms: u64,
     pub(crate) single_shot: bool,
+    /// The one-of-N group the slot joins, if any.
+    pub(crate) group: Option<String>,
 }
 
 impl WireConn {
@@ -146,6 +148,7 @@ impl WireConn {
                 _ => Overflow::Block(Duration::from_millis(self.block_ms)),
             },
             single_shot: self.single_shot,
+            group: self.group.as_deref().map(Arc::from),
         }
     }
 }
@@ -169,6 +172,7 @@ pub(crate) struct WireSub {
     fingerprint: String,
     initialize: bool,
     senders: Option<Vec<String>>,
+    group: Option<String>,
 }
 
 /// Changes sent and not yet acknowledged: sequence → processes still to answer.
@@ -206,6 +210,33 @@ static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 static STUBS: Mutex<Vec<Weak<ObjectShared>>> = Mutex::new(Vec::new());
 /// Loops this process knows only by mailbox.
 static STUB_LOOPS: Mutex<Vec<Weak<LoopShared>>> = Mutex::new(Vec::new());
+
+/// Empties the data mailboxes of dead process `p` (it was their only reader,
+/// so this process may read them now) and returns how many calls were waiting
+/// there: messages lost with it.
+pub(crate) fn discard_mailboxes_of(region: &'static Region, p: u32) -> u64 {
+    let control = control_mailbox(region, p);
+    let mut lost = 0u64;
+    for m in 0..crate::transport::shm::region::MAX_MAILBOXES as u32 {
+        if Some(m) == control || !region.mailbox_in_use(m) {
+            continue;
+        }
+        let header = region.mailbox_header(m);
+        if header.owner.load(Ordering::Acquire) != p {
+            continue;
+        }
+        let addr = MailboxAddr {
+            index: m,
+            generation: header.generation.load(Ordering::Acquire),
+        };
+        MailboxConsumer::new(region, addr).drain(
+            usize::MAX,
+            |_, _| lost += 1,
+            |from, why| log::error!("mailbox of dead process {p}, ring of {from}: {why}"),
+        );
+    }
+    lost
+}
 
 /// Claims process `p`'s control mailbox and records it in the process slot.
 pub(crate) fn claim_mailbox(region: &Region, p: u32) -> bool {
@@ -447,6 +478,7 @@ pub(crate) fn replicate_subscribe(sub: &crate::signal::directory::Sub) -> Result
             fingerprint: sub.fingerprint.clone(),
             initialize: sub.initialize,
             senders: sub.senders.clone(),
+            group: sub.group.as_deref().map(str::to_string),
         };
         replicate(|from, seq| Msg::Subscribe {
             from,
@@ -580,6 +612,7 @@ fn apply_subscribe(w: &WireSub) {
         },
         initialize: w.initialize,
         senders: w.senders.clone(),
+        group: w.group.as_deref().map(Arc::from),
         gate: Arc::default(),
         recv,
     };

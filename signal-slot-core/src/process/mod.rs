@@ -428,6 +428,10 @@ fn reap(inner: Arc<Inner>, lp: EventLoop, pid: i32, slot: u32) {
     control::announce_death(slot);
     lp.mark_finished();
     if let Some(region) = region {
+        let lost = control::discard_mailboxes_of(region, slot);
+        if lost > 0 {
+            lp.shared().counters.lost(lost, &inner.name);
+        }
         for m in 0..MAX_MAILBOXES as u32 {
             region.release_mailbox_of(m, slot);
         }

@@ -48,11 +48,12 @@ impl Default for Overflow {
 ///     .overflow(Overflow::DropNewest);
 /// assert_eq!(opts.connection_kind(), ConnectionKind::Queued);
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectOptions {
     kind: ConnectionKind,
     single_shot: bool,
     overflow: Overflow,
+    pub(crate) group: Option<Arc<str>>,
 }
 
 impl ConnectOptions {
@@ -78,6 +79,20 @@ impl ConnectOptions {
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
         self
+    }
+
+    /// Joins the slot to the one-of-N group `name` of this signal: each
+    /// emission goes to one live member of the group, in turn; a member whose
+    /// inbox is full or whose process is gone is skipped (not waited on) while
+    /// another member can take the message. See [`GroupStats`](crate::GroupStats).
+    pub fn group(mut self, name: impl AsRef<str>) -> Self {
+        self.group = Some(Arc::from(name.as_ref()));
+        self
+    }
+
+    /// The group joined, if any.
+    pub fn group_name(&self) -> Option<&str> {
+        self.group.as_deref()
     }
 
     /// The kind set.
@@ -144,6 +159,7 @@ impl<A> Clone for Target<A> {
                 owner: owner.clone(),
             },
             Target::Message(s) => Target::Message(s.clone()),
+            Target::Group(g) => Target::Group(g.clone()),
         }
     }
 }
@@ -175,6 +191,8 @@ pub(crate) enum Target<A> {
     /// A pattern subscription's slot that takes a [`Message`](crate::Message):
     /// the arguments are encoded into one at emission.
     Message(SlotTarget<(crate::signal::Message,)>),
+    /// A one-of-N group: its members are slot connections.
+    Group(crate::signal::group::Group<A>),
 }
 
 /// Everything needed to reach a slot, copied out of the receiver so the hot path
@@ -216,6 +234,7 @@ impl<A: SignalArgs> Target<A> {
             Target::Slot(s) => Some(&s.recv),
             Target::Message(s) => Some(&s.recv),
             Target::Signal { owner, .. } => owner.as_ref(),
+            Target::Group(_) => None,
         }
     }
 }

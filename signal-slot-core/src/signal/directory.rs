@@ -33,6 +33,8 @@ pub(crate) struct Sub {
     pub(crate) initialize: bool,
     /// Only signals of these objects, if set.
     pub(crate) senders: Option<Vec<String>>,
+    /// The one-of-N group it joins on each signal, if any.
+    pub(crate) group: Option<Arc<str>>,
     pub(crate) gate: Arc<Gate>,
 }
 

@@ -29,6 +29,7 @@
 pub(crate) mod connection;
 pub(crate) mod directory;
 mod field;
+mod group;
 mod message;
 pub(crate) mod meta;
 mod receiver;
@@ -41,6 +42,7 @@ mod subscription;
 pub(crate) use connection::{Conn, SlotTarget, Target};
 pub use connection::{ConnectOptions, Connection, ConnectionKind, Overflow};
 pub use field::{Signal, SignalBinder, SignalOptions};
+pub use group::{GroupMember, GroupStats};
 pub use message::{Headers, Message, MessageError};
 pub use meta::Meta;
 pub use receiver::{

@@ -112,26 +112,30 @@ impl<A: SignalArgs> SignalRef<A> {
                     return Err(ConnectError::ForwardCycle(self.describe()));
                 }
             }
-            Target::Message(_) => {}
+            Target::Message(_) | Target::Group(_) => {}
         }
         let conn = Conn::new(target, opts.is_single_shot());
         let id = conn.id;
         let receiver = conn.target.receiver().cloned();
         let signal: Arc<dyn SignalControl> = self.shared.clone();
         let mut refused = None;
-        let mut insert = || match self.shared.insert(conn.clone()) {
-            Ok(()) => Some(id),
-            Err(e) => {
-                refused = Some(e);
-                None
-            }
-        };
+        let mut insert =
+            || match self
+                .shared
+                .insert_checked(conn.clone(), true, opts.group.as_ref())
+            {
+                Ok(()) => Some(id),
+                Err(e) => {
+                    refused = Some(e);
+                    None
+                }
+            };
         let added = match &receiver {
             Some(r) => r.add_incoming(Arc::downgrade(&signal), insert),
             None => insert().is_some(),
         };
         if added {
-            if let Some(wire) = self.wire(&conn) {
+            if let Some(wire) = self.wire(&conn, opts.group_name()) {
                 if let Err(processes) = crate::process::control::replicate_connect(wire) {
                     return Err(ConnectError::Unconfirmed {
                         signal: self.describe(),
@@ -224,6 +228,12 @@ impl<A: SignalArgs> SignalRef<A> {
         EmitError::from_report(report)
     }
 
+    /// What the one-of-N group `name` of this signal did so far (in this
+    /// process: for a signal emitted in another process, ask there).
+    pub fn group_stats(&self, name: &str) -> Option<crate::signal::GroupStats> {
+        self.shared.group_stats(name)
+    }
+
     /// How many connections leave this signal.
     pub fn receiver_count(&self) -> usize {
         self.shared.connection_count()
@@ -242,7 +252,11 @@ impl<A: SignalArgs> SignalRef<A> {
     /// The connection as other processes are told about it; `None` when they
     /// need not know (no system, a local-only signal, a forwarding, a receiver
     /// loop without a mailbox).
-    fn wire(&self, conn: &Conn<A>) -> Option<crate::process::control::WireConn> {
+    fn wire(
+        &self,
+        conn: &Conn<A>,
+        group: Option<&str>,
+    ) -> Option<crate::process::control::WireConn> {
         use crate::process::control::WireConn;
         crate::transport::shm::system::region()?;
         if self.shared.index == crate::signal::shared::LOCAL_INDEX {
@@ -276,6 +290,7 @@ impl<A: SignalArgs> SignalRef<A> {
             overflow,
             block_ms,
             single_shot: conn.single_shot.is_some(),
+            group: group.map(str::to_string),
         })
     }
 

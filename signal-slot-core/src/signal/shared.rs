@@ -5,6 +5,7 @@ use crate::error::{DropReason, Undelivered};
 use crate::event_loop::{self, LoopId};
 use crate::object::ObjectId;
 use crate::signal::directory::Sub;
+use crate::signal::group::{Group, GroupStats, Member};
 use crate::signal::retained::{self, GateCall, GateRef, Retained, Value};
 use crate::signal::{Conn, Headers, Message, Meta, SignalArgs, SlotFn, SlotTarget, Target};
 use crate::sync::{lock, AtomicU64, Ordering};
@@ -75,6 +76,7 @@ pub(crate) struct RemoteSlot {
     pub(crate) kind: crate::signal::ConnectionKind,
     pub(crate) overflow: crate::signal::Overflow,
     pub(crate) single_shot: bool,
+    pub(crate) group: Option<Arc<str>>,
 }
 
 /// The call function of a connection whose receiver lives in another process:
@@ -156,39 +158,65 @@ impl<A: SignalArgs> SignalShared<A> {
         r
     }
 
-    /// Appends a connection unless the signal is closed or already reaches the
-    /// same target.
-    pub(crate) fn insert(&self, conn: Conn<A>) -> Result<(), InsertError> {
-        self.insert_checked(conn, true)
-    }
-
     /// `by_target`: refuse a second connection to the same receiver (explicit
     /// connections); otherwise only the same id is a duplicate (subscriptions,
     /// which may coexist with an explicit connection to the same slot).
-    fn insert_checked(&self, conn: Conn<A>, by_target: bool) -> Result<(), InsertError> {
+    /// `group`: join that one-of-N group of this signal instead.
+    pub(crate) fn insert_checked(
+        &self,
+        conn: Conn<A>,
+        by_target: bool,
+        group: Option<&Arc<str>>,
+    ) -> Result<(), InsertError> {
         let mut s = lock(&self.state);
         if !s.open {
             return Err(InsertError::Closed);
         }
-        if s.list
-            .iter()
-            .any(|c| c.id == conn.id || (by_target && c.target.same_as(&conn.target)))
+        if contains_id(&s.list, conn.id)
+            || (group.is_none()
+                && by_target
+                && s.list.iter().any(|c| c.target.same_as(&conn.target)))
         {
             return Err(InsertError::Duplicate);
         }
         let mut v: Vec<Conn<A>> = s.list.iter().map(Conn::clone).collect();
-        v.push(conn);
+        match group {
+            None => v.push(conn),
+            Some(name) => {
+                let at = v
+                    .iter()
+                    .position(|c| matches!(&c.target, Target::Group(g) if g.name == *name));
+                let current = match at {
+                    Some(i) => match &v[i].target {
+                        Target::Group(g) => g.clone(),
+                        _ => Group::new(name.clone()),
+                    },
+                    None => Group::new(name.clone()),
+                };
+                let grown = current.with(conn).ok_or(InsertError::Duplicate)?;
+                match at {
+                    Some(i) => v[i] = Conn::with_id(v[i].id, Target::Group(grown), false),
+                    None => v.push(Conn::new(Target::Group(grown), false)),
+                }
+            }
+        }
         s.list = Arc::from(v);
         self.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
+    /// The statistics of group `name` of this signal.
+    pub(crate) fn group_stats(&self, name: &str) -> Option<GroupStats> {
+        lock(&self.state).list.iter().find_map(|c| match &c.target {
+            Target::Group(g) if &*g.name == name => Some(g.stats()),
+            _ => None,
+        })
+    }
+
     /// Removes the connections `pred` selects and tells the other processes;
     /// returns how many.
     pub(crate) fn disconnect_where(&self, pred: impl Fn(&Conn<A>) -> bool) -> usize {
-        let ids: Vec<u64> = lock(&self.state)
-            .list
-            .iter()
+        let ids: Vec<u64> = flatten(&lock(&self.state).list)
             .filter(|c| pred(c))
             .map(|c| c.id)
             .collect();
@@ -208,10 +236,25 @@ impl<A: SignalArgs> SignalShared<A> {
         n
     }
 
-    /// Removes the connections `pred` selects; returns how many.
+    /// Removes the connections `pred` selects (group members too); returns how
+    /// many.
     pub(crate) fn remove_where(&self, pred: impl Fn(&Conn<A>) -> bool) -> usize {
         let removed: Vec<Conn<A>> = self.edit(|v, _| {
-            let (gone, kept): (Vec<_>, Vec<_>) = v.drain(..).partition(|c| pred(c));
+            let mut gone = Vec::new();
+            let mut kept = Vec::with_capacity(v.len());
+            for c in v.drain(..) {
+                match &c.target {
+                    Target::Group(g) => {
+                        let (left, out) = g.without(&pred);
+                        gone.extend(out);
+                        if !left.members.is_empty() {
+                            kept.push(Conn::with_id(c.id, Target::Group(left), false));
+                        }
+                    }
+                    _ if pred(&c) => gone.push(c),
+                    _ => kept.push(c),
+                }
+            }
             *v = kept;
             gone
         });
@@ -233,7 +276,7 @@ impl<A: SignalArgs> SignalShared<A> {
             Target::Signal { shared, .. } => {
                 Arc::ptr_eq(shared, target) || shared.forwards_to(target, depth + 1)
             }
-            Target::Slot(_) | Target::Message(_) => false,
+            Target::Slot(_) | Target::Message(_) | Target::Group(_) => false,
         })
     }
 
@@ -334,6 +377,24 @@ impl<A: SignalArgs> SignalShared<A> {
         }
         match &c.target {
             Target::Slot(t) => self.post(t, args, meta, em, report),
+            Target::Group(g) => {
+                let mut args = Some(args);
+                // Only the last member tried gets the arguments themselves.
+                let taken = g.route(|t, last| {
+                    let a = if last { args.take() } else { args.clone() };
+                    a.is_some_and(|a| {
+                        let m = self.meta_for(t, meta, em);
+                        event_loop::deliver_counted(t, a, m, last).is_ok()
+                    })
+                });
+                if let (false, Some(r)) = (taken, report) {
+                    r.push(Undelivered {
+                        receiver: self.owner.clone(),
+                        slot: self.name,
+                        reason: DropReason::NoGroupMember,
+                    });
+                }
+            }
             Target::Message(t) => {
                 match Message::encode(
                     &self.topic,
@@ -388,26 +449,7 @@ impl<A: SignalArgs> SignalShared<A> {
         em: &Emission,
         report: Option<&mut Report>,
     ) {
-        let m = if t.wants_meta {
-            let shared = meta
-                .get_or_insert_with(|| {
-                    let seq = em
-                        .sequence
-                        .unwrap_or_else(|| self.sequence.fetch_add(1, Ordering::Relaxed));
-                    Arc::new(
-                        Meta::new(self.owner.clone(), self.name, self.topic.clone(), seq)
-                            .with_headers(em.headers.clone())
-                            .with_previous(em.previous.clone()),
-                    )
-                })
-                .clone();
-            Some(match &t.gate {
-                Some(g) => Arc::new(shared.gated(g.clone())),
-                None => shared,
-            })
-        } else {
-            None
-        };
+        let m = self.meta_for(t, meta, em);
         if let Err(reason) = event_loop::deliver(t, args, m) {
             if let Some(r) = report {
                 // DropNewest asked for silent drops; the counters still see them.
@@ -422,6 +464,36 @@ impl<A: SignalArgs> SignalShared<A> {
                 }
             }
         }
+    }
+
+    /// The emission's metadata for target `t`, made once per emission (in
+    /// `meta`) when a target first needs it.
+    #[inline]
+    fn meta_for<B>(
+        &self,
+        t: &SlotTarget<B>,
+        meta: &mut Option<Arc<Meta>>,
+        em: &Emission,
+    ) -> Option<Arc<Meta>> {
+        if !t.wants_meta {
+            return None;
+        }
+        let shared = meta
+            .get_or_insert_with(|| {
+                let seq = em
+                    .sequence
+                    .unwrap_or_else(|| self.sequence.fetch_add(1, Ordering::Relaxed));
+                Arc::new(
+                    Meta::new(self.owner.clone(), self.name, self.topic.clone(), seq)
+                        .with_headers(em.headers.clone())
+                        .with_previous(em.previous.clone()),
+                )
+            })
+            .clone();
+        Some(match &t.gate {
+            Some(g) => Arc::new(shared.gated(g.clone())),
+            None => shared,
+        })
     }
 
     /// The slot target of subscription `sub` for this signal's argument type
@@ -495,9 +567,28 @@ impl<A: SignalArgs> SignalShared<A> {
                 let mut cell = Some(meta);
                 self.post(&queued(t), (msg,), &mut cell, &Emission::new(None), None);
             }
-            Target::Signal { .. } => {}
+            Target::Signal { .. } | Target::Group(_) => {}
         }
     }
+}
+
+/// Every connection of `list`, group members included.
+pub(crate) fn flatten<A>(list: &[Conn<A>]) -> impl Iterator<Item = &Conn<A>> {
+    list.iter().flat_map(|c| {
+        let members: &[Member<A>] = match &c.target {
+            Target::Group(g) => &g.members,
+            _ => &[],
+        };
+        let own = match &c.target {
+            Target::Group(_) => None,
+            _ => Some(c),
+        };
+        own.into_iter().chain(members.iter().map(|m| &m.conn))
+    })
+}
+
+fn contains_id<A>(list: &[Conn<A>], id: u64) -> bool {
+    flatten(list).any(|c| c.id == id)
 }
 
 /// What travels with one emission besides its arguments.
@@ -544,7 +635,7 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
     }
 
     fn has_connection(&self, id: u64) -> bool {
-        lock(&self.state).list.iter().any(|c| c.id == id)
+        contains_id(&lock(&self.state).list, id)
     }
 
     fn close(&self) {
@@ -556,7 +647,7 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
             s.open = false;
             let old = std::mem::replace(&mut s.list, Arc::from(Vec::new()));
             self.version.fetch_add(1, Ordering::Release);
-            old.iter().map(Conn::clone).collect()
+            flatten(&old).cloned().collect()
         };
         for c in &removed {
             if let Some(r) = c.target.receiver() {
@@ -599,21 +690,21 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
         let conn = Conn::with_id(sub.id, target, false);
         // Held across insert and replay: see `emit_retained`.
         let value = self.retained.as_ref().map(|r| lock(&r.value));
-        if lock(&self.state).list.iter().any(|c| c.id == sub.id) {
+        if contains_id(&lock(&self.state).list, sub.id) {
             return Attach::Skipped;
         }
         let weak: std::sync::Weak<dyn SignalControl> =
             Arc::downgrade(&(self.clone() as Arc<dyn SignalControl>));
         let mut closed = false;
-        let added =
-            sub.recv
-                .add_incoming(weak, || match self.insert_checked(conn.clone(), false) {
-                    Ok(()) => Some(sub.id),
-                    Err(_) => {
-                        closed = true;
-                        None
-                    }
-                });
+        let added = sub.recv.add_incoming(weak, || {
+            match self.insert_checked(conn.clone(), false, sub.group.as_ref()) {
+                Ok(()) => Some(sub.id),
+                Err(_) => {
+                    closed = true;
+                    None
+                }
+            }
+        });
         if !added {
             return if closed {
                 Attach::Skipped
@@ -657,7 +748,7 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
                 }
             }
         };
-        if lock(&self.state).list.iter().any(|c| c.id == spec.id) {
+        if contains_id(&lock(&self.state).list, spec.id) {
             return true;
         }
         let target = crate::signal::SlotTarget {
@@ -675,6 +766,10 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
         let conn = Conn::with_id(spec.id, Target::Slot(target), spec.single_shot);
         let weak: std::sync::Weak<dyn SignalControl> =
             Arc::downgrade(&(self.clone() as Arc<dyn SignalControl>));
-        recv.add_incoming(weak, || self.insert(conn).ok().map(|()| spec.id))
+        recv.add_incoming(weak, || {
+            self.insert_checked(conn, true, spec.group.as_ref())
+                .ok()
+                .map(|()| spec.id)
+        })
     }
 }

@@ -22,6 +22,7 @@ pub struct SubscribeOptions {
     initialize: bool,
     senders: Option<Vec<String>>,
     overflow: Overflow,
+    group: Option<Arc<str>>,
 }
 
 impl SubscribeOptions {
@@ -44,6 +45,14 @@ impl SubscribeOptions {
         S: Into<String>,
     {
         self.senders = Some(senders.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Joins the one-of-N group `name` on every matching signal: each emission
+    /// of a signal reaches one member of the group (see
+    /// [`ConnectOptions::group`](crate::ConnectOptions::group)).
+    pub fn group(mut self, name: impl AsRef<str>) -> Self {
+        self.group = Some(Arc::from(name.as_ref()));
         self
     }
 
@@ -201,6 +210,7 @@ impl<A: SignalArgs> SlotRef<A> {
             overflow: opts.overflow,
             initialize: opts.initialize,
             senders: opts.senders,
+            group: opts.group,
             gate: Arc::new(Gate::default()),
         });
         let applied = directory::subscribe(sub.clone());

@@ -1,0 +1,221 @@
+//! One-of-N groups: connections of one signal joined under a name, of which
+//! each emission reaches one live member, in turn (NATS queue groups).
+//!
+//! A group is one entry of the signal's connection list whose members are
+//! ordinary slot connections, so an emission pays for groups only when the
+//! signal has one. A member is tried without waiting (its inbox full, its
+//! process gone: the next one is tried); only when every member refused does
+//! the last attempt follow the member's own overflow policy.
+
+use crate::object::ObjectId;
+use crate::signal::{Conn, Overflow, SignalArgs, SlotTarget, Target};
+use crate::sync::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What a group of a signal did so far.
+///
+/// ```
+/// use signal_slot::prelude::*;
+/// use signal_slot::ConnectOptions;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Jobs {
+///     #[signal]
+///     job: Signal<(u32,)>,
+/// }
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Worker {
+///     done: u32,
+/// }
+///
+/// #[slots]
+/// impl Worker {
+///     fn work(&mut self, _job: u32) {
+///         self.done += 1;
+///     }
+/// }
+///
+/// let lp = EventLoop::new("group-doc");
+/// let jobs = lp.add("jobs-doc", Jobs::default()).unwrap();
+/// let w1 = lp.add("w1-doc", Worker::default()).unwrap();
+/// let w2 = lp.add("w2-doc", Worker::default()).unwrap();
+/// for w in [&w1, &w2] {
+///     jobs.job().connect_with(&w.work(), ConnectOptions::new().group("workers")).unwrap();
+/// }
+/// for j in 0..10 {
+///     jobs.job().emit((j,)); // each job to one worker
+/// }
+/// let stats = jobs.job().group_stats("workers").unwrap();
+/// assert_eq!(stats.members.iter().map(|m| m.delivered).sum::<u64>(), 10);
+/// assert_eq!(stats.members[0].delivered, 5); // in turn
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStats {
+    /// The group's name.
+    pub name: String,
+    /// Each member and how many emissions it was given.
+    pub members: Vec<GroupMember>,
+    /// Attempts that skipped a member (inbox full, receiver gone).
+    pub skipped: u64,
+    /// Emissions no member took (counted and logged; also in the members'
+    /// loop counters).
+    pub undelivered: u64,
+}
+
+/// One member of a group, in [`GroupStats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The receiving object.
+    pub receiver: ObjectId,
+    /// The slot.
+    pub slot: &'static str,
+    /// Emissions delivered to it (queued or called).
+    pub delivered: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    cursor: AtomicU64,
+    skipped: AtomicU64,
+    undelivered: AtomicU64,
+}
+
+pub(crate) struct Member<A> {
+    pub(crate) conn: Conn<A>,
+    /// The same target with [`Overflow::Fail`]: the attempts that must not wait.
+    quick: SlotTarget<A>,
+    delivered: Arc<AtomicU64>,
+}
+
+impl<A> Clone for Member<A> {
+    fn clone(&self) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            quick: self.quick.clone(),
+            delivered: self.delivered.clone(),
+        }
+    }
+}
+
+/// A group entry of a connection list. Copy-on-write, like the list.
+pub(crate) struct Group<A> {
+    pub(crate) name: Arc<str>,
+    counters: Arc<Counters>,
+    pub(crate) members: Arc<[Member<A>]>,
+}
+
+impl<A> Clone for Group<A> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            counters: self.counters.clone(),
+            members: self.members.clone(),
+        }
+    }
+}
+
+impl<A: SignalArgs> Group<A> {
+    pub(crate) fn new(name: Arc<str>) -> Self {
+        Self {
+            name,
+            counters: Arc::default(),
+            members: Arc::from(Vec::new()),
+        }
+    }
+
+    /// This group with `conn` (a slot connection) added; `None` if the slot is
+    /// a member already.
+    pub(crate) fn with(&self, conn: Conn<A>) -> Option<Self> {
+        let Target::Slot(t) = &conn.target else {
+            return None;
+        };
+        if self
+            .members
+            .iter()
+            .any(|m| m.conn.target.same_as(&conn.target))
+        {
+            return None;
+        }
+        let mut quick = t.clone();
+        quick.overflow = Overflow::Fail;
+        let mut v: Vec<Member<A>> = self.members.to_vec();
+        v.push(Member {
+            conn,
+            quick,
+            delivered: Arc::default(),
+        });
+        Some(Self {
+            members: Arc::from(v),
+            ..self.clone()
+        })
+    }
+
+    /// This group without the members `pred` selects, and those members.
+    pub(crate) fn without(&self, pred: impl Fn(&Conn<A>) -> bool) -> (Self, Vec<Conn<A>>) {
+        let (gone, kept): (Vec<Member<A>>, Vec<Member<A>>) =
+            self.members.iter().cloned().partition(|m| pred(&m.conn));
+        (
+            Self {
+                members: Arc::from(kept),
+                ..self.clone()
+            },
+            gone.into_iter().map(|m| m.conn).collect(),
+        )
+    }
+
+    /// Picks the members in turn for one emission: `try_one(target, last)`
+    /// posts to one (`last`: no other member is left to try) and says whether
+    /// it took the message.
+    pub(crate) fn route(&self, mut try_one: impl FnMut(&SlotTarget<A>, bool) -> bool) -> bool {
+        let n = self.members.len();
+        if n == 0 {
+            return false;
+        }
+        let start = self.counters.cursor.fetch_add(1, Ordering::Relaxed) as usize;
+        for k in 0..n {
+            let m = &self.members[(start + k) % n];
+            let last = k + 1 == n;
+            let target = if last {
+                match &m.conn.target {
+                    Target::Slot(t) => t,
+                    _ => &m.quick,
+                }
+            } else {
+                &m.quick
+            };
+            if try_one(target, last) {
+                m.delivered.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            if !last {
+                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let n = self.counters.undelivered.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            log::warn!(
+                "group {:?}: no member took an emission; {n} so far",
+                self.name
+            );
+        }
+        false
+    }
+
+    pub(crate) fn stats(&self) -> GroupStats {
+        GroupStats {
+            name: self.name.to_string(),
+            members: self
+                .members
+                .iter()
+                .map(|m| GroupMember {
+                    receiver: m.quick.recv.id.clone(),
+                    slot: m.quick.name,
+                    delivered: m.delivered.load(Ordering::Relaxed),
+                })
+                .collect(),
+            skipped: self.counters.skipped.load(Ordering::Relaxed),
+            undelivered: self.counters.undelivered.load(Ordering::Relaxed),
+        }
+    }
+}

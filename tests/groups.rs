@@ -1,0 +1,187 @@
+//! One-of-N groups: each emission reaches one live member of a group.
+
+mod common;
+
+use common::{thread_loop, uid, wait_until, DEADLINE};
+use crossbeam_channel::{Receiver, Sender};
+use signal_slot::prelude::*;
+use signal_slot::{ConnectOptions, EventLoopThread, SubscribeOptions};
+use std::collections::HashSet;
+
+#[derive(EventLoopObject, Default)]
+struct Dispatcher {
+    #[signal]
+    job: Signal<(u64,)>,
+}
+
+#[derive(EventLoopObject, Default)]
+struct Feed {
+    #[signal]
+    task: Signal<(u64,)>,
+}
+
+/// Reports each job with its own name; can be made to wait for a go-ahead.
+#[derive(EventLoopObject)]
+struct Worker {
+    name: String,
+    tx: Sender<(String, u64)>,
+    hold: Option<Receiver<()>>,
+}
+
+#[slots]
+impl Worker {
+    fn work(&mut self, job: u64) {
+        if let Some(h) = self.hold.take() {
+            let _ = h.recv_timeout(DEADLINE);
+        }
+        let _ = self.tx.send((self.name.clone(), job));
+    }
+}
+
+fn worker(
+    lp: &EventLoopThread,
+    name: &str,
+    tx: &Sender<(String, u64)>,
+    hold: Option<Receiver<()>>,
+) -> Handle<Worker> {
+    let w = Worker {
+        name: name.to_string(),
+        tx: tx.clone(),
+        hold,
+    };
+    lp.event_loop().add(uid(name), w).unwrap()
+}
+
+fn collect(rx: &Receiver<(String, u64)>, n: usize) -> Vec<(String, u64)> {
+    (0..n)
+        .map(|_| rx.recv_timeout(DEADLINE).expect("a job"))
+        .collect()
+}
+
+#[test]
+fn each_emission_goes_to_one_member_in_turn() {
+    let src_loop = thread_loop("dispatch");
+    let (l1, l2) = (thread_loop("w1"), thread_loop("w2"));
+    let d = src_loop
+        .event_loop()
+        .add(uid("dispatcher"), Dispatcher::default())
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let w1 = worker(&l1, "w1", &tx, None);
+    let w2 = worker(&l2, "w2", &tx, None);
+    for w in [&w1, &w2] {
+        d.job()
+            .connect_with(&w.work(), ConnectOptions::new().group("pool"))
+            .unwrap();
+    }
+    // The same slot twice in one group is refused.
+    assert!(d
+        .job()
+        .connect_with(&w1.work(), ConnectOptions::new().group("pool"))
+        .is_err());
+    for j in 0..100 {
+        d.job().emit((j,));
+    }
+    let got = collect(&rx, 100);
+    let jobs: HashSet<u64> = got.iter().map(|(_, j)| *j).collect();
+    assert_eq!(jobs.len(), 100, "every job exactly once");
+    let by_w1 = got.iter().filter(|(n, _)| n == "w1").count();
+    assert_eq!(by_w1, 50, "in turn");
+    let stats = d.job().group_stats("pool").unwrap();
+    assert_eq!(
+        stats
+            .members
+            .iter()
+            .map(|m| m.delivered)
+            .collect::<Vec<_>>(),
+        [50, 50]
+    );
+    assert_eq!((stats.skipped, stats.undelivered), (0, 0));
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn a_full_member_is_skipped_and_a_removed_one_leaves_the_group() {
+    let src_loop = thread_loop("dispatch-full");
+    let busy = EventLoopThread::with_loop(EventLoop::builder(uid("busy")).capacity(2).create());
+    busy.start().unwrap();
+    let free = thread_loop("free");
+    let d = src_loop
+        .event_loop()
+        .add(uid("dispatcher"), Dispatcher::default())
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (go, hold) = crossbeam_channel::bounded(1);
+    let wb = worker(&busy, "busy", &tx, Some(hold));
+    let wf = worker(&free, "free", &tx, None);
+    // An ungrouped observer still gets every emission.
+    let (otx, orx) = crossbeam_channel::unbounded();
+    let watcher = worker(&free, "watcher", &otx, None);
+    d.job().connect(&watcher.work()).unwrap();
+    for w in [&wb, &wf] {
+        d.job()
+            .connect_with(&w.work(), ConnectOptions::new().group("pool"))
+            .unwrap();
+    }
+    for j in 0..40 {
+        d.job().emit((j,));
+    }
+    assert_eq!(collect(&orx, 40).len(), 40);
+    let stats = d.job().group_stats("pool").unwrap();
+    assert!(
+        stats.skipped > 0,
+        "the stalled member was skipped: {stats:?}"
+    );
+    assert_eq!(stats.undelivered, 0);
+    assert_eq!(stats.members.iter().map(|m| m.delivered).sum::<u64>(), 40);
+    go.send(()).unwrap();
+    let got = collect(&rx, 40);
+    assert_eq!(
+        got.iter().map(|(_, j)| *j).collect::<HashSet<_>>().len(),
+        40
+    );
+    assert_eq!(
+        busy.event_loop().stats().dropped_total(),
+        0,
+        "skips are not drops"
+    );
+    wb.remove().unwrap();
+    for j in 100..110 {
+        d.job().emit((j,));
+    }
+    let got = collect(&rx, 10);
+    assert!(got.iter().all(|(n, _)| n == "free"), "{got:?}");
+    assert_eq!(d.job().group_stats("pool").unwrap().members.len(), 1);
+}
+
+#[test]
+fn a_pattern_subscription_can_join_a_group() {
+    let src_loop = thread_loop("feed");
+    let (l1, l2) = (thread_loop("g1"), thread_loop("g2"));
+    let f = src_loop
+        .event_loop()
+        .add(uid("feed"), Feed::default())
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let w1 = worker(&l1, "g1", &tx, None);
+    let w2 = worker(&l2, "g2", &tx, None);
+    for w in [&w1, &w2] {
+        w.work()
+            .subscribe_with("+/task", SubscribeOptions::new().group("tasks"))
+            .unwrap();
+    }
+    for j in 0..20 {
+        f.task().emit((j,));
+    }
+    let got = collect(&rx, 20);
+    assert_eq!(
+        got.iter().map(|(_, j)| *j).collect::<HashSet<_>>().len(),
+        20
+    );
+    wait_until("both used", || {
+        f.task()
+            .group_stats("tasks")
+            .is_some_and(|s| s.members.iter().all(|m| m.delivered == 10))
+    });
+    assert!(rx.try_recv().is_err());
+}
