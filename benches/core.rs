@@ -831,6 +831,98 @@ fn bench_direct(cfg: &Config) {
 }
 
 // ---------------------------------------------------------------------------
+// 5. One-of-N group delivery against a plain connection to one receiver
+
+/// Same-loop emit cost through a group of two members against a plain
+/// connection to one receiver, rounds alternating (the connection is swapped
+/// between rounds), in one run.
+fn bench_group(cfg: &Config) {
+    println!("placement unpinned");
+    let m = cfg.direct_m;
+    let lt = EventLoopThread::new(unique_id("group"));
+    let (result_tx, result_rx) = bounded(1);
+    let (report_tx, report_rx) = bounded(2);
+    let emitter = lt
+        .event_loop()
+        .add(
+            unique_id("emitter"),
+            Emitter {
+                out: Signal::new(),
+                unconnected: Signal::new(),
+                result: result_tx,
+            },
+        )
+        .unwrap_or_else(|e| panic!("add emitter: {e}"));
+    let accs: Vec<_> = (0..2)
+        .map(|_| {
+            lt.event_loop()
+                .add(
+                    unique_id("accumulator"),
+                    Accumulator {
+                        acc: 0,
+                        calls: 0,
+                        report: report_tx.clone(),
+                    },
+                )
+                .unwrap_or_else(|e| panic!("add accumulator: {e}"))
+        })
+        .collect();
+    lt.start().expect("start loop");
+    let (mut plain, mut group) = (Vec::new(), Vec::new());
+    for round in 0..=cfg.direct_rounds {
+        let as_group = round % 2 == 1;
+        let conns: Vec<_> = if as_group {
+            accs.iter()
+                .map(|a| {
+                    emitter
+                        .out()
+                        .connect_with(&a.on_value(), ConnectOptions::new().group("g"))
+                        .expect("join group")
+                })
+                .collect()
+        } else {
+            vec![emitter.out().connect(&accs[0].on_value()).expect("connect")]
+        };
+        emitter.run().invoke((m,)).expect("invoke run");
+        let t = result_rx.recv_timeout(REPLY_TIMEOUT).expect("group round");
+        for c in conns {
+            c.disconnect().expect("disconnect");
+        }
+        if round == 0 {
+            continue; // warm-up
+        }
+        if as_group { &mut group } else { &mut plain }.push(t.connected);
+    }
+    let mut calls = 0;
+    for a in &accs {
+        a.report().invoke(()).expect("invoke report");
+        calls += report_rx.recv_timeout(REPLY_TIMEOUT).expect("report").0;
+    }
+    assert_eq!(
+        calls,
+        m * (cfg.direct_rounds as u64 + 1),
+        "every emission reached one receiver"
+    );
+    assert_eq!(lt.event_loop().stats().dropped_total(), 0);
+    stop_and_join(&lt);
+    let (p, g) = (median(&mut plain), median(&mut group));
+    figure("group_emit_unpinned_calls_checked", calls);
+    figure(
+        "group_emit_unpinned_plain_one_receiver_ns_per_emit",
+        format!("{p:.2}"),
+    );
+    figure(
+        "group_emit_unpinned_group_of_two_ns_per_emit",
+        format!("{g:.2}"),
+    );
+    figure(
+        "group_emit_unpinned_ratio_vs_plain",
+        format!("{:.3}", g / p),
+    );
+    println!("# group delivery vs broadcast to one receiver: ratio above (no target number; the issue asks for 'no more')");
+}
+
+// ---------------------------------------------------------------------------
 // 4. Idle CPU
 
 /// CPU time consumed by the calling thread so far, in ns.
@@ -965,6 +1057,10 @@ fn main() {
     if cfg.runs("direct") {
         println!("# 3. direct same-loop emit to one connected slot");
         bench_direct(&cfg);
+    }
+    if cfg.runs("group") {
+        println!("# 5. one-of-N group (2 members) vs a plain connection, same-loop emit");
+        bench_group(&cfg);
     }
     if cfg.runs("idle") {
         println!("# 4. idle loop thread");

@@ -172,9 +172,18 @@ impl<A: SignalArgs> Group<A> {
         if n == 0 {
             return false;
         }
-        let start = self.counters.cursor.fetch_add(1, Ordering::Relaxed) as usize;
+        // A plain load and store, not a locked add: two threads emitting at once
+        // may start at the same member, which only shifts the turn.
+        // Kept below `n`, so picking a member needs no division.
+        let start = match self.counters.cursor.load(Ordering::Relaxed) as usize {
+            i if i < n => i,
+            _ => 0,
+        };
+        let next = if start + 1 < n { start + 1 } else { 0 };
+        self.counters.cursor.store(next as u64, Ordering::Relaxed);
         for k in 0..n {
-            let m = &self.members[(start + k) % n];
+            let i = start + k;
+            let m = &self.members[if i < n { i } else { i - n }];
             let last = k + 1 == n;
             let target = if last {
                 match &m.conn.target {
@@ -185,7 +194,11 @@ impl<A: SignalArgs> Group<A> {
                 &m.quick
             };
             if try_one(target, last) {
-                m.delivered.fetch_add(1, Ordering::Relaxed);
+                // Not a locked add either: exact when one thread emits at a
+                // time (the usual case: a signal is emitted on its object's
+                // loop); concurrent emitters may undercount.
+                let d = m.delivered.load(Ordering::Relaxed);
+                m.delivered.store(d + 1, Ordering::Relaxed);
                 return true;
             }
             if !last {
