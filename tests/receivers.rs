@@ -85,3 +85,58 @@ fn dropping_a_receiver_disconnects_it() {
     drop(rx);
     assert_eq!(m.watts().receiver_count(), 0);
 }
+
+/// With the `async` feature a receiver is a `Stream`: polled by a minimal
+/// executor here (a thread that parks until woken).
+#[cfg(feature = "async")]
+#[test]
+fn a_receiver_is_a_stream_that_wakes_its_task() {
+    use futures_core::Stream;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let lp = thread_loop("rx-stream");
+    let m = lp.event_loop().add(uid("meter"), Meter::default()).unwrap();
+    let mut rx = m.watts().receiver().unwrap();
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    // Nothing yet: pending, with the waker registered.
+    assert!(Pin::new(&mut rx).poll_next(&mut cx).is_pending());
+    let sig = m.watts();
+    let emitter = std::thread::spawn(move || {
+        for v in 0..10 {
+            sig.emit((v,));
+        }
+    });
+    let mut got = Vec::new();
+    let end = std::time::Instant::now() + DEADLINE;
+    while got.len() < 10 {
+        match Pin::new(&mut rx).poll_next(&mut cx) {
+            Poll::Ready(Some((v,))) => got.push(v),
+            Poll::Ready(None) => panic!("ended early"),
+            Poll::Pending => {
+                assert!(std::time::Instant::now() < end, "not woken: {got:?}");
+                std::thread::park_timeout(DEADLINE);
+            }
+        }
+    }
+    emitter.join().unwrap();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    m.remove().unwrap();
+    // The end of the signal ends the stream.
+    loop {
+        match Pin::new(&mut rx).poll_next(&mut cx) {
+            Poll::Ready(None) => break,
+            Poll::Ready(Some(v)) => panic!("unexpected {v:?}"),
+            Poll::Pending => std::thread::park_timeout(DEADLINE),
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //! A [`Receiver`] is a small object (`ChannelSink`) on a framework loop thread
 //! of this process, connected or subscribed like any slot, that hands each
 //! emission to a channel the plain thread reads. So it works for signals of
-//! any loop and any process, at the cost of one hop.
+//! any loop and any process, at the cost of one hop. With the cargo feature
+//! `async`, a receiver is also a `futures_core::Stream`.
 
 use crate::error::ConnectError;
 use crate::event_loop::EventLoopThread;
@@ -205,6 +206,56 @@ static NEXT_SINK: AtomicU64 = AtomicU64::new(1);
 #[derive(Default)]
 struct SinkShared {
     dropped: AtomicU64,
+    /// The task polling the receiver as a `Stream`, if one waits.
+    #[cfg(feature = "async")]
+    waker: Mutex<Option<std::task::Waker>>,
+    #[cfg(feature = "async")]
+    waiting: crate::sync::AtomicBool,
+}
+
+impl SinkShared {
+    /// Wakes a task waiting on the stream (with the `async` feature).
+    #[inline]
+    fn wake(&self) {
+        // The fence pairs with the one in `poll_next` (a store then a load on
+        // each side: without both fences each could miss the other).
+        #[cfg(feature = "async")]
+        {
+            crate::sync::fence(Ordering::SeqCst);
+            if self.waiting.swap(false, Ordering::SeqCst) {
+                if let Some(w) = lock(&self.waker).take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl<A: SignalArgs> futures_core::Stream for Receiver<A> {
+    type Item = A;
+
+    /// Ends when [`recv`](Receiver::recv) would return `Disconnected`.
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<A>> {
+        use std::task::Poll;
+        let poll = |r: &Self| match r.rx.try_recv() {
+            Ok(v) => Some(Poll::Ready(Some(v))),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Some(Poll::Ready(None)),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+        };
+        if let Some(p) = poll(&self) {
+            return p;
+        }
+        *lock(&self.shared.waker) = Some(cx.waker().clone());
+        self.shared.waiting.store(true, Ordering::SeqCst);
+        crate::sync::fence(Ordering::SeqCst);
+        // Checked again: an emission between the first check and the flag
+        // found no waker to wake.
+        poll(&self).unwrap_or(Poll::Pending)
+    }
 }
 
 /// The object behind a [`Receiver`]. Not derived: it is generic.
@@ -252,6 +303,7 @@ fn sink_call<A: SignalArgs>(obj: &mut dyn Any, args: A, _meta: Option<&Meta>) {
             log::warn!("a plain-thread receiver is full: emission dropped; {n} so far");
         }
     }
+    sink.shared.wake();
 }
 
 /// The publisher was removed: drop the sender, so the reader sees the end
@@ -259,6 +311,7 @@ fn sink_call<A: SignalArgs>(obj: &mut dyn Any, args: A, _meta: Option<&Meta>) {
 fn close_call<A: SignalArgs>(obj: &mut dyn Any, _args: (ObjectId,), _meta: Option<&Meta>) {
     if let Some(sink) = obj.downcast_mut::<ChannelSink<A>>() {
         sink.tx = None;
+        sink.shared.wake();
     }
 }
 
