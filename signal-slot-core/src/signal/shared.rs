@@ -176,9 +176,13 @@ impl<A: SignalArgs> SignalShared<A> {
         {
             return Err(InsertError::Duplicate);
         }
-        let mut v: Vec<Conn<A>> = s.list.iter().map(Conn::clone).collect();
-        v.push(conn);
-        s.list = Arc::from(v);
+        // Collected straight into the new list (one allocation).
+        s.list = s
+            .list
+            .iter()
+            .map(Conn::clone)
+            .chain(std::iter::once(conn))
+            .collect();
         self.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
@@ -462,25 +466,31 @@ impl<A: SignalArgs> SignalShared<A> {
     /// Sends the retained value `v` to a new subscriber through `conn` alone,
     /// queued (never inline: the caller holds the value's lock).
     fn replay(&self, conn: &Conn<A>, v: &Value) {
-        let meta = Arc::new(
-            Meta::new(
+        let meta = || {
+            Meta::replay(
                 self.owner.clone(),
                 self.name,
                 self.topic.clone(),
                 v.sequence,
+                v.timestamp,
+                v.headers.clone(),
             )
-            .with_headers(v.headers.clone())
-            .into_replay(v.timestamp),
-        );
+        };
         fn queued<B>(t: &SlotTarget<B>) -> SlotTarget<B> {
             let mut t = t.clone();
             t.kind = crate::signal::ConnectionKind::Queued;
             t
         }
         match &conn.target {
+            // Another process decodes it: the retained bytes are the encoded
+            // arguments already.
+            Target::Slot(t) if t.recv.lp.is_remote() => {
+                let m = t.wants_meta.then(meta);
+                let _ = event_loop::post_encoded(t, &v.bytes, m.as_ref());
+            }
             Target::Slot(t) => match codec::decode::<A>(&v.bytes) {
                 Ok(args) => {
-                    let mut cell = Some(meta);
+                    let mut cell = Some(Arc::new(meta()));
                     self.post(&queued(t), args, &mut cell, &Emission::new(None), None);
                 }
                 Err(e) => log::error!("retained value of {} does not decode: {e}", self.topic),
@@ -492,7 +502,7 @@ impl<A: SignalArgs> SignalShared<A> {
                     v.bytes.to_vec(),
                     v.headers.as_deref(),
                 );
-                let mut cell = Some(meta);
+                let mut cell = Some(Arc::new(meta()));
                 self.post(&queued(t), (msg,), &mut cell, &Emission::new(None), None);
             }
             Target::Signal { .. } => {}
@@ -599,9 +609,6 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
         let conn = Conn::with_id(sub.id, target, false);
         // Held across insert and replay: see `emit_retained`.
         let value = self.retained.as_ref().map(|r| lock(&r.value));
-        if lock(&self.state).list.iter().any(|c| c.id == sub.id) {
-            return Attach::Skipped;
-        }
         let weak: std::sync::Weak<dyn SignalControl> =
             Arc::downgrade(&(self.clone() as Arc<dyn SignalControl>));
         let mut closed = false;
@@ -609,6 +616,7 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
             sub.recv
                 .add_incoming(weak, || match self.insert_checked(conn.clone(), false) {
                     Ok(()) => Some(sub.id),
+                    // Closed, or attached already (same id).
                     Err(_) => {
                         closed = true;
                         None
