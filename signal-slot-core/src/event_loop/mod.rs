@@ -372,7 +372,7 @@ fn post_remote<A: SignalArgs>(
 pub(crate) fn post_encoded<A: SignalArgs>(
     t: &SlotTarget<A>,
     args: &[u8],
-    meta: Option<&Meta>,
+    meta: Option<crate::signal::meta::MetaWireRef<'_>>,
 ) -> Result<(), DropReason> {
     let lp = &t.recv.lp;
     let result = match lp.mailbox.get() {

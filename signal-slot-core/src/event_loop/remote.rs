@@ -8,7 +8,7 @@
 use super::LoopShared;
 use crate::error::DropReason;
 use crate::object::ObjectKey;
-use crate::signal::meta::MetaWire;
+use crate::signal::meta::{MetaWire, MetaWireRef};
 use crate::signal::{Meta, Overflow, SignalArgs, SlotTarget};
 use crate::transport::codec;
 use crate::transport::shm::mailbox::{self, MailboxAddr};
@@ -45,18 +45,24 @@ pub(super) fn post<A: SignalArgs>(
         );
         DropReason::Encode
     })?;
-    post_with(lp, t, meta, addr, owner, args_len, |buf| {
-        codec::encode_exact(args, buf)
-    })
+    post_with(
+        lp,
+        t,
+        meta.map(Meta::to_wire),
+        addr,
+        owner,
+        args_len,
+        |buf| codec::encode_exact(args, buf),
+    )
 }
 
 /// Like [`post`], with the argument tuple already encoded (a retained value):
-/// copied as it is.
+/// copied as it is; the metadata comes in its wire form.
 pub(super) fn post_encoded<A: SignalArgs>(
     lp: &LoopShared,
     t: &SlotTarget<A>,
     args: &[u8],
-    meta: Option<&Meta>,
+    meta: Option<MetaWireRef<'_>>,
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
@@ -71,7 +77,7 @@ pub(super) fn post_encoded<A: SignalArgs>(
 fn post_with<A: SignalArgs>(
     lp: &LoopShared,
     t: &SlotTarget<A>,
-    meta: Option<&Meta>,
+    meta: Option<MetaWireRef<'_>>,
     addr: MailboxAddr,
     owner: u32,
     args_len: usize,
@@ -91,13 +97,12 @@ fn post_with<A: SignalArgs>(
     {
         return Err(DropReason::ReceiverGone);
     }
-    let Some(meta) = meta else {
+    let Some(wire) = meta else {
         return send_call(lp, t, addr, owner, HEADER + args_len, |buf| {
             write_header(buf, t, addr, 0);
             write_args(&mut buf[HEADER..])
         });
     };
-    let wire = meta.to_wire();
     META_SCRATCH.with(|s| {
         let mut fresh = Vec::new();
         let mut guard = s.try_borrow_mut();

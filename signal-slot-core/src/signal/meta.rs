@@ -72,6 +72,37 @@ pub(crate) struct MetaWireRef<'a> {
     replay: bool,
 }
 
+impl<'a> MetaWireRef<'a> {
+    /// A retained value's metadata for a subscriber in another process, made
+    /// straight from the signal's fields (no [`Meta`] to build and drop).
+    pub(crate) fn replay(
+        sender: &'a str,
+        signal: &'a str,
+        topic: &'a str,
+        sequence: u64,
+        timestamp: SystemTime,
+        headers: Option<&'a Headers>,
+    ) -> Self {
+        MetaWireRef {
+            sender,
+            signal,
+            topic,
+            message_id: NEXT_MESSAGE_ID.fetch_add(1, Ordering::Relaxed),
+            sequence,
+            timestamp_ns: nanos_since_epoch(timestamp),
+            headers,
+            previous: None,
+            replay: true,
+        }
+    }
+}
+
+/// What a timestamp travels as.
+fn nanos_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 impl Meta {
     pub(crate) fn new(
         sender: ObjectId,
@@ -161,10 +192,7 @@ impl Meta {
             topic: &self.topic,
             message_id: self.message_id,
             sequence: self.sequence,
-            timestamp_ns: self
-                .timestamp
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            timestamp_ns: nanos_since_epoch(self.timestamp),
             headers: self.headers.as_deref(),
             previous: self.previous.as_deref(),
             replay: self.replay,
@@ -274,16 +302,9 @@ mod tests {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap();
         assert_eq!(got.as_nanos(), stamp.as_nanos());
-        let r = Meta::replay(
-            ObjectId::internal("s".into()),
-            "v",
-            Arc::from("t"),
-            3,
-            SystemTime::UNIX_EPOCH,
-            None,
-        );
+        let r = MetaWireRef::replay("s", "v", "t", 3, SystemTime::UNIX_EPOCH, None);
         bytes.clear();
-        codec::encode_into(&r.to_wire(), &mut bytes).unwrap();
+        codec::encode_into(&r, &mut bytes).unwrap();
         let back = Meta::from_wire(codec::decode::<MetaWire>(&bytes).unwrap());
         assert!(back.is_replay());
         assert_eq!(back.sequence(), 3);

@@ -5,6 +5,7 @@ use crate::error::{DropReason, Undelivered};
 use crate::event_loop::{self, LoopId};
 use crate::object::ObjectId;
 use crate::signal::directory::Sub;
+use crate::signal::meta::MetaWireRef;
 use crate::signal::retained::{self, GateCall, GateRef, Retained, Value};
 use crate::signal::{Conn, Headers, Message, Meta, SignalArgs, SlotFn, SlotTarget, Target};
 use crate::sync::{lock, AtomicU64, Ordering};
@@ -485,8 +486,17 @@ impl<A: SignalArgs> SignalShared<A> {
             // Another process decodes it: the retained bytes are the encoded
             // arguments already.
             Target::Slot(t) if t.recv.lp.is_remote() => {
-                let m = t.wants_meta.then(meta);
-                let _ = event_loop::post_encoded(t, &v.bytes, m.as_ref());
+                let m = t.wants_meta.then(|| {
+                    MetaWireRef::replay(
+                        self.owner.as_str(),
+                        self.name,
+                        &self.topic,
+                        v.sequence,
+                        v.timestamp,
+                        v.headers.as_deref(),
+                    )
+                });
+                let _ = event_loop::post_encoded(t, &v.bytes, m);
             }
             Target::Slot(t) => match codec::decode::<A>(&v.bytes) {
                 Ok(args) => {
