@@ -188,6 +188,17 @@ pub(crate) struct Applied {
     pub(crate) mismatched: usize,
 }
 
+/// How many targets ahead of the one being attached `subscribe` reads from.
+const TOUCH_AHEAD: usize = 6;
+
+/// Reads a target's signal (and its topic) so that its cache misses, the bulk
+/// of an attach to many cold signals, overlap with the attach before it.
+fn touch(obj: &ObjectShared, signal: u16) {
+    if let Some(s) = obj.signals.get(usize::from(signal)) {
+        std::hint::black_box(s.topic().as_bytes().first());
+    }
+}
+
 /// Adds a subscription and attaches it to every matching signal emitted here.
 pub(crate) fn subscribe(sub: Arc<Sub>) -> Applied {
     let targets = {
@@ -196,8 +207,11 @@ pub(crate) fn subscribe(sub: Arc<Sub>) -> Applied {
         d.targets(&sub.pattern, false)
     };
     let mut applied = Applied::default();
-    for (obj, i) in targets {
-        match attach_one(&obj, i, &sub) {
+    for (j, (obj, i)) in targets.iter().enumerate() {
+        if let Some((next, k)) = targets.get(j + TOUCH_AHEAD) {
+            touch(next, *k);
+        }
+        match attach_one(obj, *i, &sub) {
             Attach::Attached => applied.attached += 1,
             Attach::Mismatch => applied.mismatched += 1,
             Attach::Skipped | Attach::ReceiverGone => {}
