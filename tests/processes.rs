@@ -736,7 +736,8 @@ fn retained_values_vanish_when_the_publisher_process_is_killed() {
     let here = EventLoopThread::new("here");
     let local = here.event_loop().add("local", Gauge::default()).unwrap();
     here.start().unwrap();
-    local.pump().invoke((7, 1)).unwrap();
+    // Emitted from here: the retained value is set before `emit` returns.
+    local.level().emit((7,));
     let (p, echo) = child_echo("doomed");
     let g = p.event_loop().add("remote", Gauge::default()).unwrap();
     echo.echoed().connect(&sink.on_value()).unwrap();
@@ -745,7 +746,6 @@ fn retained_values_vanish_when_the_publisher_process_is_killed() {
     g.pump().invoke((40, 2)).unwrap();
     echo.on_value().invoke((1,)).unwrap();
     assert_eq!(take(&rx, 1), ["value 1"]);
-    // Wait for the local publisher's value too (same loop FIFO: pump ran).
     let first = w
         .on_level()
         .subscribe_with("gauge/#", SubscribeOptions::new().initialize())

@@ -383,6 +383,24 @@ fn post_remote<A: SignalArgs>(
     result
 }
 
+/// Posts a call whose arguments are encoded already (a retained value) to a
+/// slot of a loop another process runs; counts a drop.
+pub(crate) fn post_encoded<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    args: &[u8],
+    meta: Option<crate::signal::meta::MetaWireRef<'_>>,
+) -> Result<(), DropReason> {
+    let lp = &t.recv.lp;
+    let result = match lp.mailbox.get() {
+        Some(addr) => remote::post_encoded(lp, t, args, meta, *addr, lp.owner()),
+        None => Err(DropReason::ReceiverGone),
+    };
+    if let Err(reason) = result {
+        lp.counters.dropped(reason, &lp.name);
+    }
+    result
+}
+
 /// Configures a loop before creating it.
 ///
 /// ```

@@ -8,7 +8,7 @@
 use super::LoopShared;
 use crate::error::DropReason;
 use crate::object::ObjectKey;
-use crate::signal::meta::MetaWire;
+use crate::signal::meta::{MetaWire, MetaWireRef};
 use crate::signal::{Meta, Overflow, SignalArgs, SlotTarget};
 use crate::transport::codec;
 use crate::transport::shm::mailbox::{self, MailboxAddr};
@@ -37,6 +37,52 @@ pub(super) fn post<A: SignalArgs>(
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
+    let args_len = codec::encoded_size(args).map_err(|e| {
+        log::error!(
+            "slot {}::{}: arguments not encodable: {e}",
+            t.recv.id,
+            t.name
+        );
+        DropReason::Encode
+    })?;
+    post_with(
+        lp,
+        t,
+        meta.map(Meta::to_wire),
+        addr,
+        owner,
+        args_len,
+        |buf| codec::encode_exact(args, buf),
+    )
+}
+
+/// Like [`post`], with the argument tuple already encoded (a retained value):
+/// copied as it is; the metadata comes in its wire form.
+pub(super) fn post_encoded<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    args: &[u8],
+    meta: Option<MetaWireRef<'_>>,
+    addr: MailboxAddr,
+    owner: u32,
+) -> Result<(), DropReason> {
+    post_with(lp, t, meta, addr, owner, args.len(), |buf| {
+        buf.copy_from_slice(args);
+        true
+    })
+}
+
+/// Writes a call record whose arguments `write_args` fills (exactly
+/// `args_len` bytes; false if it could not).
+fn post_with<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    meta: Option<MetaWireRef<'_>>,
+    addr: MailboxAddr,
+    owner: u32,
+    args_len: usize,
+    write_args: impl Fn(&mut [u8]) -> bool,
+) -> Result<(), DropReason> {
     let Some(region) = system::region() else {
         return Err(DropReason::ReceiverGone);
     };
@@ -51,22 +97,12 @@ pub(super) fn post<A: SignalArgs>(
     {
         return Err(DropReason::ReceiverGone);
     }
-    let not_encodable = |e: &dyn std::fmt::Display| {
-        log::error!(
-            "slot {}::{}: arguments not encodable: {e}",
-            t.recv.id,
-            t.name
-        );
-        DropReason::Encode
-    };
-    let args_len = codec::encoded_size(args).map_err(|e| not_encodable(&e))?;
-    let Some(meta) = meta else {
+    let Some(wire) = meta else {
         return send_call(lp, t, addr, owner, HEADER + args_len, |buf| {
             write_header(buf, t, addr, 0);
-            codec::encode_exact(args, &mut buf[HEADER..])
+            write_args(&mut buf[HEADER..])
         });
     };
-    let wire = meta.to_wire();
     META_SCRATCH.with(|s| {
         let mut fresh = Vec::new();
         let mut guard = s.try_borrow_mut();
@@ -85,7 +121,7 @@ pub(super) fn post<A: SignalArgs>(
             buf[HEADER..HEADER + 4].copy_from_slice(&(m.len() as u32).to_le_bytes());
             let at = HEADER + 4 + m.len();
             buf[HEADER + 4..at].copy_from_slice(m);
-            codec::encode_exact(args, &mut buf[at..])
+            write_args(&mut buf[at..])
         })
     })
 }

@@ -6,14 +6,15 @@
 //! topic). An emission then walks its signal's connection list as usual, so the
 //! number of subscriptions that do not match costs it nothing.
 
+use crate::event_loop::LoopShared;
 use crate::object::ObjectShared;
 use crate::signal::retained::Gate;
 use crate::signal::shared::Attach;
 use crate::signal::Overflow;
 use crate::sync::lock;
-use crate::topic::{Pattern, PatternIndex};
+use crate::topic::{is_valid_topic, Pattern, PatternIndex};
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 /// One subscription as this process applies it.
@@ -38,14 +39,64 @@ pub(crate) struct Sub {
     pub(crate) gate: Arc<Gate>,
 }
 
+/// One signal of this process, as the directory knows it.
+struct Entry {
+    topic: Arc<str>,
+    obj: Weak<ObjectShared>,
+    /// The object's loop (shared by its objects, so checking whether it went
+    /// to another process touches no per-object memory).
+    lp: Arc<LoopShared>,
+    signal: u16,
+}
+
 #[derive(Default)]
 struct Directory {
     index: PatternIndex<Arc<Sub>>,
-    /// Every signal of this process's objects, by topic: (object, signal index).
-    topics: HashMap<Arc<str>, Vec<(Weak<ObjectShared>, u16)>>,
+    /// Every signal with a valid topic, by the topic's first level, then in
+    /// the order the signals were added: a pattern with a literal first level
+    /// walks one bucket, and a walk meets objects about in the order they
+    /// were allocated (a random order costs a cache and TLB miss per object).
+    buckets: HashMap<Box<str>, BTreeMap<u64, Entry>>,
+    /// Each recorded object's first entry number (its signals follow it).
+    first: HashMap<usize, u64>,
+    next: u64,
 }
 
 static DIR: LazyLock<Mutex<Directory>> = LazyLock::new(|| Mutex::new(Directory::default()));
+
+fn first_level(topic: &str) -> &str {
+    topic.split('/').next().unwrap_or(topic)
+}
+
+impl Directory {
+    /// The signals whose topic `pattern` matches: those emitted in this
+    /// process, and with `moved` also those of loops that went to another.
+    fn targets(&self, pattern: &Pattern, moved: bool) -> Vec<(Arc<ObjectShared>, u16)> {
+        let mut out = Vec::new();
+        let mut walk = |bucket: &BTreeMap<u64, Entry>, all: bool| {
+            for e in bucket.values() {
+                // Objects whose loop went to another process (for good): that
+                // process attaches to them, this one never does again (but
+                // removes what it attached before they went).
+                if (!moved && e.lp.is_remote()) || !(all || pattern.matches_valid(&e.topic)) {
+                    continue;
+                }
+                if let Some(obj) = e.obj.upgrade() {
+                    out.push((obj, e.signal));
+                }
+            }
+        };
+        match pattern.first_literal() {
+            Some(first) => {
+                if let Some(bucket) = self.buckets.get(first) {
+                    walk(bucket, pattern.is_first_level_subtree());
+                }
+            }
+            None => self.buckets.values().for_each(|b| walk(b, false)),
+        }
+        out
+    }
+}
 
 /// Records the signals of a new object and attaches the subscriptions that
 /// match their topics.
@@ -53,12 +104,27 @@ pub(crate) fn object_added(obj: &Arc<ObjectShared>) {
     let mut todo = Vec::new();
     {
         let mut d = lock(&DIR);
+        let first = d.next;
+        d.next += obj.signals.len() as u64;
+        d.first.insert(Arc::as_ptr(obj) as usize, first);
         for (i, s) in obj.signals.iter().enumerate() {
             let Ok(i) = u16::try_from(i) else { break };
-            d.topics
-                .entry(s.topic().clone())
+            // An invalid topic matches no pattern: not recorded.
+            if !is_valid_topic(s.topic()) {
+                continue;
+            }
+            d.buckets
+                .entry(first_level(s.topic()).into())
                 .or_default()
-                .push((Arc::downgrade(obj), i));
+                .insert(
+                    first + u64::from(i),
+                    Entry {
+                        topic: s.topic().clone(),
+                        obj: Arc::downgrade(obj),
+                        lp: obj.lp.clone(),
+                        signal: i,
+                    },
+                );
             if !d.index.is_empty() {
                 for id in d.index.matching(s.topic()) {
                     if let Some((_, sub)) = d.index.get(id) {
@@ -77,11 +143,15 @@ pub(crate) fn object_added(obj: &Arc<ObjectShared>) {
 /// Forgets a removed object: its signals, and its subscriptions.
 pub(crate) fn object_removed(obj: &ObjectShared) {
     let mut d = lock(&DIR);
-    for s in obj.signals.iter() {
-        if let Some(v) = d.topics.get_mut(s.topic()) {
-            v.retain(|(w, _)| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), obj));
-            if v.is_empty() {
-                d.topics.remove(s.topic());
+    let ptr = std::ptr::from_ref(obj) as usize;
+    if let Some(first) = d.first.remove(&ptr) {
+        for (i, s) in obj.signals.iter().enumerate() {
+            let level = first_level(s.topic());
+            if let Some(bucket) = d.buckets.get_mut(level) {
+                bucket.remove(&(first + i as u64));
+                if bucket.is_empty() {
+                    d.buckets.remove(level);
+                }
             }
         }
     }
@@ -120,26 +190,30 @@ pub(crate) struct Applied {
     pub(crate) mismatched: usize,
 }
 
+/// How many targets ahead of the one being attached `subscribe` reads from.
+const TOUCH_AHEAD: usize = 6;
+
+/// Reads a target's signal (and its topic) so that its cache misses, the bulk
+/// of an attach to many cold signals, overlap with the attach before it.
+fn touch(obj: &ObjectShared, signal: u16) {
+    if let Some(s) = obj.signals.get(usize::from(signal)) {
+        std::hint::black_box(s.topic().as_bytes().first());
+    }
+}
+
 /// Adds a subscription and attaches it to every matching signal emitted here.
 pub(crate) fn subscribe(sub: Arc<Sub>) -> Applied {
-    let targets: Vec<(Arc<ObjectShared>, u16)> = {
+    let targets = {
         let mut d = lock(&DIR);
         d.index.insert(sub.id, sub.pattern.clone(), sub.clone());
-        // Objects removed, or whose loop went to another process (for good):
-        // this process never attaches to them again.
-        d.topics.retain(|_, v| {
-            v.retain(|(w, _)| w.upgrade().is_some_and(|o| !o.lp.is_remote()));
-            !v.is_empty()
-        });
-        d.topics
-            .iter()
-            .filter(|(topic, _)| sub.pattern.matches(topic))
-            .flat_map(|(_, v)| v.iter().filter_map(|(w, i)| Some((w.upgrade()?, *i))))
-            .collect()
+        d.targets(&sub.pattern, false)
     };
     let mut applied = Applied::default();
-    for (obj, i) in targets {
-        match attach_one(&obj, i, &sub) {
+    for (j, (obj, i)) in targets.iter().enumerate() {
+        if let Some((next, k)) = targets.get(j + TOUCH_AHEAD) {
+            touch(next, *k);
+        }
+        match attach_one(obj, *i, &sub) {
             Attach::Attached => applied.attached += 1,
             Attach::Mismatch => applied.mismatched += 1,
             Attach::Skipped | Attach::ReceiverGone => {}
@@ -155,12 +229,7 @@ pub(crate) fn unsubscribe(id: u64) -> bool {
         let Some((pattern, sub)) = d.index.remove(id) else {
             return false;
         };
-        let targets: Vec<(Arc<ObjectShared>, u16)> = d
-            .topics
-            .iter()
-            .filter(|(topic, _)| pattern.matches(topic))
-            .flat_map(|(_, v)| v.iter().filter_map(|(w, i)| Some((w.upgrade()?, *i))))
-            .collect();
+        let targets = d.targets(&pattern, true);
         (sub, targets)
     };
     for (obj, i) in targets {

@@ -42,8 +42,8 @@ pub struct Meta {
 
 static NEXT_MESSAGE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// How metadata travels to another process.
-#[derive(Serialize, Deserialize)]
+/// How metadata travels to another process (decoded form).
+#[derive(Deserialize)]
 pub(crate) struct MetaWire {
     sender: String,
     signal: String,
@@ -54,6 +54,53 @@ pub(crate) struct MetaWire {
     headers: Option<Headers>,
     previous: Option<Vec<u8>>,
     replay: bool,
+}
+
+/// The encoding side of [`MetaWire`]: the same fields in the same order and
+/// the same encoding (`&str` as `String`, `&[u8]` as `Vec<u8>`), borrowed from
+/// the `Meta`, so sending copies no string.
+#[derive(Serialize)]
+pub(crate) struct MetaWireRef<'a> {
+    sender: &'a str,
+    signal: &'a str,
+    topic: &'a str,
+    message_id: u64,
+    sequence: u64,
+    timestamp_ns: u64,
+    headers: Option<&'a Headers>,
+    previous: Option<&'a [u8]>,
+    replay: bool,
+}
+
+impl<'a> MetaWireRef<'a> {
+    /// A retained value's metadata for a subscriber in another process, made
+    /// straight from the signal's fields (no [`Meta`] to build and drop).
+    pub(crate) fn replay(
+        sender: &'a str,
+        signal: &'a str,
+        topic: &'a str,
+        sequence: u64,
+        timestamp: SystemTime,
+        headers: Option<&'a Headers>,
+    ) -> Self {
+        MetaWireRef {
+            sender,
+            signal,
+            topic,
+            message_id: NEXT_MESSAGE_ID.fetch_add(1, Ordering::Relaxed),
+            sequence,
+            timestamp_ns: nanos_since_epoch(timestamp),
+            headers,
+            previous: None,
+            replay: true,
+        }
+    }
+}
+
+/// What a timestamp travels as.
+fn nanos_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl Meta {
@@ -87,13 +134,6 @@ impl Meta {
         self
     }
 
-    /// Marks a retained value sent to a new subscriber.
-    pub(crate) fn into_replay(mut self, timestamp: SystemTime) -> Self {
-        self.replay = true;
-        self.timestamp = timestamp;
-        self
-    }
-
     /// A copy carrying a gated connection's call.
     pub(crate) fn gated(&self, gate: crate::signal::retained::GateRef) -> Self {
         let mut m = self.clone();
@@ -121,19 +161,40 @@ impl Meta {
         }
     }
 
-    pub(crate) fn to_wire(&self) -> MetaWire {
-        MetaWire {
-            sender: self.sender.to_string(),
-            signal: self.signal.to_string(),
-            topic: self.topic.to_string(),
+    /// A retained value's metadata for a subscriber that asked to be
+    /// initialized (stamped with the time the value was set).
+    pub(crate) fn replay(
+        sender: ObjectId,
+        signal: &'static str,
+        topic: Arc<str>,
+        sequence: u64,
+        timestamp: SystemTime,
+        headers: Option<Arc<Headers>>,
+    ) -> Self {
+        Self {
+            sender,
+            signal: Cow::Borrowed(signal),
+            topic,
+            message_id: NEXT_MESSAGE_ID.fetch_add(1, Ordering::Relaxed),
+            sequence,
+            timestamp,
+            headers,
+            previous: None,
+            replay: true,
+            gate: None,
+        }
+    }
+
+    pub(crate) fn to_wire(&self) -> MetaWireRef<'_> {
+        MetaWireRef {
+            sender: self.sender.as_str(),
+            signal: &self.signal,
+            topic: &self.topic,
             message_id: self.message_id,
             sequence: self.sequence,
-            timestamp_ns: self
-                .timestamp
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-            headers: self.headers.as_deref().cloned(),
-            previous: self.previous.as_deref().map(<[u8]>::to_vec),
+            timestamp_ns: nanos_since_epoch(self.timestamp),
+            headers: self.headers.as_deref(),
+            previous: self.previous.as_deref(),
             replay: self.replay,
         }
     }
@@ -204,5 +265,49 @@ impl Meta {
     /// that retain nothing and for replays.
     pub fn previous<T: DeserializeOwned>(&self) -> Option<Result<T, CodecError>> {
         self.previous.as_deref().map(codec::decode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrowed_wire_form_decodes_as_the_owned_one() {
+        let meta = Meta::new(
+            ObjectId::internal("sender-1".into()),
+            "value",
+            Arc::from("a/b"),
+            7,
+        )
+        .with_headers(Some(Arc::new(Headers::new().with("unit", "celsius"))))
+        .with_previous(Some(Arc::from(&[1u8, 2, 200][..])));
+        let mut bytes = Vec::new();
+        codec::encode_into(&meta.to_wire(), &mut bytes).unwrap();
+        let back = Meta::from_wire(codec::decode::<MetaWire>(&bytes).unwrap());
+        assert_eq!(back.sender().as_str(), "sender-1");
+        assert_eq!(back.signal(), "value");
+        assert_eq!(back.topic(), "a/b");
+        assert_eq!(back.message_id(), meta.message_id());
+        assert_eq!(back.sequence(), 7);
+        assert_eq!(back.headers(), meta.headers());
+        assert_eq!(back.previous.as_deref(), Some(&[1u8, 2, 200][..]));
+        assert!(!back.is_replay());
+        let stamp = meta
+            .timestamp()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        let got = back
+            .timestamp()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(got.as_nanos(), stamp.as_nanos());
+        let r = MetaWireRef::replay("s", "v", "t", 3, SystemTime::UNIX_EPOCH, None);
+        bytes.clear();
+        codec::encode_into(&r, &mut bytes).unwrap();
+        let back = Meta::from_wire(codec::decode::<MetaWire>(&bytes).unwrap());
+        assert!(back.is_replay());
+        assert_eq!(back.sequence(), 3);
+        assert!(back.previous::<(u64,)>().is_none());
     }
 }

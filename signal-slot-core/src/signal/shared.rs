@@ -6,6 +6,7 @@ use crate::event_loop::{self, LoopId};
 use crate::object::ObjectId;
 use crate::signal::directory::Sub;
 use crate::signal::group::{Group, GroupStats, Member};
+use crate::signal::meta::MetaWireRef;
 use crate::signal::retained::{self, GateCall, GateRef, Retained, Value};
 use crate::signal::{Conn, Headers, Message, Meta, SignalArgs, SlotFn, SlotTarget, Target};
 use crate::sync::{lock, AtomicU64, Ordering};
@@ -534,25 +535,40 @@ impl<A: SignalArgs> SignalShared<A> {
     /// Sends the retained value `v` to a new subscriber through `conn` alone,
     /// queued (never inline: the caller holds the value's lock).
     fn replay(&self, conn: &Conn<A>, v: &Value) {
-        let meta = Arc::new(
-            Meta::new(
+        let meta = || {
+            Meta::replay(
                 self.owner.clone(),
                 self.name,
                 self.topic.clone(),
                 v.sequence,
+                v.timestamp,
+                v.headers.clone(),
             )
-            .with_headers(v.headers.clone())
-            .into_replay(v.timestamp),
-        );
+        };
         fn queued<B>(t: &SlotTarget<B>) -> SlotTarget<B> {
             let mut t = t.clone();
             t.kind = crate::signal::ConnectionKind::Queued;
             t
         }
         match &conn.target {
+            // Another process decodes it: the retained bytes are the encoded
+            // arguments already.
+            Target::Slot(t) if t.recv.lp.is_remote() => {
+                let m = t.wants_meta.then(|| {
+                    MetaWireRef::replay(
+                        self.owner.as_str(),
+                        self.name,
+                        &self.topic,
+                        v.sequence,
+                        v.timestamp,
+                        v.headers.as_deref(),
+                    )
+                });
+                let _ = event_loop::post_encoded(t, &v.bytes, m);
+            }
             Target::Slot(t) => match codec::decode::<A>(&v.bytes) {
                 Ok(args) => {
-                    let mut cell = Some(meta);
+                    let mut cell = Some(Arc::new(meta()));
                     self.post(&queued(t), args, &mut cell, &Emission::new(None), None);
                 }
                 Err(e) => log::error!("retained value of {} does not decode: {e}", self.topic),
@@ -564,7 +580,7 @@ impl<A: SignalArgs> SignalShared<A> {
                     v.bytes.to_vec(),
                     v.headers.as_deref(),
                 );
-                let mut cell = Some(meta);
+                let mut cell = Some(Arc::new(meta()));
                 self.post(&queued(t), (msg,), &mut cell, &Emission::new(None), None);
             }
             Target::Signal { .. } | Target::Group(_) => {}
@@ -690,15 +706,13 @@ impl<A: SignalArgs> SignalControl for SignalShared<A> {
         let conn = Conn::with_id(sub.id, target, false);
         // Held across insert and replay: see `emit_retained`.
         let value = self.retained.as_ref().map(|r| lock(&r.value));
-        if contains_id(&lock(&self.state).list, sub.id) {
-            return Attach::Skipped;
-        }
         let weak: std::sync::Weak<dyn SignalControl> =
             Arc::downgrade(&(self.clone() as Arc<dyn SignalControl>));
         let mut closed = false;
         let added = sub.recv.add_incoming(weak, || {
             match self.insert_checked(conn.clone(), false, sub.group.as_ref()) {
                 Ok(()) => Some(sub.id),
+                // Closed, or attached already (same id).
                 Err(_) => {
                     closed = true;
                     None

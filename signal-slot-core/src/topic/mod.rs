@@ -123,5 +123,6 @@ mod name;
 mod pattern;
 
 pub use index::PatternIndex;
+pub(crate) use name::is_valid_topic;
 pub use name::{validate_topic, TopicError, MAX_TOPIC_LEN};
 pub use pattern::{Pattern, PatternError, REGEX_PREFIX, REGEX_SIZE_LIMIT};

@@ -41,7 +41,7 @@ pub fn validate_topic(topic: &str) -> Result<(), TopicError> {
 }
 
 /// Whether `topic` is valid, without building an error.
-pub(super) fn is_valid_topic(topic: &str) -> bool {
+pub(crate) fn is_valid_topic(topic: &str) -> bool {
     scan(topic, false).is_ok()
 }
 

@@ -132,14 +132,37 @@ impl Pattern {
     /// one topic against many patterns, use a
     /// [`PatternIndex`](super::PatternIndex).
     pub fn matches(&self, topic: &str) -> bool {
-        if !is_valid_topic(topic) {
-            return false;
-        }
+        is_valid_topic(topic) && self.matches_valid(topic)
+    }
+
+    /// [`matches`](Self::matches) for a topic the caller already knows is
+    /// valid (a topic index that validated it once, on entry).
+    pub(crate) fn matches_valid(&self, topic: &str) -> bool {
         match &self.kind {
             Kind::Exact => self.src == topic,
             Kind::Wildcard(levels) => wildcard_matches(levels, topic),
             Kind::Regex { re, .. } => re.is_match(topic),
         }
+    }
+
+    /// The first level, when it is a literal: only topics that start with it
+    /// can match.
+    pub(crate) fn first_literal(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Exact => self.src.split('/').next(),
+            Kind::Wildcard(levels) => match levels.first() {
+                Some(Level::Literal(l)) => Some(l),
+                _ => None,
+            },
+            Kind::Regex { .. } => None,
+        }
+    }
+
+    /// True for `<literal>/#`, which matches every (valid) topic whose first
+    /// level is that literal.
+    pub(crate) fn is_first_level_subtree(&self) -> bool {
+        matches!(&self.kind, Kind::Wildcard(levels)
+            if matches!(levels.as_slice(), [Level::Literal(_), Level::Hash]))
     }
 
     pub(super) fn kind(&self) -> &Kind {
@@ -312,6 +335,28 @@ mod tests {
         assert!(!p("#").matches("a//b"));
         assert!(!p("re:.*").matches(""));
         assert!(!p("re:.*").matches("a/+"));
+    }
+
+    #[test]
+    fn first_level_helpers() {
+        assert_eq!(p("a/b").first_literal(), Some("a"));
+        assert_eq!(p("a/+/c").first_literal(), Some("a"));
+        assert_eq!(p("+/b").first_literal(), None);
+        assert_eq!(p("#").first_literal(), None);
+        assert_eq!(p("re:a/.*").first_literal(), None);
+        assert!(p("a/#").is_first_level_subtree());
+        assert!(!p("a/b/#").is_first_level_subtree());
+        assert!(!p("+/#").is_first_level_subtree());
+        assert!(!p("a").is_first_level_subtree());
+        for (pat, topic) in [
+            ("a/#", "a"),
+            ("a/+", "a/b"),
+            ("a/b", "a/b"),
+            ("re:a/.*", "a/x"),
+        ] {
+            assert!(p(pat).matches_valid(topic), "{pat} {topic}");
+        }
+        assert!(!p("a/+").matches_valid("a/b/c"));
     }
 
     #[test]
