@@ -728,13 +728,15 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
 /// and notices receivers whose process died.
 mod deadlines {
     use super::{Collector, LIVENESS_PERIOD};
-    use crate::sync::lock;
-    use std::sync::{Arc, Mutex, Weak};
+    use crate::sync::{lock, Ordering};
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
+    /// Holds the collector of a slot-delivered request: nothing else does
+    /// while its receivers are all in other processes.
     struct Watched {
         deadline: Instant,
-        collector: Weak<Collector>,
+        collector: Arc<Collector>,
     }
 
     static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
@@ -742,10 +744,14 @@ mod deadlines {
     static THREAD: Mutex<Option<(u32, std::thread::Thread)>> = Mutex::new(None);
 
     pub(super) fn watch(c: &Arc<Collector>, deadline: Instant) {
-        lock(&WATCHED).push(Watched {
+        let mut w = lock(&WATCHED);
+        // Requests all answered before their deadline leave here.
+        w.retain(|x| x.collector.remaining.load(Ordering::Acquire) != 0);
+        w.push(Watched {
             deadline,
-            collector: Arc::downgrade(c),
+            collector: c.clone(),
         });
+        drop(w);
         if let Some(t) = thread() {
             t.unpark();
         }
@@ -782,19 +788,19 @@ mod deadlines {
             let mut remote = Vec::new();
             let next = {
                 let mut w = lock(&WATCHED);
-                w.retain(|x| match x.collector.upgrade() {
-                    Some(c) if !c.is_finished() => {
-                        if x.deadline <= now {
-                            due.push(c);
-                            false
-                        } else {
-                            if c.remote {
-                                remote.push(c);
-                            }
-                            true
+                w.retain(|x| {
+                    let c = &x.collector;
+                    if c.is_finished() {
+                        false
+                    } else if x.deadline <= now {
+                        due.push(c.clone());
+                        false
+                    } else {
+                        if c.remote {
+                            remote.push(c.clone());
                         }
+                        true
                     }
-                    _ => false,
                 });
                 w.iter().map(|x| x.deadline).min()
             };
