@@ -360,6 +360,10 @@ impl Collector {
         if let Some(t) = &self.waiter {
             if self.remaining.load(Ordering::Acquire) == 0 {
                 t.unpark();
+                if self.remote {
+                    // The requester may sleep on the reply mailbox's doorbell.
+                    crate::process::replies::wake();
+                }
             }
         }
         if let Some((f, entries)) = done {
@@ -520,15 +524,16 @@ fn send_all<A: SignalArgs>(
     targets: &[SlotTarget<A>],
     c: &Arc<Collector>,
     args: A,
+    reply_to: Option<MailboxAddr>,
 ) {
     let meta = shared.request_meta();
     let Some((last, rest)) = targets.split_last() else {
         return;
     };
     for (i, t) in rest.iter().enumerate() {
-        send_one(i, t, args.clone(), &meta, c);
+        send_one(i, t, args.clone(), &meta, c, reply_to);
     }
-    send_one(rest.len(), last, args, &meta, c);
+    send_one(rest.len(), last, args, &meta, c, reply_to);
 }
 
 fn send_one<A: SignalArgs>(
@@ -537,10 +542,11 @@ fn send_one<A: SignalArgs>(
     args: A,
     meta: &Meta,
     c: &Arc<Collector>,
+    reply_to: Option<MailboxAddr>,
 ) {
     let failed = |e: ReplyError| c.complete(index, Outcome::Failed(e));
     if t.recv.lp.is_remote() {
-        let Some(reply_to) = crate::process::control::my_control_mailbox() else {
+        let Some(reply_to) = reply_to else {
             return failed(ReplyError::Undelivered(DropReason::ReceiverGone));
         };
         let tag = RequestTag {
@@ -657,8 +663,25 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
         }
     }
     let c = Collector::new(entries(&targets), Some(std::thread::current()), None);
-    send_all(shared, &targets, &c, args);
-    wait(&c, deadline);
+    // Answers from other processes come to the reply mailbox, read by the
+    // waiting thread (or, if no mailbox is free, to the control thread's).
+    let replies = if c.remote {
+        crate::process::replies::mailbox()
+    } else {
+        None
+    };
+    let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
+    send_all(shared, &targets, &c, args, reply_to);
+    match replies {
+        Some(addr) => crate::process::replies::wait(
+            addr,
+            &|| c.remaining.load(Ordering::Acquire) == 0,
+            deadline,
+            LIVENESS_PERIOD,
+            &|| c.check_processes(),
+        ),
+        None => wait(&c, deadline),
+    }
     Ok(responses(c.finish().unwrap_or_default()))
 }
 
@@ -719,7 +742,8 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
     });
     let c = Collector::new(entries(&targets), None, Some(on_done));
     deadlines::watch(&c, deadline);
-    send_all(shared, &targets, &c, args);
+    let reply_to = crate::process::control::my_control_mailbox();
+    send_all(shared, &targets, &c, args, reply_to);
     Ok(())
 }
 
