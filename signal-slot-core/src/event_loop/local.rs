@@ -430,14 +430,18 @@ impl LoopLocal {
         last: &mut Option<Rc<ObjectCell>>,
     ) {
         let outcome = self.run_request(&call, last);
-        crate::signal::request::send_reply(tag, outcome);
+        let encoder = match &outcome {
+            Ok(v) => v.encoder(),
+            Err(e) => Err(e.clone()),
+        };
+        crate::signal::request::send_reply(tag, encoder);
     }
 
     fn run_request(
         &self,
         call: &remote::Call<'_>,
         last: &mut Option<Rc<ObjectCell>>,
-    ) -> Result<(String, Vec<u8>), crate::signal::ReplyError> {
+    ) -> Result<crate::signal::reply::ReplyValue, crate::signal::ReplyError> {
         use crate::signal::ReplyError;
         let gone = ReplyError::Undelivered(DropReason::ReceiverGone);
         let cell = self.receiver_of(call.key, last).ok_or(gone.clone())?;
@@ -468,7 +472,7 @@ impl LoopLocal {
                 Err(ReplyError::Codec(e.to_string()))
             }
             Some(Ok(None)) => Err(ReplyError::NotAResponder),
-            Some(Ok(Some(v))) => v.encode().map(|(name, bytes)| (name.to_string(), bytes)),
+            Some(Ok(Some(v))) => Ok(v),
         }
     }
 

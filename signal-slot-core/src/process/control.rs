@@ -274,8 +274,8 @@ pub(crate) fn my_control_mailbox() -> Option<MailboxAddr> {
 }
 
 fn handle_record(rec: &[u8]) {
-    if let Some((&crate::signal::request::KIND_REPLY, body)) = rec.split_first() {
-        return crate::signal::request::on_reply_record(body);
+    if rec.first() == Some(&crate::signal::request::KIND_REPLY) {
+        return crate::signal::request::on_reply_record(rec);
     }
     let Some((&KIND_CONTROL, body)) = rec.split_first() else {
         log::error!("control mailbox: record of unknown kind skipped");

@@ -12,7 +12,7 @@
 //! with the process). One thread at a time reads it (the *drainer*); a second
 //! blocking requester parks and takes over when the first one leaves.
 
-use crate::sync::{lock, AtomicU32, Ordering};
+use crate::sync::{lock, AtomicU32, AtomicU64, Ordering};
 use crate::transport::doorbell::{wake_if_sleeping, Doorbell};
 use crate::transport::shm::mailbox::{self, MailboxAddr, MailboxConsumer};
 use crate::transport::shm::system;
@@ -20,8 +20,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// This process's reply mailbox, tagged with the process slot that claimed it
-/// (a forked child inherits its parent's value and claims its own).
+/// (a forked child inherits its parent's value and claims its own). Claims
+/// are serialized by the lock; [`CACHED`] is what the hot path reads.
 static MAILBOX: Mutex<Option<(u32, MailboxAddr)>> = Mutex::new(None);
+/// `generation << 32 | (process slot + 1) << 8 | index`, 0 before a claim.
+static CACHED: AtomicU64 = AtomicU64::new(0);
 /// The process slot + 1 of the thread reading the mailbox, 0 when none does.
 /// A child forked while its parent's drainer read sees another process's
 /// value here and treats the role as free.
@@ -38,9 +41,26 @@ const SPIN_YIELDS: u32 = 8;
 /// How long a requester that is not the drainer parks before trying again.
 const TAKE_OVER: Duration = Duration::from_millis(1);
 
+fn pack(p: u32, a: MailboxAddr) -> u64 {
+    u64::from(a.generation) << 32 | u64::from(p + 1) << 8 | u64::from(a.index)
+}
+
+/// The cached mailbox, if this process claimed it.
+fn cached() -> Option<MailboxAddr> {
+    let v = CACHED.load(Ordering::Acquire);
+    let p = ((v >> 8) & 0xff) as u32;
+    (p == system::my_proc() + 1).then_some(MailboxAddr {
+        index: (v & 0xff) as u32,
+        generation: (v >> 32) as u32,
+    })
+}
+
 /// The reply mailbox, claimed on first use; `None` if no mailbox is free
 /// (answers then come through the control mailbox).
 pub(crate) fn mailbox() -> Option<MailboxAddr> {
+    if let Some(a) = cached() {
+        return Some(a);
+    }
     let region = system::region()?;
     let me = system::my_proc();
     let mut m = lock(&MAILBOX);
@@ -51,16 +71,14 @@ pub(crate) fn mailbox() -> Option<MailboxAddr> {
     }
     let addr = mailbox::claim(region, me)?;
     *m = Some((me, addr));
+    CACHED.store(pack(me, addr), Ordering::Release);
     Some(addr)
 }
 
 /// Wakes the thread sleeping on the reply mailbox, if any (an answer from this
 /// process completed a request whose requester may sleep there).
 pub(crate) fn wake() {
-    let (Some(region), Some((p, addr))) = (system::region(), *lock(&MAILBOX)) else {
-        return;
-    };
-    if p == system::my_proc() {
+    if let (Some(region), Some(addr)) = (system::region(), cached()) {
         wake_if_sleeping(&region.mailbox_header(addr.index).bell, true);
     }
 }
@@ -88,13 +106,14 @@ impl Drop for Drainer {
     }
 }
 
-/// Waits until `done()`, the deadline, or forever-never: reads the reply
+/// Waits until `done()` or the deadline (the request started at `started`): reads the reply
 /// mailbox `addr` when no other thread does (handing each answer to
 /// [`on_reply_record`](crate::signal::request::on_reply_record)), and calls
 /// `tick` every `period` (to notice dead processes).
 pub(crate) fn wait(
     addr: MailboxAddr,
     done: &dyn Fn() -> bool,
+    started: Instant,
     deadline: Instant,
     period: Duration,
     tick: &dyn Fn(),
@@ -103,19 +122,21 @@ pub(crate) fn wait(
         return;
     };
     let consumer = MailboxConsumer::new(region, addr);
-    let bell = Doorbell::new();
-    bell.use_external(&region.mailbox_header(addr.index).bell);
+    // Made when first needed: most answers come while polling.
+    let mut bell: Option<Doorbell> = None;
     let mut copy = Vec::new();
+    // Drained while polling (flags stay up, see `MailboxConsumer::drain_polling`),
+    // settled before sleeping, as a loop does with its mailbox.
     let mut drain = |consumer: &MailboxConsumer| {
-        consumer.drain(
+        consumer.drain_polling(
             usize::MAX,
             |_, rec| {
                 // Parsed from a private copy: the peer could still write the shared bytes.
                 copy.clear();
                 copy.extend_from_slice(rec);
-                match copy.split_first() {
-                    Some((&crate::signal::request::KIND_REPLY, body)) => {
-                        crate::signal::request::on_reply_record(body)
+                match copy.first() {
+                    Some(&crate::signal::request::KIND_REPLY) => {
+                        crate::signal::request::on_reply_record(&copy)
                     }
                     _ => log::error!("reply mailbox: record of unknown kind skipped"),
                 }
@@ -123,22 +144,24 @@ pub(crate) fn wait(
             |from, why| log::error!("reply ring from process {from} corrupt: {why}"),
         )
     };
-    let mut next_tick = Instant::now() + period;
+    // The clock is read only once polling found nothing: an answer that comes
+    // while polling costs no clock read here.
+    let mut next_tick = started + period;
     let mut polls = 0u32;
     loop {
         if done() {
             return;
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return;
-        }
-        if now >= next_tick {
-            tick();
-            next_tick = now + period;
-            continue;
-        }
         let Some(_role) = Drainer::try_take() else {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            if now >= next_tick {
+                tick();
+                next_tick = now + period;
+                continue;
+            }
             std::thread::park_timeout((deadline - now).min(TAKE_OVER).min(next_tick - now));
             continue;
         };
@@ -150,12 +173,8 @@ pub(crate) fn wait(
             if done() {
                 return;
             }
-            let now = Instant::now();
-            if now >= deadline || now >= next_tick {
-                break;
-            }
             if polls < SPIN_POLLS + SPIN_YIELDS {
-                while polls < SPIN_POLLS + SPIN_YIELDS && !consumer.has_work() && !done() {
+                while polls < SPIN_POLLS + SPIN_YIELDS && !consumer.has_records() && !done() {
                     if polls < SPIN_POLLS {
                         std::hint::spin_loop();
                     } else {
@@ -165,8 +184,25 @@ pub(crate) fn wait(
                 }
                 continue;
             }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            if now >= next_tick {
+                tick();
+                next_tick = now + period;
+                continue;
+            }
+            if consumer.settle() {
+                continue;
+            }
             let nap = (deadline - now).min(next_tick - now);
-            bell.sleep(|| consumer.has_work() || done(), Some(nap));
+            bell.get_or_insert_with(|| {
+                let b = Doorbell::new();
+                b.use_external(&region.mailbox_header(addr.index).bell);
+                b
+            })
+            .sleep(|| consumer.has_work() || done(), Some(nap));
         }
     }
 }

@@ -33,7 +33,7 @@ enum Inner {
     Value {
         value: Box<dyn Any + Send>,
         type_name: &'static str,
-        encode: fn(&dyn Any, &mut Vec<u8>) -> Result<(), CodecError>,
+        codec: &'static Codec,
     },
     /// The slot's return type cannot travel (its name).
     Unanswerable(&'static str),
@@ -45,7 +45,7 @@ impl ReplyValue {
         ReplyValue(Inner::Value {
             value: Box::new(value),
             type_name: std::any::type_name::<T>(),
-            encode: encode_as::<T>,
+            codec: &CodecOf::<T>::CODEC,
         })
     }
 
@@ -64,31 +64,73 @@ impl ReplyValue {
         }
     }
 
-    /// The value encoded, with its type name (for a requester in another
-    /// process).
-    pub(crate) fn encode(&self) -> Result<(&'static str, Vec<u8>), ReplyError> {
+    /// For a requester in another process: the type name and an encoder of
+    /// the value (its size, then its bytes written into exactly that room).
+    pub(crate) fn encoder(&self) -> Result<Encoder<'_>, ReplyError> {
         match &self.0 {
             Inner::Value {
                 value,
                 type_name,
-                encode,
+                codec,
             } => {
-                let mut bytes = Vec::new();
-                encode(&**value, &mut bytes)
-                    .map(|()| (*type_name, bytes))
-                    .map_err(|e| ReplyError::Codec(format!("reply of type {type_name}: {e}")))
+                let size = (codec.size)(&**value)
+                    .map_err(|e| ReplyError::Codec(format!("reply of type {type_name}: {e}")))?;
+                Ok(Encoder {
+                    type_name,
+                    size,
+                    value: &**value,
+                    write: codec.write,
+                })
             }
             Inner::Unanswerable(t) => Err(ReplyError::NotAnswerable((*t).to_string())),
         }
     }
 }
 
-fn encode_as<T: Serialize + 'static>(v: &dyn Any, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    match v.downcast_ref::<T>() {
-        Some(v) => codec::encode_into(v, out),
-        // `ReplyValue::new` pairs the value with this function: unreachable.
-        None => Ok(()),
+/// How a reply's value encodes (one per type, shared by its replies).
+struct Codec {
+    size: fn(&dyn Any) -> Result<usize, CodecError>,
+    write: fn(&dyn Any, &mut [u8]) -> bool,
+}
+
+/// A reply value ready to be written into a record.
+pub(crate) struct Encoder<'a> {
+    pub(crate) type_name: &'static str,
+    /// Bytes the encoding takes.
+    pub(crate) size: usize,
+    value: &'a dyn Any,
+    write: fn(&dyn Any, &mut [u8]) -> bool,
+}
+
+impl Encoder<'_> {
+    /// Writes the encoding into `buf`, exactly [`size`](Self::size) bytes;
+    /// false if it did not fill them.
+    pub(crate) fn write(&self, buf: &mut [u8]) -> bool {
+        (self.write)(self.value, buf)
     }
+}
+
+/// The [`Codec`] of `T`, as a constant the reference to which lives forever.
+struct CodecOf<T>(std::marker::PhantomData<T>);
+
+impl<T: Serialize + 'static> CodecOf<T> {
+    const CODEC: Codec = Codec {
+        size: size_as::<T>,
+        write: write_as::<T>,
+    };
+}
+
+fn size_as<T: Serialize + 'static>(v: &dyn Any) -> Result<usize, CodecError> {
+    match v.downcast_ref::<T>() {
+        Some(v) => codec::encoded_size(v),
+        // `ReplyValue::new` pairs the value with this function: unreachable.
+        None => Ok(0),
+    }
+}
+
+fn write_as<T: Serialize + 'static>(v: &dyn Any, buf: &mut [u8]) -> bool {
+    v.downcast_ref::<T>()
+        .is_some_and(|v| codec::encode_exact(v, buf))
 }
 
 /// Wraps a slot's return value so the generated code can ask, by autoref
@@ -162,11 +204,13 @@ mod tests {
         assert_eq!(name, "u64");
         let r = (&&ReplyProbe::new(std::rc::Rc::new(1u8))).__reply();
         assert!(r.into_parts().is_err());
-        let (name, bytes) = (&&ReplyProbe::new(String::from("x")))
-            .__reply()
-            .encode()
-            .expect("encodes");
-        assert_eq!(name, std::any::type_name::<String>());
+        let reply = (&&ReplyProbe::new(String::from("x"))).__reply();
+        let Ok(e) = reply.encoder() else {
+            panic!("a String encodes")
+        };
+        assert_eq!(e.type_name, std::any::type_name::<String>());
+        let mut bytes = vec![0; e.size];
+        assert!(e.write(&mut bytes));
         assert_eq!(codec::decode::<String>(&bytes).ok().as_deref(), Some("x"));
     }
 }

@@ -16,7 +16,7 @@
 
 use crate::error::DropReason;
 use crate::object::ObjectId;
-use crate::signal::reply::{ReplyFn, ReplyValue};
+use crate::signal::reply::{Encoder, ReplyFn, ReplyValue};
 use crate::signal::{Meta, SignalArgs, SignalShared, SlotRef, SlotTarget, Target};
 use crate::sync::{lock, AtomicBool, AtomicU64, Ordering};
 use crate::transport::codec;
@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Responder {
     receiver: ObjectId,
-    slot: String,
+    slot: std::borrow::Cow<'static, str>,
     loop_name: String,
 }
 
@@ -260,21 +260,20 @@ impl RequestTag {
     }
 }
 
-/// An answer as it travels back to the requesting process.
-#[derive(Debug, Serialize, Deserialize)]
-struct ReplyWire {
-    id: u64,
-    index: u32,
-    /// The reply's type name and its encoding.
-    outcome: Result<(String, Vec<u8>), ReplyError>,
-}
+/// A reply record: `[kind=3][request id u64][receiver index u32][status u8]`,
+/// then for status 0 (an answer) `[type name length u16][type name][value]`,
+/// for status 1 the [`ReplyError`]; integers little-endian, value and error
+/// postcard. Written straight into the requester's ring.
+const REPLY_HEADER: usize = 1 + 8 + 4 + 1;
+const STATUS_VALUE: u8 = 0;
+const STATUS_ERROR: u8 = 1;
 
 /// What became of one receiver.
 pub(crate) enum Outcome {
     /// Answered in this process.
     Local(Box<dyn Any + Send>, &'static str),
-    /// Answered from another process: type name and encoding.
-    Remote(String, Vec<u8>),
+    /// Answered from another process with the requested type: its encoding.
+    Remote(Vec<u8>),
     Failed(ReplyError),
     /// Its process died before answering: reported missing.
     Gone,
@@ -299,6 +298,8 @@ struct Gather {
 /// process and (through the control thread) from other processes.
 pub(crate) struct Collector {
     id: u64,
+    /// The type name of the requested reply type.
+    expected: &'static str,
     /// Receivers without an outcome yet (read without the lock by a waiter).
     remaining: AtomicUsize,
     /// A framework lock: held for short updates only, never while waiting.
@@ -310,13 +311,35 @@ pub(crate) struct Collector {
 }
 
 /// Requests with a receiver in another process, by id, for their replies.
-static IN_FLIGHT: LazyLock<Mutex<HashMap<u64, Weak<Collector>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(|| Mutex::new(HashMap::default()));
+
+type InFlight = HashMap<u64, Weak<Collector>, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Hashes request ids (unique, made by a counter) with one multiplication.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 impl Collector {
     fn new(
+        expected: &'static str,
         entries: Vec<Entry>,
         waiter: Option<std::thread::Thread>,
         on_done: Option<OnDone>,
@@ -325,6 +348,7 @@ impl Collector {
         let c = Arc::new(Collector {
             id: u64::from(system::my_incarnation()) << 48
                 | NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
+            expected,
             remaining: AtomicUsize::new(entries.len()),
             gather: Mutex::new(Gather {
                 entries,
@@ -505,7 +529,7 @@ fn entries<A: SignalArgs>(targets: &[SlotTarget<A>]) -> Vec<Entry> {
         .map(|t| Entry {
             responder: Responder {
                 receiver: t.recv.id.clone(),
-                slot: t.name.to_string(),
+                slot: std::borrow::Cow::Borrowed(t.name),
                 loop_name: t.recv.lp.name.clone(),
             },
             proc: t.recv.lp.is_remote().then(|| t.recv.lp.owner()),
@@ -526,21 +550,25 @@ fn send_all<A: SignalArgs>(
     args: A,
     reply_to: Option<MailboxAddr>,
 ) {
-    let meta = shared.request_meta();
+    // Built only when a receiver needs it (a local one, or one taking `&Meta`).
+    let needs_meta = targets
+        .iter()
+        .any(|t| t.wants_meta || !t.recv.lp.is_remote());
+    let meta = needs_meta.then(|| shared.request_meta());
     let Some((last, rest)) = targets.split_last() else {
         return;
     };
     for (i, t) in rest.iter().enumerate() {
-        send_one(i, t, args.clone(), &meta, c, reply_to);
+        send_one(i, t, args.clone(), meta.as_ref(), c, reply_to);
     }
-    send_one(rest.len(), last, args, &meta, c, reply_to);
+    send_one(rest.len(), last, args, meta.as_ref(), c, reply_to);
 }
 
 fn send_one<A: SignalArgs>(
     index: usize,
     t: &SlotTarget<A>,
     args: A,
-    meta: &Meta,
+    meta: Option<&Meta>,
     c: &Arc<Collector>,
     reply_to: Option<MailboxAddr>,
 ) {
@@ -555,7 +583,7 @@ fn send_one<A: SignalArgs>(
             requester: system::my_proc(),
             reply_to,
         };
-        let meta = t.wants_meta.then_some(meta);
+        let meta = meta.filter(|_| t.wants_meta);
         if let Err(reason) = crate::event_loop::deliver_request(t, &args, meta, tag) {
             failed(ReplyError::Undelivered(reason));
         }
@@ -575,7 +603,8 @@ fn send_one<A: SignalArgs>(
         reply: *reply,
         started: AtomicBool::new(false),
     });
-    let meta = Arc::new(meta.clone().with_request(RequestRef(call.clone())));
+    let meta = meta.cloned().unwrap_or_else(Meta::empty);
+    let meta = Arc::new(meta.with_request(RequestRef(call.clone())));
     let queued = SlotTarget {
         call: answer::<A>,
         kind: crate::signal::ConnectionKind::Queued,
@@ -610,12 +639,8 @@ fn responses<R: SignalArgs>(entries: Vec<Entry>) -> Responses<R> {
                 continue;
             }
             Some(Outcome::Local(v, got)) => v.downcast::<R>().map(|v| *v).map_err(|_| wrong(got)),
-            Some(Outcome::Remote(got, bytes)) => {
-                if got == expected {
-                    codec::decode::<R>(&bytes).map_err(|e| ReplyError::Codec(e.to_string()))
-                } else {
-                    Err(wrong(&got))
-                }
+            Some(Outcome::Remote(bytes)) => {
+                codec::decode::<R>(&bytes).map_err(|e| ReplyError::Codec(e.to_string()))
             }
             Some(Outcome::Failed(error)) => Err(error),
         };
@@ -646,7 +671,8 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     args: A,
     timeout: Duration,
 ) -> Result<Responses<R>, RequestError> {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let targets = targets(shared);
     if targets.is_empty() {
         return Err(RequestError::NoResponders {
@@ -662,7 +688,12 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
             });
         }
     }
-    let c = Collector::new(entries(&targets), Some(std::thread::current()), None);
+    let c = Collector::new(
+        std::any::type_name::<R>(),
+        entries(&targets),
+        Some(std::thread::current()),
+        None,
+    );
     // Answers from other processes come to the reply mailbox, read by the
     // waiting thread (or, if no mailbox is free, to the control thread's).
     let replies = if c.remote {
@@ -676,6 +707,7 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
         Some(addr) => crate::process::replies::wait(
             addr,
             &|| c.remaining.load(Ordering::Acquire) == 0,
+            started,
             deadline,
             LIVENESS_PERIOD,
             &|| c.check_processes(),
@@ -740,7 +772,12 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
             log::error!("answers of a request not delivered to {slot:?}: {e}");
         }
     });
-    let c = Collector::new(entries(&targets), None, Some(on_done));
+    let c = Collector::new(
+        std::any::type_name::<R>(),
+        entries(&targets),
+        None,
+        Some(on_done),
+    );
     deadlines::watch(&c, deadline);
     let reply_to = crate::process::control::my_control_mailbox();
     send_all(shared, &targets, &c, args, reply_to);
@@ -847,22 +884,48 @@ mod deadlines {
 }
 
 /// Sends the answer to a request from process `tag.requester` (called by the
-/// loop that ran the slot). Gives up when the requester is gone or its
-/// mailbox stays full: the requester then reports the receiver missing.
-pub(crate) fn send_reply(tag: RequestTag, outcome: Result<(String, Vec<u8>), ReplyError>) {
+/// loop that ran the slot), encoded straight into the requester's ring. Gives
+/// up when the requester is gone or its mailbox stays full: the requester
+/// then reports the receiver missing.
+pub(crate) fn send_reply(tag: RequestTag, outcome: Result<Encoder<'_>, ReplyError>) {
     let Some(region) = system::region() else {
         return;
     };
-    let mut body = vec![KIND_REPLY];
-    let wire = ReplyWire {
-        id: tag.id,
-        index: tag.index,
-        outcome,
+    let mut error = Vec::new();
+    let (status, len) = match &outcome {
+        Ok(e) => {
+            let name = e.type_name.len().min(usize::from(u16::MAX));
+            (STATUS_VALUE, REPLY_HEADER + 2 + name + e.size)
+        }
+        Err(e) => {
+            if let Err(c) = codec::encode_into(e, &mut error) {
+                log::error!("reply to request {:#x} not encodable: {c}", tag.id);
+                return;
+            }
+            (STATUS_ERROR, REPLY_HEADER + error.len())
+        }
     };
-    if let Err(e) = codec::encode_into(&wire, &mut body) {
-        log::error!("reply to request {:#x} not encodable: {e}", tag.id);
-        return;
-    }
+    let fill = |b: &mut [u8]| {
+        b[0] = KIND_REPLY;
+        b[1..9].copy_from_slice(&tag.id.to_le_bytes());
+        b[9..13].copy_from_slice(&tag.index.to_le_bytes());
+        b[13] = status;
+        match &outcome {
+            Ok(e) => {
+                let name = &e.type_name.as_bytes()[..e.type_name.len().min(usize::from(u16::MAX))];
+                let at = REPLY_HEADER + 2 + name.len();
+                // Bounded by u16::MAX above.
+                b[REPLY_HEADER..REPLY_HEADER + 2]
+                    .copy_from_slice(&(name.len() as u16).to_le_bytes());
+                b[REPLY_HEADER + 2..at].copy_from_slice(name);
+                e.write(&mut b[at..])
+            }
+            Err(_) => {
+                b[REPLY_HEADER..].copy_from_slice(&error);
+                true
+            }
+        }
+    };
     let end = Instant::now() + Duration::from_secs(1);
     loop {
         let live = system::proc_alive(region, tag.requester)
@@ -874,13 +937,7 @@ pub(crate) fn send_reply(tag: RequestTag, outcome: Result<(String, Vec<u8>), Rep
         if !live {
             return;
         }
-        match mailbox::send(
-            region,
-            tag.reply_to.index,
-            system::my_proc(),
-            body.len(),
-            |b| b.copy_from_slice(&body),
-        ) {
+        match mailbox::send_with(region, tag.reply_to.index, system::my_proc(), len, fill) {
             Ok(()) => return,
             Err(RingError::Full) if Instant::now() < end => {
                 std::thread::sleep(Duration::from_micros(200));
@@ -897,22 +954,41 @@ pub(crate) fn send_reply(tag: RequestTag, outcome: Result<(String, Vec<u8>), Rep
     }
 }
 
-/// Handles a reply record (its first byte, [`KIND_REPLY`], removed).
-pub(crate) fn on_reply_record(body: &[u8]) {
-    let wire: ReplyWire = match codec::decode(body) {
-        Ok(w) => w,
-        Err(e) => {
-            log::error!("undecodable reply record skipped: {e}");
-            return;
-        }
+/// Handles a reply record (with its first byte, [`KIND_REPLY`]).
+pub(crate) fn on_reply_record(rec: &[u8]) {
+    let Some(head) = rec.get(..REPLY_HEADER) else {
+        log::error!("reply record shorter than its header skipped");
+        return;
     };
-    let c = lock(&IN_FLIGHT).get(&wire.id).and_then(Weak::upgrade);
+    let mut id = [0; 8];
+    id.copy_from_slice(&head[1..9]);
+    let id = u64::from_le_bytes(id);
+    let index = u32::from_le_bytes([head[9], head[10], head[11], head[12]]) as usize;
+    let rest = &rec[REPLY_HEADER..];
+    let c = lock(&IN_FLIGHT).get(&id).and_then(Weak::upgrade);
     let Some(c) = c else {
         return; // finished meanwhile (timed out)
     };
-    let outcome = match wire.outcome {
-        Ok((type_name, bytes)) => Outcome::Remote(type_name, bytes),
-        Err(e) => Outcome::Failed(e),
+    let outcome = match head[13] {
+        STATUS_VALUE => {
+            let parsed = rest.get(..2).and_then(|l| {
+                let n = usize::from(u16::from_le_bytes([l[0], l[1]]));
+                let name = std::str::from_utf8(rest.get(2..2 + n)?).ok()?;
+                Some((name, &rest[2 + n..]))
+            });
+            match parsed {
+                Some((name, bytes)) if name == c.expected => Outcome::Remote(bytes.to_vec()),
+                Some((name, _)) => Outcome::Failed(ReplyError::WrongType {
+                    expected: c.expected.to_string(),
+                    got: name.to_string(),
+                }),
+                None => Outcome::Failed(ReplyError::Codec("malformed reply".into())),
+            }
+        }
+        _ => match codec::decode::<ReplyError>(rest) {
+            Ok(e) => Outcome::Failed(e),
+            Err(e) => Outcome::Failed(ReplyError::Codec(e.to_string())),
+        },
     };
-    c.complete(wire.index as usize, outcome);
+    c.complete(index, outcome);
 }
