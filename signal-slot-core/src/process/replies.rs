@@ -106,12 +106,13 @@ impl Drop for Drainer {
     }
 }
 
-/// Waits until `done()` or the deadline (the request started at `started`): reads the reply
-/// mailbox `addr` when no other thread does (handing each answer to
-/// [`on_reply_record`](crate::signal::request::on_reply_record)), and calls
+/// Waits until `done()` or the deadline (the request started at `started`):
+/// reads the reply mailbox `addr` when no other thread does, handing each
+/// answer (to this thread's request or another's) to `on_record`, and calls
 /// `tick` every `period` (to notice dead processes).
 pub(crate) fn wait(
     addr: MailboxAddr,
+    on_record: &mut dyn FnMut(&[u8]),
     done: &dyn Fn() -> bool,
     started: Instant,
     deadline: Instant,
@@ -135,9 +136,7 @@ pub(crate) fn wait(
                 copy.clear();
                 copy.extend_from_slice(rec);
                 match copy.first() {
-                    Some(&crate::signal::request::KIND_REPLY) => {
-                        crate::signal::request::on_reply_record(&copy)
-                    }
+                    Some(&crate::signal::request::KIND_REPLY) => on_record(&copy),
                     _ => log::error!("reply mailbox: record of unknown kind skipped"),
                 }
             },

@@ -266,6 +266,9 @@ impl RequestTag {
 /// postcard. Written straight into the requester's ring.
 const REPLY_HEADER: usize = 1 + 8 + 4 + 1;
 const STATUS_VALUE: u8 = 0;
+/// How long an answer waits for room in a full reply mailbox before it is
+/// given up (the requester then reports the receiver missing).
+const REPLY_WAIT: Duration = Duration::from_secs(1);
 const STATUS_ERROR: u8 = 1;
 
 /// What became of one receiver.
@@ -366,6 +369,12 @@ impl Collector {
 
     /// Records receiver `index`'s outcome (the first one counts).
     pub(crate) fn complete(&self, index: usize, outcome: Outcome) {
+        self.complete_from(index, outcome, false);
+    }
+
+    /// `by_waiter`: the blocked requester itself records it (it read the
+    /// answer from its reply mailbox), so it needs no waking.
+    fn complete_from(&self, index: usize, outcome: Outcome, by_waiter: bool) {
         let done = {
             let mut g = lock(&self.gather);
             if g.finished {
@@ -381,7 +390,7 @@ impl Collector {
                 None
             }
         };
-        if let Some(t) = &self.waiter {
+        if let Some(t) = self.waiter.as_ref().filter(|_| !by_waiter) {
             if self.remaining.load(Ordering::Acquire) == 0 {
                 t.unpark();
                 if self.remote {
@@ -513,17 +522,16 @@ fn local_outcome(v: ReplyValue) -> Outcome {
 }
 
 /// The slot connections of `shared` now.
-fn targets<A: SignalArgs>(shared: &SignalShared<A>) -> Vec<SlotTarget<A>> {
-    let (_, list) = shared.snapshot();
+fn targets<A: SignalArgs>(list: &[crate::signal::Conn<A>]) -> Vec<&SlotTarget<A>> {
     list.iter()
         .filter_map(|c| match &c.target {
-            Target::Slot(t) => Some(t.clone()),
+            Target::Slot(t) => Some(t),
             Target::Signal { .. } | Target::Message(_) => None,
         })
         .collect()
 }
 
-fn entries<A: SignalArgs>(targets: &[SlotTarget<A>]) -> Vec<Entry> {
+fn entries<A: SignalArgs>(targets: &[&SlotTarget<A>]) -> Vec<Entry> {
     targets
         .iter()
         .map(|t| Entry {
@@ -545,7 +553,7 @@ fn describe<A: SignalArgs>(shared: &SignalShared<A>) -> String {
 /// Sends the request to every target; answers arrive in `c`.
 fn send_all<A: SignalArgs>(
     shared: &SignalShared<A>,
-    targets: &[SlotTarget<A>],
+    targets: &[&SlotTarget<A>],
     c: &Arc<Collector>,
     args: A,
     reply_to: Option<MailboxAddr>,
@@ -673,7 +681,8 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
 ) -> Result<Responses<R>, RequestError> {
     let started = Instant::now();
     let deadline = started + timeout;
-    let targets = targets(shared);
+    let (_, list) = shared.snapshot();
+    let targets = targets(&list);
     if targets.is_empty() {
         return Err(RequestError::NoResponders {
             signal: describe(shared),
@@ -706,6 +715,7 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     match replies {
         Some(addr) => crate::process::replies::wait(
             addr,
+            &mut |rec| on_reply_record_for(rec, Some(&c)),
             &|| c.remaining.load(Ordering::Acquire) == 0,
             started,
             deadline,
@@ -760,7 +770,8 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
     slot: &SlotRef<(Responses<R>,)>,
 ) -> Result<(), RequestError> {
     let deadline = Instant::now() + timeout;
-    let targets = targets(shared);
+    let (_, list) = shared.snapshot();
+    let targets = targets(&list);
     if targets.is_empty() {
         return Err(RequestError::NoResponders {
             signal: describe(shared),
@@ -926,7 +937,7 @@ pub(crate) fn send_reply(tag: RequestTag, outcome: Result<Encoder<'_>, ReplyErro
             }
         }
     };
-    let end = Instant::now() + Duration::from_secs(1);
+    let mut end = None;
     loop {
         let live = system::proc_alive(region, tag.requester)
             && region
@@ -939,7 +950,9 @@ pub(crate) fn send_reply(tag: RequestTag, outcome: Result<Encoder<'_>, ReplyErro
         }
         match mailbox::send_with(region, tag.reply_to.index, system::my_proc(), len, fill) {
             Ok(()) => return,
-            Err(RingError::Full) if Instant::now() < end => {
+            Err(RingError::Full)
+                if Instant::now() < *end.get_or_insert_with(|| Instant::now() + REPLY_WAIT) =>
+            {
                 std::thread::sleep(Duration::from_micros(200));
             }
             Err(e) => {
@@ -956,6 +969,12 @@ pub(crate) fn send_reply(tag: RequestTag, outcome: Result<Encoder<'_>, ReplyErro
 
 /// Handles a reply record (with its first byte, [`KIND_REPLY`]).
 pub(crate) fn on_reply_record(rec: &[u8]) {
+    on_reply_record_for(rec, None);
+}
+
+/// Handles a reply record read by the requester blocked on `own` (an answer
+/// to `own` needs no look-up and no wake-up).
+fn on_reply_record_for(rec: &[u8], own: Option<&Arc<Collector>>) {
     let Some(head) = rec.get(..REPLY_HEADER) else {
         log::error!("reply record shorter than its header skipped");
         return;
@@ -965,7 +984,11 @@ pub(crate) fn on_reply_record(rec: &[u8]) {
     let id = u64::from_le_bytes(id);
     let index = u32::from_le_bytes([head[9], head[10], head[11], head[12]]) as usize;
     let rest = &rec[REPLY_HEADER..];
-    let c = lock(&IN_FLIGHT).get(&id).and_then(Weak::upgrade);
+    let by_waiter = own.is_some_and(|c| c.id == id);
+    let c = match own {
+        Some(c) if by_waiter => Some(c.clone()),
+        _ => lock(&IN_FLIGHT).get(&id).and_then(Weak::upgrade),
+    };
     let Some(c) = c else {
         return; // finished meanwhile (timed out)
     };
@@ -990,5 +1013,5 @@ pub(crate) fn on_reply_record(rec: &[u8]) {
             Err(e) => Outcome::Failed(ReplyError::Codec(e.to_string())),
         },
     };
-    c.complete(index, outcome);
+    c.complete_from(index, outcome, by_waiter);
 }
