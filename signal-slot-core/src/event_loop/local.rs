@@ -434,7 +434,11 @@ impl LoopLocal {
             Ok(v) => v.encoder(),
             Err(e) => Err(e.clone()),
         };
-        crate::signal::request::send_reply(tag, encoder);
+        if let Err(reason) = crate::signal::request::send_reply(tag, encoder) {
+            // The answer was dropped (the requester died or its mailbox stayed
+            // full): counted here, reported missing there.
+            self.shared.counters.dropped(reason, &self.shared.name);
+        }
     }
 
     fn run_request(

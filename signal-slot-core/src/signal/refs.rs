@@ -475,7 +475,20 @@ impl<A: SignalArgs> SlotRef<A> {
     /// lp.exec().unwrap();
     /// ```
     pub fn invoke(&self, args: A) -> Result<(), EmitError> {
-        let t = self.target(&ConnectOptions::new().kind(ConnectionKind::Queued));
+        self.invoke_with(args, crate::signal::Overflow::default())
+    }
+
+    /// [`invoke`](Self::invoke) with the given full-inbox policy.
+    pub(crate) fn invoke_with(
+        &self,
+        args: A,
+        overflow: crate::signal::Overflow,
+    ) -> Result<(), EmitError> {
+        let t = self.target(
+            &ConnectOptions::new()
+                .kind(ConnectionKind::Queued)
+                .overflow(overflow),
+        );
         let (meta, mut report) = (None, Vec::new());
         if let Err(reason) = crate::event_loop::deliver(&t, args, meta) {
             report.push(crate::error::Undelivered {

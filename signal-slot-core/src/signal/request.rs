@@ -267,8 +267,10 @@ impl RequestTag {
 const REPLY_HEADER: usize = 1 + 8 + 4 + 1;
 const STATUS_VALUE: u8 = 0;
 /// How long an answer waits for room in a full reply mailbox before it is
-/// given up (the requester then reports the receiver missing).
-const REPLY_WAIT: Duration = Duration::from_secs(1);
+/// dropped (counted by the answering loop; the requester then reports the
+/// receiver missing). Short: the answering loop waits meanwhile, and a full
+/// reply mailbox usually holds answers nobody waits for any more.
+const REPLY_WAIT: Duration = Duration::from_millis(10);
 const STATUS_ERROR: u8 = 1;
 
 /// What became of one receiver.
@@ -778,8 +780,12 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
         });
     }
     let slot = slot.clone();
+    // Run by whichever thread completes the request (a loop thread, the
+    // control thread, the deadline thread): it must not wait, so a full inbox
+    // drops the answers at once (counted by the receiving loop, and logged).
     let on_done: OnDone = Box::new(move |entries| {
-        if let Err(e) = slot.invoke((responses::<R>(entries),)) {
+        let answers = (responses::<R>(entries),);
+        if let Err(e) = slot.invoke_with(answers, crate::signal::Overflow::Fail) {
             log::error!("answers of a request not delivered to {slot:?}: {e}");
         }
     });
@@ -898,9 +904,12 @@ mod deadlines {
 /// loop that ran the slot), encoded straight into the requester's ring. Gives
 /// up when the requester is gone or its mailbox stays full: the requester
 /// then reports the receiver missing.
-pub(crate) fn send_reply(tag: RequestTag, outcome: Result<Encoder<'_>, ReplyError>) {
+pub(crate) fn send_reply(
+    tag: RequestTag,
+    outcome: Result<Encoder<'_>, ReplyError>,
+) -> Result<(), DropReason> {
     let Some(region) = system::region() else {
-        return;
+        return Err(DropReason::ReceiverGone);
     };
     let mut error = Vec::new();
     let (status, len) = match &outcome {
@@ -911,7 +920,7 @@ pub(crate) fn send_reply(tag: RequestTag, outcome: Result<Encoder<'_>, ReplyErro
         Err(e) => {
             if let Err(c) = codec::encode_into(e, &mut error) {
                 log::error!("reply to request {:#x} not encodable: {c}", tag.id);
-                return;
+                return Err(DropReason::Encode);
             }
             (STATUS_ERROR, REPLY_HEADER + error.len())
         }
@@ -946,10 +955,10 @@ pub(crate) fn send_reply(tag: RequestTag, outcome: Result<Encoder<'_>, ReplyErro
                 .load(Ordering::Acquire)
                 == tag.reply_to.generation;
         if !live {
-            return;
+            return Err(DropReason::ReceiverGone);
         }
         match mailbox::send_with(region, tag.reply_to.index, system::my_proc(), len, fill) {
-            Ok(()) => return,
+            Ok(()) => return Ok(()),
             Err(RingError::Full)
                 if Instant::now() < *end.get_or_insert_with(|| Instant::now() + REPLY_WAIT) =>
             {
@@ -961,7 +970,12 @@ pub(crate) fn send_reply(tag: RequestTag, outcome: Result<Encoder<'_>, ReplyErro
                     tag.id,
                     tag.requester
                 );
-                return;
+                return Err(match e {
+                    RingError::Full => DropReason::QueueFull,
+                    RingError::TooLarge => DropReason::TooLarge,
+                    RingError::Unfilled => DropReason::Encode,
+                    RingError::Corrupt(_) => DropReason::ReceiverGone,
+                });
             }
         }
     }
