@@ -723,6 +723,23 @@ fn requests_to_slots_in_a_child() {
         assert_eq!(r.answers()[0].responder.receiver(), a.id());
         assert_eq!(r.answers()[0].responder.loop_name(), "answering");
     }
+    // Several threads asking at once: one reads the answers of all, then
+    // hands over when its own request is done.
+    let askers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let q = asker.question();
+            std::thread::spawn(move || {
+                for n in 0..300 {
+                    let v = t * 1000 + n;
+                    let r = q.request::<u64>((v,), DEADLINE).unwrap();
+                    assert_eq!(r.values().copied().collect::<Vec<_>>(), [v * 2, v * 2]);
+                }
+            })
+        })
+        .collect();
+    for a in askers {
+        a.join().unwrap();
+    }
     // Another type than the slot returns: a failure, never a value.
     let r = asker.question().request::<i32>((1,), DEADLINE).unwrap();
     assert_eq!(r.failures().len(), 2, "{r:?}");
