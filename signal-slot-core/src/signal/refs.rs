@@ -232,14 +232,14 @@ impl<A: SignalArgs> SignalRef<A> {
     /// an [`Answer`](crate::Answer) if its type is `R`. The call returns when
     /// every receiver answered, or at the timeout: the receivers that did not
     /// answer by then, or whose process died meanwhile (noticed within a few
-    /// milliseconds), are in [`Responses::missing`]; answers that are not
+    /// milliseconds), are in [`Responses::missing`](crate::Responses::missing); answers that are not
     /// usable (the slot panicked or returns another type than `R`, the call
-    /// could not be queued) are in [`Responses::failures`], never a wrong
+    /// could not be queued) are in [`Responses::failures`](crate::Responses::failures), never a wrong
     /// value. A slot that returns nothing answers `()`.
     ///
     /// Errors, at once and before anything is sent:
-    /// [`RequestError::NoResponders`] when no slot is connected;
-    /// [`RequestError::OwnLoop`] when a receiver lives on the loop the calling
+    /// [`RequestError::NoResponders`](crate::RequestError::NoResponders) when no slot is connected;
+    /// [`RequestError::OwnLoop`](crate::RequestError::OwnLoop) when a receiver lives on the loop the calling
     /// thread runs (it would wait on itself; use
     /// [`request_to`](Self::request_to) there). From a slot, requests to other
     /// loops are allowed; the calling loop then runs nothing else until the
@@ -304,7 +304,7 @@ impl<A: SignalArgs> SignalRef<A> {
     /// slot returns). The timeout is kept by a framework thread of this
     /// process.
     ///
-    /// Errors at once with [`RequestError::NoResponders`] when no slot is
+    /// Errors at once with [`RequestError::NoResponders`](crate::RequestError::NoResponders) when no slot is
     /// connected (`slot` is then not called).
     ///
     /// ```

@@ -32,6 +32,41 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// One receiver a request was sent to.
+///
+/// ```
+/// use signal_slot::prelude::*;
+/// use signal_slot::{ReplyError, RequestError};
+/// use std::time::Duration;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Asker {
+///     #[signal]
+///     question: Signal<(u64,)>,
+/// }
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Square {}
+///
+/// #[slots]
+/// impl Square {
+///     fn square(&mut self, n: u64) -> u64 {
+///         n * n
+///     }
+/// }
+///
+/// let worker = EventLoopThread::new("responder-doc-worker");
+/// let sq = worker.event_loop().add("square-responder-doc", Square::default()).unwrap();
+/// let lp = EventLoop::new("responder-doc");
+/// let asker = lp.add("asker-responder-doc", Asker::default()).unwrap();
+/// let t = Duration::from_secs(10);
+/// asker.question().connect(&sq.square()).unwrap();
+/// worker.start().unwrap();
+/// for a in asker.question().request::<u64>((3,), t).unwrap().answers() {
+///     let who = &a.responder;
+///     assert_eq!((who.receiver().as_str(), who.slot(), a.value), ("square-responder-doc", "square", 9));
+///     assert_eq!(who.loop_name(), "responder-doc-worker");
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Responder {
     receiver: ObjectId,
@@ -69,6 +104,40 @@ impl fmt::Display for Responder {
 /// Why one receiver answered nothing usable (it did answer, or could not be
 /// asked; a receiver that did not answer in time is in
 /// [`Responses::missing`] instead).
+///
+/// ```
+/// use signal_slot::prelude::*;
+/// use signal_slot::{ReplyError, RequestError};
+/// use std::time::Duration;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Asker {
+///     #[signal]
+///     question: Signal<(u64,)>,
+/// }
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Square {}
+///
+/// #[slots]
+/// impl Square {
+///     fn square(&mut self, n: u64) -> u64 {
+///         n * n
+///     }
+/// }
+///
+/// let worker = EventLoopThread::new("reply-error-doc-worker");
+/// let sq = worker.event_loop().add("square-reply-error-doc", Square::default()).unwrap();
+/// let lp = EventLoop::new("reply-error-doc");
+/// let asker = lp.add("asker-reply-error-doc", Asker::default()).unwrap();
+/// let t = Duration::from_secs(10);
+/// asker.question().connect(&sq.square()).unwrap();
+/// worker.start().unwrap();
+/// let r = asker.question().request::<String>((3,), t).unwrap();
+/// let f = &r.failures()[0];
+/// assert_eq!(f.responder.slot(), "square");
+/// assert!(matches!(&f.error, ReplyError::WrongType { got, .. } if got == "u64"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ReplyError {
     /// The slot panicked (caught and counted by its loop as usual).
@@ -99,6 +168,41 @@ pub enum ReplyError {
 }
 
 /// One answer: who gave it and the value its slot returned.
+///
+/// ```
+/// use signal_slot::prelude::*;
+/// use signal_slot::{ReplyError, RequestError};
+/// use std::time::Duration;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Asker {
+///     #[signal]
+///     question: Signal<(u64,)>,
+/// }
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Square {}
+///
+/// #[slots]
+/// impl Square {
+///     fn square(&mut self, n: u64) -> u64 {
+///         n * n
+///     }
+/// }
+///
+/// let worker = EventLoopThread::new("answer-doc-worker");
+/// let sq = worker.event_loop().add("square-answer-doc", Square::default()).unwrap();
+/// let lp = EventLoop::new("answer-doc");
+/// let asker = lp.add("asker-answer-doc", Asker::default()).unwrap();
+/// let t = Duration::from_secs(10);
+/// asker.question().connect(&sq.square()).unwrap();
+/// worker.start().unwrap();
+/// for a in asker.question().request::<u64>((3,), t).unwrap().answers() {
+///     let who = &a.responder;
+///     assert_eq!((who.receiver().as_str(), who.slot(), a.value), ("square-answer-doc", "square", 9));
+///     assert_eq!(who.loop_name(), "answer-doc-worker");
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer<R> {
     /// Who answered.
@@ -108,6 +212,40 @@ pub struct Answer<R> {
 }
 
 /// One receiver whose answer is not usable, and why.
+///
+/// ```
+/// use signal_slot::prelude::*;
+/// use signal_slot::{ReplyError, RequestError};
+/// use std::time::Duration;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Asker {
+///     #[signal]
+///     question: Signal<(u64,)>,
+/// }
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Square {}
+///
+/// #[slots]
+/// impl Square {
+///     fn square(&mut self, n: u64) -> u64 {
+///         n * n
+///     }
+/// }
+///
+/// let worker = EventLoopThread::new("failure-doc-worker");
+/// let sq = worker.event_loop().add("square-failure-doc", Square::default()).unwrap();
+/// let lp = EventLoop::new("failure-doc");
+/// let asker = lp.add("asker-failure-doc", Asker::default()).unwrap();
+/// let t = Duration::from_secs(10);
+/// asker.question().connect(&sq.square()).unwrap();
+/// worker.start().unwrap();
+/// let r = asker.question().request::<String>((3,), t).unwrap();
+/// let f = &r.failures()[0];
+/// assert_eq!(f.responder.slot(), "square");
+/// assert!(matches!(&f.error, ReplyError::WrongType { got, .. } if got == "u64"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// Who.
@@ -193,6 +331,39 @@ impl<R> Responses<R> {
 }
 
 /// Why a request was not made.
+///
+/// ```
+/// use signal_slot::prelude::*;
+/// use signal_slot::{ReplyError, RequestError};
+/// use std::time::Duration;
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Asker {
+///     #[signal]
+///     question: Signal<(u64,)>,
+/// }
+///
+/// #[derive(EventLoopObject, Default)]
+/// struct Square {}
+///
+/// #[slots]
+/// impl Square {
+///     fn square(&mut self, n: u64) -> u64 {
+///         n * n
+///     }
+/// }
+///
+/// let worker = EventLoopThread::new("request-error-doc-worker");
+/// let sq = worker.event_loop().add("square-request-error-doc", Square::default()).unwrap();
+/// let lp = EventLoop::new("request-error-doc");
+/// let asker = lp.add("asker-request-error-doc", Asker::default()).unwrap();
+/// let t = Duration::from_secs(10);
+/// let e = asker.question().request::<u64>((3,), t).unwrap_err();
+/// assert!(matches!(e, RequestError::NoResponders { .. }));
+/// asker.question().connect(&sq.square()).unwrap();
+/// worker.start().unwrap();
+/// assert!(asker.question().request::<u64>((3,), t).is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// No slot is connected to the signal (answered at once).
