@@ -88,6 +88,8 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 pub(crate) struct LoopShared {
     pub(crate) id: LoopId,
     pub(crate) name: String,
+    /// The name again, shared cheaply (requests name each receiver's loop).
+    pub(crate) label: Arc<str>,
     pub(crate) inbox: Inbox<Envelope, Control>,
     /// Written by the loop thread on every message: kept off the producers' lines.
     pub(crate) counters: crossbeam_utils::CachePadded<Counters>,
@@ -189,6 +191,7 @@ impl LoopShared {
     ) -> Arc<Self> {
         let lp = LoopShared {
             id,
+            label: Arc::from(name.as_str()),
             name,
             inbox: Inbox::new(1),
             counters: Default::default(),
@@ -426,6 +429,7 @@ impl EventLoopBuilder {
             started: AtomicBool::new(false),
             keys: Mutex::new(KeyAlloc::default()),
             timers: Mutex::new(Vec::new()),
+            label: Arc::from(self.name.as_str()),
             name: self.name,
         });
         let control = Arc::new(ObjectShared::new(

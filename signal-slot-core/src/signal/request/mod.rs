@@ -96,23 +96,22 @@ fn local_outcome(v: ReplyValue) -> Outcome {
 }
 
 /// The slot connections of `shared` now.
-fn targets<A: SignalArgs>(list: &[crate::signal::Conn<A>]) -> Vec<&SlotTarget<A>> {
-    list.iter()
-        .filter_map(|c| match &c.target {
-            Target::Slot(t) => Some(t),
-            Target::Signal { .. } | Target::Message(_) => None,
-        })
-        .collect()
+fn targets<A: SignalArgs>(
+    list: &[crate::signal::Conn<A>],
+) -> impl Iterator<Item = &SlotTarget<A>> + Clone {
+    list.iter().filter_map(|c| match &c.target {
+        Target::Slot(t) => Some(t),
+        Target::Signal { .. } | Target::Message(_) => None,
+    })
 }
 
-fn entries<A: SignalArgs>(targets: &[&SlotTarget<A>]) -> Vec<Entry> {
+fn entries<'a, A: SignalArgs>(targets: impl Iterator<Item = &'a SlotTarget<A>>) -> Vec<Entry> {
     targets
-        .iter()
         .map(|t| Entry {
             responder: Responder {
                 receiver: t.recv.id.clone(),
                 slot: std::borrow::Cow::Borrowed(t.name),
-                loop_name: t.recv.lp.name.clone(),
+                loop_name: t.recv.lp.label.clone(),
             },
             proc: t.recv.lp.is_remote().then(|| t.recv.lp.owner()),
             outcome: None,
@@ -125,25 +124,27 @@ fn describe<A: SignalArgs>(shared: &SignalShared<A>) -> String {
 }
 
 /// Sends the request to every target; answers arrive in `c`.
-fn send_all<A: SignalArgs>(
+/// Sends the request to the `n` targets; answers arrive in `c`.
+fn send_all<'a, A: SignalArgs>(
     shared: &SignalShared<A>,
-    targets: &[&SlotTarget<A>],
+    targets: impl Iterator<Item = &'a SlotTarget<A>> + Clone,
+    n: usize,
     c: &Arc<Collector>,
     args: A,
     reply_to: Option<MailboxAddr>,
 ) {
     // Built only when a receiver needs it (a local one, or one taking `&Meta`).
     let needs_meta = targets
-        .iter()
+        .clone()
         .any(|t| t.wants_meta || !t.recv.lp.is_remote());
     let meta = needs_meta.then(|| shared.request_meta());
-    let Some((last, rest)) = targets.split_last() else {
-        return;
-    };
-    for (i, t) in rest.iter().enumerate() {
-        send_one(i, t, args.clone(), meta.as_ref(), c, reply_to);
+    let mut args = Some(args);
+    for (i, t) in targets.enumerate() {
+        // The last target gets the arguments themselves, the others a clone.
+        let a = if i + 1 < n { args.clone() } else { args.take() };
+        let Some(a) = a else { return };
+        send_one(i, t, a, meta.as_ref(), c, reply_to);
     }
-    send_one(rest.len(), last, args, meta.as_ref(), c, reply_to);
 }
 
 fn send_one<A: SignalArgs>(
@@ -257,13 +258,13 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     let deadline = started + timeout;
     let (_, list) = shared.snapshot();
     let targets = targets(&list);
-    if targets.is_empty() {
+    if targets.clone().next().is_none() {
         return Err(RequestError::NoResponders {
             signal: describe(shared),
         });
     }
     if let Some(me) = crate::event_loop::current_loop_id() {
-        if let Some(t) = targets.iter().find(|t| t.loop_id == me) {
+        if let Some(t) = targets.clone().find(|t| t.loop_id == me) {
             return Err(RequestError::OwnLoop {
                 signal: describe(shared),
                 receiver: t.recv.id.clone(),
@@ -271,9 +272,11 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
             });
         }
     }
+    let entries = entries(targets.clone());
+    let n = entries.len();
     let c = Collector::new(
         std::any::type_name::<R>(),
-        entries(&targets),
+        entries,
         Some(std::thread::current()),
         None,
     );
@@ -285,7 +288,7 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
         None
     };
     let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
-    send_all(shared, &targets, &c, args, reply_to);
+    send_all(shared, targets, n, &c, args, reply_to);
     match replies {
         Some(addr) => crate::process::replies::wait(
             addr,
@@ -346,7 +349,7 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
     let deadline = Instant::now() + timeout;
     let (_, list) = shared.snapshot();
     let targets = targets(&list);
-    if targets.is_empty() {
+    if targets.clone().next().is_none() {
         return Err(RequestError::NoResponders {
             signal: describe(shared),
         });
@@ -361,14 +364,11 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
             log::error!("answers of a request not delivered to {slot:?}: {e}");
         }
     });
-    let c = Collector::new(
-        std::any::type_name::<R>(),
-        entries(&targets),
-        None,
-        Some(on_done),
-    );
+    let entries = entries(targets.clone());
+    let n = entries.len();
+    let c = Collector::new(std::any::type_name::<R>(), entries, None, Some(on_done));
     deadlines::watch(&c, deadline);
     let reply_to = crate::process::control::my_control_mailbox();
-    send_all(shared, &targets, &c, args, reply_to);
+    send_all(shared, targets, n, &c, args, reply_to);
     Ok(())
 }

@@ -46,7 +46,22 @@ use std::fmt;
 pub struct Responder {
     pub(super) receiver: ObjectId,
     pub(super) slot: std::borrow::Cow<'static, str>,
-    pub(super) loop_name: String,
+    #[serde(with = "shared_str")]
+    pub(super) loop_name: std::sync::Arc<str>,
+}
+
+/// Serde for an `Arc<str>` field (serde's `rc` feature is not on).
+mod shared_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub(super) fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
+    }
 }
 
 impl Responder {
