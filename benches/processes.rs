@@ -8,7 +8,7 @@
 //! `BENCH_QUICK=1 cargo bench --bench processes` /
 //! `cargo bench --bench processes -- --quick`. `BENCH_ONLY=<text>` runs only the
 //! sections whose name contains it (`throughput_u64`, `throughput_string64`,
-//! `ping_pong_u64`, `ping_pong_string64`).
+//! `ping_pong_u64`, `ping_pong_string64`, `request_u64`).
 //!
 //! Output: one figure per line, `name value`, plus `placement ...` lines that say
 //! where the two sides of the figures below them ran, and `#` comment lines. A
@@ -45,6 +45,13 @@
 //! 4. `ping_pong_string64_*`: the round trip with a 64-byte `(String,)` bounced
 //!    back and forth (each side forwards the string it received), ours and
 //!    ipc-channel, unpinned.
+//!
+//! 5. `request_u64_*`: blocking request round trip: a plain parent thread calls
+//!    `SignalRef::request::<u64>` on a signal connected to one slot in the child
+//!    that returns its `u64` argument; the call returns with the answer (checked).
+//!    p50/p99 in µs, measured in rounds alternating with the `ping_pong_u64`
+//!    signal-slot round trip (unpinned, as in section 3), which gives the
+//!    reference of `request_u64_unpinned_p50_ratio_vs_ping_pong`. Target: <= 1.5.
 //!
 //! Every signal-slot measurement uses a fresh child process (forked by
 //! `EventLoopProcess::start` after the objects are created and connected) and
@@ -1271,6 +1278,108 @@ fn bench_ping_pong(cfg: &Config, payload: Payload, placement: Placement) {
 }
 
 // ---------------------------------------------------------------------------
+// 5. Request round trip
+
+/// Asks from the parent (from a plain thread, not its loop's).
+#[derive(EventLoopObject, Default)]
+struct Asker {
+    #[signal]
+    question: Signal<(u64,)>,
+}
+
+/// Lives in the child: answers each request with its argument.
+#[derive(EventLoopObject, Default)]
+struct Answerer {}
+
+#[slots]
+impl Answerer {
+    fn answer(&mut self, n: u64) -> u64 {
+        n
+    }
+}
+
+/// Round-trip samples (ns) of blocking requests to one slot in a child,
+/// warm-up dropped; and the dropped total (0, checked).
+fn request_round_trips(cfg: &Config) -> (Vec<u64>, u64) {
+    let parent = EventLoopThread::new(unique_id("rq-parent"));
+    let (rep_tx, rep_rx) = unbounded();
+    let reports = parent
+        .event_loop()
+        .add(unique_id("reports"), Reports { tx: rep_tx })
+        .unwrap_or_else(|e| panic!("add reports: {e}"));
+    let asker = parent
+        .event_loop()
+        .add(unique_id("asker"), Asker::default())
+        .unwrap_or_else(|e| panic!("add asker: {e}"));
+    let (p, ctl) = child_process("rq-child", &reports);
+    let answerer = p
+        .event_loop()
+        .add(unique_id("answerer"), Answerer::default())
+        .unwrap_or_else(|e| panic!("add answerer: {e}"));
+    asker
+        .question()
+        .connect(&answerer.answer())
+        .expect("connect question");
+    p.start().expect("start child");
+    parent.start().expect("start parent loop");
+    let total = cfg.ping_pong_warmup + cfg.ping_pong_k;
+    let question = asker.question();
+    let mut samples = Vec::with_capacity(total);
+    for i in 0..total as u64 {
+        let t0 = Instant::now();
+        let r = question
+            .request::<u64>((i,), REPLY_TIMEOUT)
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        samples.push(t0.elapsed().as_nanos() as u64);
+        assert!(r.is_complete(), "request {i}: {r:?}");
+        assert_eq!(r.answers()[0].value, i, "answer of request {i}");
+    }
+    let (delivered, dropped) = finish(&parent, &p, &ctl, &rep_rx);
+    assert!(
+        delivered >= total as u64,
+        "child answered {delivered} < {total}"
+    );
+    (samples[cfg.ping_pong_warmup..].to_vec(), dropped)
+}
+
+fn bench_request(cfg: &Config) {
+    let placement = Placement::Unpinned;
+    let tag = format!("request_u64_{}", placement.tag());
+    println!("placement {}", placement.describe());
+    let (mut ours, mut ping) = (Vec::new(), Vec::new());
+    let mut dropped = 0;
+    // Alternate with the ping-pong so a burst of background load hits both alike.
+    for _ in 0..cfg.ping_pong_rounds {
+        let (samples, d) = ping_pong_signal_slot(cfg, Payload::U64, placement);
+        ping.extend(samples);
+        dropped += d;
+        let (samples, d) = request_round_trips(cfg);
+        ours.extend(samples);
+        dropped += d;
+    }
+    ours.sort_unstable();
+    ping.sort_unstable();
+    let (o50, o99) = (percentile(&ours, 50.0), percentile(&ours, 99.0));
+    let (p50, p99) = (percentile(&ping, 50.0), percentile(&ping, 99.0));
+    figure(&format!("{tag}_round_trips"), ours.len());
+    figure(&format!("{tag}_dropped_total"), dropped);
+    figure(&format!("{tag}_p50_us"), us(o50));
+    figure(&format!("{tag}_p99_us"), us(o99));
+    figure(&format!("{tag}_ping_pong_p50_us"), us(p50));
+    figure(&format!("{tag}_ping_pong_p99_us"), us(p99));
+    let ratio = o50 as f64 / p50 as f64;
+    figure(
+        &format!("{tag}_p50_ratio_vs_ping_pong"),
+        format!("{ratio:.3}"),
+    );
+    figure(
+        &format!("{tag}_p99_ratio_vs_ping_pong"),
+        format!("{:.3}", o99 as f64 / p99 as f64),
+    );
+    target("request p50 <= 1.5x ping-pong", ratio <= 1.5);
+}
+
+// ---------------------------------------------------------------------------
 
 fn main() {
     let cfg = Config::from_env();
@@ -1319,6 +1428,11 @@ fn main() {
     if cfg.runs("ping_pong_string64") {
         println!("# 4. ping-pong round trip parent <-> child, payload (String,) of 64 bytes");
         bench_ping_pong(&cfg, Payload::Text64, Placement::Unpinned);
+    }
+
+    if cfg.runs("request_u64") {
+        println!("# 5. blocking request round trip parent -> child slot returning u64");
+        bench_request(&cfg);
     }
 
     figure("loadavg_1min_end", loadavg());

@@ -648,6 +648,193 @@ fn join_on_one_child_while_another_starts() {
 }
 
 /// Every scenario, named after its function.
+/// Lives in a child: answers requests.
+#[derive(EventLoopObject, Default)]
+struct Answerer {
+    #[signal]
+    entered: Signal<(u64,)>,
+}
+
+#[slots]
+impl Answerer {
+    fn double(&mut self, n: u64) -> u64 {
+        n * 2
+    }
+    fn checked(&mut self, n: u64, meta: &Meta) -> Result<String, String> {
+        if n == 0 {
+            return Err("zero".into());
+        }
+        Ok(format!(
+            "{n} from pid {} request={}",
+            std::process::id(),
+            meta.is_request()
+        ))
+    }
+    fn boom(&mut self, n: u64) -> u64 {
+        panic!("boom {n}");
+    }
+    /// Says it started, then takes its time (the test kills the process).
+    fn hang(&mut self, n: u64) -> u64 {
+        self.entered.emit((n,));
+        std::thread::sleep(DEADLINE * 2);
+        n
+    }
+}
+
+/// Asks from the parent.
+#[derive(EventLoopObject, Default)]
+struct Asker {
+    #[signal]
+    question: Signal<(u64,)>,
+}
+
+/// Gets slot-delivered answers in the parent.
+#[derive(EventLoopObject)]
+struct Gatherer {
+    tx: Sender<signal_slot::Responses<u64>>,
+}
+
+#[slots]
+impl Gatherer {
+    fn gathered(&mut self, r: signal_slot::Responses<u64>) {
+        let _ = self.tx.send(r);
+    }
+}
+
+fn requests_to_slots_in_a_child() {
+    use signal_slot::ReplyError;
+    let p = EventLoopProcess::new("answering").unwrap();
+    let a = p.event_loop().add("answerer", Answerer::default()).unwrap();
+    let local = EventLoopThread::new("local-answers");
+    let b = local
+        .event_loop()
+        .add("local-answerer", Answerer::default())
+        .unwrap();
+    local.start().unwrap();
+    let main = EventLoop::new("asking");
+    let asker = main.add("asker", Asker::default()).unwrap();
+    asker.question().connect(&a.double()).unwrap();
+    p.start().unwrap();
+    asker.question().connect(&b.double()).unwrap();
+    for n in 0..100 {
+        let r = asker.question().request::<u64>((n,), DEADLINE).unwrap();
+        assert!(r.is_complete(), "{r:?}");
+        assert_eq!(r.values().copied().collect::<Vec<_>>(), [n * 2, n * 2]);
+        assert_eq!(r.answers()[0].responder.receiver(), a.id());
+        assert_eq!(r.answers()[0].responder.loop_name(), "answering");
+    }
+    // Several threads asking at once: one reads the answers of all, then
+    // hands over when its own request is done.
+    let askers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let q = asker.question();
+            std::thread::spawn(move || {
+                for n in 0..300 {
+                    let v = t * 1000 + n;
+                    let r = q.request::<u64>((v,), DEADLINE).unwrap();
+                    assert_eq!(r.values().copied().collect::<Vec<_>>(), [v * 2, v * 2]);
+                }
+            })
+        })
+        .collect();
+    for a in askers {
+        a.join().unwrap();
+    }
+    // Another type than the slot returns: a failure, never a value.
+    let r = asker.question().request::<i32>((1,), DEADLINE).unwrap();
+    assert_eq!(r.failures().len(), 2, "{r:?}");
+    assert!(r
+        .failures()
+        .iter()
+        .all(|f| matches!(&f.error, ReplyError::WrongType { got, .. } if got == "u64")));
+    // A panic in the child is a failure; the child goes on.
+    asker.question().disconnect_all();
+    asker.question().connect(&a.boom()).unwrap();
+    let r = asker.question().request::<u64>((1,), DEADLINE).unwrap();
+    assert_eq!(r.failures()[0].error, ReplyError::Panicked);
+    asker.question().disconnect_all();
+    asker.question().connect(&a.checked()).unwrap();
+    let r = asker
+        .question()
+        .request::<Result<String, String>>((3,), DEADLINE)
+        .unwrap();
+    let pid = p.pid().unwrap();
+    assert_eq!(
+        r.values().cloned().collect::<Vec<_>>(),
+        [Ok(format!("3 from pid {pid} request=true"))]
+    );
+    let r = asker
+        .question()
+        .request::<Result<String, String>>((0,), DEADLINE)
+        .unwrap();
+    assert_eq!(
+        r.values().cloned().collect::<Vec<_>>(),
+        [Err("zero".into())]
+    );
+    // The slot-delivered form across processes.
+    asker.question().disconnect_all();
+    asker.question().connect(&a.double()).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let g = local.event_loop().add("gatherer", Gatherer { tx }).unwrap();
+    asker
+        .question()
+        .request_to::<u64>((21,), DEADLINE, &g.gathered())
+        .unwrap();
+    let r = rx.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(r.values().copied().collect::<Vec<_>>(), [42]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+fn a_receiver_killed_during_a_request_is_missing() {
+    let (_t, sink, rx) = parent_sink();
+    let gathering = EventLoopThread::new("gathering");
+    gathering.start().unwrap();
+    for form in ["blocking", "to a slot"] {
+        let p = EventLoopProcess::new(format!("doomed-{form}")).unwrap();
+        let a = p
+            .event_loop()
+            .add(format!("doomed-answerer-{form}"), Answerer::default())
+            .unwrap();
+        let fine = p
+            .event_loop()
+            .add(format!("fine-{form}"), Answerer::default())
+            .unwrap();
+        a.entered().connect(&sink.on_value()).unwrap();
+        let main = EventLoop::new(format!("asking-{form}"));
+        let asker = main.add(format!("asker-{form}"), Asker::default()).unwrap();
+        asker.question().connect(&fine.double()).unwrap();
+        asker.question().connect(&a.hang()).unwrap();
+        p.start().unwrap();
+        let timeout = DEADLINE;
+        let t0 = Instant::now();
+        let q = asker.question();
+        let asking = if form == "blocking" {
+            std::thread::spawn(move || q.request::<u64>((5,), timeout).unwrap())
+        } else {
+            let (tx, grx) = crossbeam_channel::unbounded();
+            let g = gathering
+                .event_loop()
+                .add(format!("gatherer-{form}"), Gatherer { tx })
+                .unwrap();
+            q.request_to::<u64>((5,), timeout, &g.gathered()).unwrap();
+            std::thread::spawn(move || grx.recv_timeout(DEADLINE * 2).unwrap())
+        };
+        assert_eq!(take(&rx, 1), ["value 5"], "{form}: the slot runs");
+        p.kill().unwrap();
+        let r = asking.join().unwrap();
+        let took = t0.elapsed();
+        assert!(
+            took < timeout,
+            "{form}: took {took:?}, the timeout is {timeout:?}"
+        );
+        assert_eq!(r.values().copied().collect::<Vec<_>>(), [10], "{form}");
+        assert_eq!(r.missing().len(), 1, "{form}: {r:?}");
+        assert_eq!(r.missing()[0].receiver(), a.id());
+        assert_eq!(p.join().unwrap(), ProcessExit::Signal(9));
+    }
+}
+
 macro_rules! scenarios {
     ($($f:ident),* $(,)?) => {
         vec![$((stringify!($f), $f as fn())),*]
@@ -879,6 +1066,8 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         retained_values_vanish_when_the_publisher_process_is_killed,
         plain_thread_receivers_hear_child_processes,
         a_group_member_killed_and_another_joining,
+        requests_to_slots_in_a_child,
+        a_receiver_killed_during_a_request_is_missing,
     ]
 }
 

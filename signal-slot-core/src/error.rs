@@ -5,7 +5,7 @@ use std::fmt;
 
 /// Why a message was not delivered. Counted per receiving loop in
 /// [`LoopStats`](crate::LoopStats).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DropReason {
     /// The receiver's inbox was full for the connection's whole
     /// [`Overflow`](crate::Overflow) wait.
@@ -301,6 +301,8 @@ pub enum Error {
     InvalidId(#[from] InvalidIdError),
     #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
+    #[error(transparent)]
+    Request(#[from] crate::signal::RequestError),
 }
 
 impl<T> From<AddError<T>> for Error {

@@ -24,9 +24,10 @@ pub use event_loop::{
 pub use object::{EventLoopObject, Handle, InvalidIdError, ObjectId, RawHandle};
 pub use process::{EventLoopProcess, ProcessError, ProcessExit};
 pub use signal::{
-    ConnectOptions, ConnectTarget, Connection, ConnectionKind, GroupMember, GroupStats, Headers,
-    Message, MessageError, Meta, Overflow, Receiver, RecvError, RecvTimeoutError, Signal,
-    SignalArgs, SignalRef, SlotRef, SubscribeError, SubscribeOptions, Subscription, TryRecvError,
+    Answer, ConnectOptions, ConnectTarget, Connection, ConnectionKind, Failure, GroupMember,
+    GroupStats, Headers, Message, MessageError, Meta, Overflow, Receiver, RecvError,
+    RecvTimeoutError, ReplyError, RequestError, Responder, Responses, Signal, SignalArgs,
+    SignalRef, SlotRef, SubscribeError, SubscribeOptions, Subscription, TryRecvError,
 };
 pub use transport::codec::CodecError;
 
@@ -34,6 +35,9 @@ pub use transport::codec::CodecError;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::object::RawHandle;
+    pub use crate::signal::reply::{
+        decode_reply, ReplyFn, ReplyProbe, ReplyValue, ViaNoReply, ViaReply,
+    };
     pub use crate::signal::slot_table::{
         decode_call, SlotEntry, Slots, SlotsProbe, ViaNoSlots, ViaSlots,
     };

@@ -124,6 +124,63 @@ fn proxy_path(self_ty: &Type) -> TokenStream {
     }
 }
 
+/// The hidden associated function a request runs a slot through.
+fn reply_ident(slot: &Ident) -> Ident {
+    format_ident!("__signal_slot_reply_{}", slot)
+}
+
+/// The body of a reply thunk after the arguments are bound: runs the slot and
+/// wraps what it returned. A return type that borrows (`&T`, a lifetime) or is
+/// opaque (`impl Trait`) can never answer: the slot runs and the requester is
+/// told it cannot answer. Any other type answers if it is `Serialize + Send +
+/// 'static` (decided by autoref specialization on the value).
+fn reply_body(slot: &crate::ast::Slot, args: &[Ident]) -> TokenStream {
+    let name = &slot.ident;
+    let call = if slot.wants_meta {
+        quote! {
+            let __meta = match __meta {
+                ::core::option::Option::Some(m) => m,
+                ::core::option::Option::None => ::signal_slot::__private::empty_meta(),
+            };
+            __this.#name(#(#args,)* __meta)
+        }
+    } else {
+        quote!(__this.#name(#(#args),*))
+    };
+    match &slot.sig.output {
+        syn::ReturnType::Type(_, ty) if !can_answer(ty) => {
+            let shown = quote!(#ty).to_string();
+            quote! {
+                let _ = { #call };
+                ::core::option::Option::Some(
+                    ::signal_slot::__private::ReplyValue::unanswerable(#shown),
+                )
+            }
+        }
+        _ => quote! {
+            let __ret = { #call };
+            #[allow(unused_imports)]
+            use ::signal_slot::__private::{ViaNoReply as _, ViaReply as _};
+            ::core::option::Option::Some(
+                (&&::signal_slot::__private::ReplyProbe::new(__ret)).__reply(),
+            )
+        },
+    }
+}
+
+/// False for a type that borrows or is opaque (see [`reply_body`]).
+fn can_answer(ty: &Type) -> bool {
+    fn scan(tokens: TokenStream) -> bool {
+        tokens.into_iter().all(|t| match t {
+            proc_macro2::TokenTree::Punct(p) => p.as_char() != '&' && p.as_char() != '\'',
+            proc_macro2::TokenTree::Ident(i) => i != "impl",
+            proc_macro2::TokenTree::Group(g) => scan(g.stream()),
+            proc_macro2::TokenTree::Literal(_) => true,
+        })
+    }
+    scan(quote!(#ty))
+}
+
 /// The hidden associated function a slot is called through.
 fn thunk_ident(slot: &Ident) -> Ident {
     format_ident!("__signal_slot_thunk_{}", slot)
@@ -170,6 +227,22 @@ pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
                 }
             }
         });
+        let reply = reply_ident(name);
+        let reply_body = reply_body(slot, &args);
+        thunks.push(quote_spanned! {span=>
+            #[doc(hidden)]
+            #[allow(unreachable_code, clippy::unused_unit)]
+            fn #reply(
+                __obj: &mut dyn ::core::any::Any,
+                __args: #tuple,
+                __meta: ::core::option::Option<&::signal_slot::Meta>,
+            ) -> ::core::option::Option<::signal_slot::__private::ReplyValue> {
+                let _ = &__meta;
+                let __this = __obj.downcast_mut::<Self>()?;
+                let (#(#args,)*) = __args;
+                #reply_body
+            }
+        });
         let doc = format!("The `{lit}` slot of this object.");
         let index = u16::try_from(index).unwrap_or(u16::MAX);
         accessors.push(quote_spanned! {span=>
@@ -184,10 +257,27 @@ pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
             #[allow(non_upper_case_globals)]
             const #typed: ::signal_slot::__private::SlotFn<#tuple> = Self::#thunk;
         });
+        let typed_reply = format_ident!("__SIGNAL_SLOT_TYPED_REPLY_{}", name);
+        thunks.push(quote_spanned! {span=>
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            const #typed_reply: ::signal_slot::__private::ReplyFn<#tuple> = Self::#reply;
+        });
+        let reply_type = match &slot.sig.output {
+            syn::ReturnType::Default => "()".to_string(),
+            syn::ReturnType::Type(_, ty) => quote!(#ty).to_string(),
+        };
         entries.push(quote! {
             ::signal_slot::__private::SlotEntry {
                 name: #lit,
                 typed: &<#self_ty>::#typed,
+                reply_type: #reply_type,
+                typed_reply: &<#self_ty>::#typed_reply,
+                decode_reply: |__obj, __bytes, __meta| {
+                    ::signal_slot::__private::decode_reply::<#tuple>(
+                        __obj, __bytes, __meta, <#self_ty>::#reply,
+                    )
+                },
                 decode_call: |__obj, __bytes, __meta| {
                     ::signal_slot::__private::decode_call::<#tuple>(
                         __obj, __bytes, __meta, <#self_ty>::#thunk,

@@ -392,6 +392,9 @@ impl LoopLocal {
                 return;
             }
         };
+        if let Some(tag) = call.request {
+            return self.answer_record(call, tag, last);
+        }
         let Some(cell) = self.receiver_of(call.key, last) else {
             return;
         };
@@ -416,6 +419,65 @@ impl LoopLocal {
             );
         }
         *last = Some(cell);
+    }
+
+    /// Runs a request from another process and sends the answer back; a
+    /// receiver that is gone, a panic or bad arguments are answered too.
+    fn answer_record(
+        &self,
+        call: remote::Call<'_>,
+        tag: crate::signal::request::RequestTag,
+        last: &mut Option<Rc<ObjectCell>>,
+    ) {
+        let outcome = self.run_request(&call, last);
+        let encoder = match &outcome {
+            Ok(v) => v.encoder(),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(reason) = crate::signal::request::send_reply(tag, encoder) {
+            // The answer was dropped (the requester died or its mailbox stayed
+            // full): counted here, reported missing there.
+            self.shared.counters.dropped(reason, &self.shared.name);
+        }
+    }
+
+    fn run_request(
+        &self,
+        call: &remote::Call<'_>,
+        last: &mut Option<Rc<ObjectCell>>,
+    ) -> Result<crate::signal::reply::ReplyValue, crate::signal::ReplyError> {
+        use crate::signal::ReplyError;
+        let gone = ReplyError::Undelivered(DropReason::ReceiverGone);
+        let cell = self.receiver_of(call.key, last).ok_or(gone.clone())?;
+        let Some(entry) = cell.shared.slots.get(usize::from(call.slot)) else {
+            self.shared
+                .counters
+                .decode_error(&self.shared.name, &"no such slot");
+            return Err(ReplyError::NotAResponder);
+        };
+        let mut object = cell.object.try_borrow_mut().map_err(|_| gone)?;
+        let mut result = None;
+        self.run_slot(&cell, entry.name, || {
+            result = Some((entry.decode_reply)(
+                &mut **object,
+                call.args,
+                call.meta.as_deref(),
+            ));
+        });
+        drop(object);
+        *last = Some(cell.clone());
+        match result {
+            None => Err(ReplyError::Panicked),
+            Some(Err(e)) => {
+                self.shared.counters.decode_error(
+                    &self.shared.name,
+                    &format_args!("{}::{}: {e}", cell.shared.id, entry.name),
+                );
+                Err(ReplyError::Codec(e.to_string()))
+            }
+            Some(Ok(None)) => Err(ReplyError::NotAResponder),
+            Some(Ok(Some(v))) => Ok(v),
+        }
     }
 
     fn has_local_work(&self) -> bool {

@@ -20,7 +20,7 @@ mod thread;
 mod timer;
 
 pub(crate) use control::{Control, Envelope};
-pub(crate) use local::current_receiver_id;
+pub(crate) use local::{current_loop_id, current_receiver_id};
 pub(crate) use stats::Counters;
 pub use stats::LoopStats;
 pub use thread::EventLoopThread;
@@ -88,6 +88,8 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 pub(crate) struct LoopShared {
     pub(crate) id: LoopId,
     pub(crate) name: String,
+    /// The name again, shared cheaply (requests name each receiver's loop).
+    pub(crate) label: Arc<str>,
     pub(crate) inbox: Inbox<Envelope, Control>,
     /// Written by the loop thread on every message: kept off the producers' lines.
     pub(crate) counters: crossbeam_utils::CachePadded<Counters>,
@@ -189,6 +191,7 @@ impl LoopShared {
     ) -> Arc<Self> {
         let lp = LoopShared {
             id,
+            label: Arc::from(name.as_str()),
             name,
             inbox: Inbox::new(1),
             counters: Default::default(),
@@ -364,6 +367,25 @@ pub(crate) fn deliver_counted<A: SignalArgs>(
     }
 }
 
+/// Sends a request record to the loop of another process that `t`'s receiver
+/// lives on; counts a drop.
+pub(crate) fn deliver_request<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    args: &A,
+    meta: Option<&Meta>,
+    tag: crate::signal::request::RequestTag,
+) -> Result<(), DropReason> {
+    let lp = &t.recv.lp;
+    let result = match lp.mailbox.get() {
+        Some(addr) => remote::post(lp, t, args, meta, Some(&tag), *addr, lp.owner()),
+        None => Err(DropReason::ReceiverGone),
+    };
+    if let Err(reason) = result {
+        lp.counters.dropped(reason, &lp.name);
+    }
+    result
+}
+
 /// Posts to the mailbox of a loop another process runs; counts a drop.
 #[inline]
 fn post_remote<A: SignalArgs>(
@@ -374,7 +396,7 @@ fn post_remote<A: SignalArgs>(
     count: bool,
 ) -> Result<(), DropReason> {
     let result = match lp.mailbox.get() {
-        Some(addr) => remote::post(lp, t, args, meta, *addr, lp.owner()),
+        Some(addr) => remote::post(lp, t, args, meta, None, *addr, lp.owner()),
         None => Err(DropReason::ReceiverGone),
     };
     if let (Err(reason), true) = (result, count) {
@@ -441,6 +463,7 @@ impl EventLoopBuilder {
             started: AtomicBool::new(false),
             keys: Mutex::new(KeyAlloc::default()),
             timers: Mutex::new(Vec::new()),
+            label: Arc::from(self.name.as_str()),
             name: self.name,
         });
         let control = Arc::new(ObjectShared::new(
@@ -518,7 +541,20 @@ static CONTROL_SLOTS: &[crate::signal::SlotEntry] = &[crate::signal::SlotEntry {
         stop_thunk::<()>(obj, (), meta);
         Ok(())
     },
+    reply_type: "()",
+    typed_reply: &(stop_reply as crate::signal::reply::ReplyFn<()>),
+    decode_reply: |obj, _bytes, meta| Ok(stop_reply(obj, (), meta)),
 }];
+
+/// The stop slot, requested: stops the loop and answers `()`.
+fn stop_reply(
+    obj: &mut dyn std::any::Any,
+    args: (),
+    meta: Option<&Meta>,
+) -> Option<crate::signal::reply::ReplyValue> {
+    stop_thunk::<()>(obj, args, meta);
+    Some(crate::signal::reply::ReplyValue::new(()))
+}
 
 pub(crate) fn inject_raw_record(lp: &EventLoop, bytes: &[u8]) -> bool {
     match (system::region(), lp.shared.mailbox.get()) {

@@ -2,13 +2,17 @@
 //! format, sending (encode once, write into the target mailbox) and receiving.
 //!
 //! Record: `[kind=1][flags][slot u16][mailbox generation u32][key index u32]
-//! [key generation u32]` then, if flag bit 0, `[meta length u32][meta]`, then the
-//! argument tuple; integers little-endian, meta and arguments postcard.
+//! [key generation u32]` then, if flag bit 1 (a request), the request tag
+//! `[request id u64][receiver index u32][requester process u32][reply mailbox
+//! index u32][reply mailbox generation u32]`, then, if flag bit 0, `[meta length
+//! u32][meta]`, then the argument tuple; integers little-endian, meta and
+//! arguments postcard.
 
 use super::LoopShared;
 use crate::error::DropReason;
 use crate::object::ObjectKey;
 use crate::signal::meta::{MetaWire, MetaWireRef};
+use crate::signal::request::RequestTag;
 use crate::signal::{Meta, Overflow, SignalArgs, SlotTarget};
 use crate::transport::codec;
 use crate::transport::shm::mailbox::{self, MailboxAddr};
@@ -21,6 +25,7 @@ use std::time::{Duration, Instant};
 const KIND_CALL: u8 = 1;
 const HEADER: usize = 16;
 const FLAG_META: u8 = 1;
+const FLAG_REQUEST: u8 = 2;
 
 thread_local! {
     /// Reused encode buffer of the metadata.
@@ -34,6 +39,7 @@ pub(super) fn post<A: SignalArgs>(
     t: &SlotTarget<A>,
     args: &A,
     meta: Option<&Meta>,
+    request: Option<&RequestTag>,
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
@@ -49,6 +55,7 @@ pub(super) fn post<A: SignalArgs>(
         lp,
         t,
         meta.map(Meta::to_wire),
+        request,
         addr,
         owner,
         args_len,
@@ -66,7 +73,7 @@ pub(super) fn post_encoded<A: SignalArgs>(
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
-    post_with(lp, t, meta, addr, owner, args.len(), |buf| {
+    post_with(lp, t, meta, None, addr, owner, args.len(), |buf| {
         buf.copy_from_slice(args);
         true
     })
@@ -74,10 +81,12 @@ pub(super) fn post_encoded<A: SignalArgs>(
 
 /// Writes a call record whose arguments `write_args` fills (exactly
 /// `args_len` bytes; false if it could not).
+#[allow(clippy::too_many_arguments)] // one record's parts, all needed
 fn post_with<A: SignalArgs>(
     lp: &LoopShared,
     t: &SlotTarget<A>,
     meta: Option<MetaWireRef<'_>>,
+    request: Option<&RequestTag>,
     addr: MailboxAddr,
     owner: u32,
     args_len: usize,
@@ -97,10 +106,20 @@ fn post_with<A: SignalArgs>(
     {
         return Err(DropReason::ReceiverGone);
     }
+    let (head, request_flag) = match request {
+        Some(_) => (HEADER + RequestTag::LEN, FLAG_REQUEST),
+        None => (HEADER, 0),
+    };
+    let write_head = |buf: &mut [u8], flags: u8| {
+        write_header(buf, t, addr, flags | request_flag);
+        if let Some(tag) = request {
+            tag.write(&mut buf[HEADER..head]);
+        }
+    };
     let Some(wire) = meta else {
-        return send_call(lp, t, addr, owner, HEADER + args_len, |buf| {
-            write_header(buf, t, addr, 0);
-            write_args(&mut buf[HEADER..])
+        return send_call(lp, t, addr, owner, head + args_len, |buf| {
+            write_head(buf, 0);
+            write_args(&mut buf[head..])
         });
     };
     META_SCRATCH.with(|s| {
@@ -114,13 +133,13 @@ fn post_with<A: SignalArgs>(
         if codec::encode_into(&wire, m).is_err() {
             return Err(DropReason::Encode);
         }
-        let len = HEADER + 4 + m.len() + args_len;
+        let len = head + 4 + m.len() + args_len;
         send_call(lp, t, addr, owner, len, |buf| {
-            write_header(buf, t, addr, FLAG_META);
+            write_head(buf, FLAG_META);
             // Bounded by the record size, itself below u32::MAX.
-            buf[HEADER..HEADER + 4].copy_from_slice(&(m.len() as u32).to_le_bytes());
-            let at = HEADER + 4 + m.len();
-            buf[HEADER + 4..at].copy_from_slice(m);
+            buf[head..head + 4].copy_from_slice(&(m.len() as u32).to_le_bytes());
+            let at = head + 4 + m.len();
+            buf[head + 4..at].copy_from_slice(m);
             write_args(&mut buf[at..])
         })
     })
@@ -195,6 +214,8 @@ pub(super) struct Call<'a> {
     pub(super) slot: u16,
     pub(super) meta: Option<Arc<Meta>>,
     pub(super) args: &'a [u8],
+    /// Set for a request: where the answer goes.
+    pub(super) request: Option<RequestTag>,
 }
 
 /// Why a record was not dispatched.
@@ -223,7 +244,14 @@ pub(super) fn parse(rec: &[u8], addr: MailboxAddr) -> Result<Call<'_>, Unusable>
         generation: u32_at(12),
     };
     let slot = u16::from_le_bytes([header[2], header[3]]);
-    let rest = &rec[HEADER..];
+    let mut rest = &rec[HEADER..];
+    let request = if header[1] & FLAG_REQUEST != 0 {
+        let tag = RequestTag::read(rest).ok_or(Unusable::Garbage("truncated request tag"))?;
+        rest = &rest[RequestTag::LEN..];
+        Some(tag)
+    } else {
+        None
+    };
     let (meta, args) = if header[1] & FLAG_META != 0 {
         let len_bytes = rest
             .get(..4)
@@ -234,7 +262,10 @@ pub(super) fn parse(rec: &[u8], addr: MailboxAddr) -> Result<Call<'_>, Unusable>
             .get(4..4usize.saturating_add(mlen))
             .ok_or(Unusable::Garbage("metadata beyond the record"))?;
         let wire: MetaWire = codec::decode(body).map_err(|_| Unusable::Garbage("bad metadata"))?;
-        let meta = Meta::from_wire(wire);
+        let mut meta = Meta::from_wire(wire);
+        if request.is_some() {
+            meta = meta.into_request();
+        }
         (Some(Arc::new(meta)), &rest[4 + mlen..])
     } else {
         (None, rest)
@@ -244,5 +275,6 @@ pub(super) fn parse(rec: &[u8], addr: MailboxAddr) -> Result<Call<'_>, Unusable>
         slot,
         meta,
         args,
+        request,
     })
 }

@@ -293,7 +293,21 @@ pub(crate) fn start_thread(region: &'static Region, me: u32) {
     }
 }
 
+/// This process's control mailbox (where answers to its requests arrive).
+pub(crate) fn my_control_mailbox() -> Option<MailboxAddr> {
+    let region = system::region()?;
+    let index = control_mailbox(region, system::my_proc())?;
+    let generation = region
+        .mailbox_header(index)
+        .generation
+        .load(Ordering::Acquire);
+    Some(MailboxAddr { index, generation })
+}
+
 fn handle_record(rec: &[u8]) {
+    if rec.first() == Some(&crate::signal::request::KIND_REPLY) {
+        return crate::signal::request::on_reply_record(rec);
+    }
     let Some((&KIND_CONTROL, body)) = rec.split_first() else {
         log::error!("control mailbox: record of unknown kind skipped");
         return;

@@ -26,6 +26,7 @@
 mod child;
 pub(crate) mod control;
 mod forker;
+pub(crate) mod replies;
 
 use crate::error::{StopError, Undelivered};
 use crate::event_loop::{self, EventLoop};

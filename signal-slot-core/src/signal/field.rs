@@ -81,6 +81,80 @@ impl<A: SignalArgs> Signal<A> {
         }
     }
 
+    /// Asks the connected slots and gathers their answers, blocking: see
+    /// [`SignalRef::request`]. From a slot, a receiver on the slot's own loop
+    /// is refused ([`RequestError::OwnLoop`](crate::RequestError::OwnLoop));
+    /// receivers on other loops are asked, and this loop waits meanwhile.
+    /// An unbound signal (the object is not on a loop yet) has no responders.
+    ///
+    /// ```
+    /// use signal_slot::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(EventLoopObject, Default)]
+    /// struct Asker {
+    ///     #[signal]
+    ///     question: Signal<()>,
+    /// }
+    ///
+    /// let a = Asker::default();
+    /// assert!(a.question.request::<u64>((), Duration::from_millis(10)).is_err());
+    /// ```
+    pub fn request<R: SignalArgs>(
+        &self,
+        args: A,
+        timeout: std::time::Duration,
+    ) -> Result<crate::signal::Responses<R>, crate::signal::RequestError> {
+        match &self.bound {
+            Some(b) => crate::signal::request::request(&b.shared, args, timeout),
+            None => Err(crate::signal::RequestError::NoResponders {
+                signal: "(unbound signal)".to_string(),
+            }),
+        }
+    }
+
+    /// Like [`request`](Self::request), delivering the answers to `slot`
+    /// later: see [`SignalRef::request_to`]. Receivers on the slot's own loop
+    /// are allowed.
+    ///
+    /// ```
+    /// use signal_slot::prelude::*;
+    /// use signal_slot::Responses;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(EventLoopObject, Default)]
+    /// struct Asker {
+    ///     #[signal]
+    ///     question: Signal<()>,
+    /// }
+    ///
+    /// #[slots]
+    /// impl Asker {
+    ///     fn answers(&mut self, r: Responses<u64>) {
+    ///         println!("{} answers", r.answers().len());
+    ///     }
+    /// }
+    ///
+    /// let lp = EventLoop::new("signal-request-to-doc");
+    /// let a = lp.add("asker-request-to-doc", Asker::default()).unwrap();
+    /// let unbound = Asker::default();
+    /// let t = Duration::from_millis(10);
+    /// assert!(unbound.question.request_to::<u64>((), t, &a.answers()).is_err());
+    /// ```
+    pub fn request_to<R: SignalArgs>(
+        &self,
+        args: A,
+        timeout: std::time::Duration,
+        slot: &crate::SlotRef<(crate::signal::Responses<R>,)>,
+    ) -> Result<(), crate::signal::RequestError> {
+        match &self.bound {
+            Some(b) => crate::signal::request::request_to(&b.shared, args, timeout, slot),
+            None => Err(crate::signal::RequestError::NoResponders {
+                signal: "(unbound signal)".to_string(),
+            }),
+        }
+    }
+
     /// A [`SignalRef`] to this signal, once bound.
     pub fn signal_ref(&self) -> Option<SignalRef<A>> {
         self.bound

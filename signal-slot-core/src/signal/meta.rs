@@ -38,6 +38,10 @@ pub struct Meta {
     replay: bool,
     /// Set on the copy a gated connection delivers (in-process only).
     gate: Option<crate::signal::retained::GateRef>,
+    /// Set on a request's call: where the answer goes (in-process only).
+    request: Option<crate::signal::request::RequestRef>,
+    /// The call runs for a request (in this process or another).
+    is_request: bool,
 }
 
 static NEXT_MESSAGE_ID: AtomicU64 = AtomicU64::new(1);
@@ -121,6 +125,8 @@ impl Meta {
             previous: None,
             replay: false,
             gate: None,
+            request: None,
+            is_request: false,
         }
     }
 
@@ -145,6 +151,30 @@ impl Meta {
         self.gate.as_ref()
     }
 
+    /// A copy carrying a request's way back.
+    pub(crate) fn with_request(mut self, r: crate::signal::request::RequestRef) -> Self {
+        self.request = Some(r);
+        self.is_request = true;
+        self
+    }
+
+    pub(crate) fn request(&self) -> Option<&crate::signal::request::RequestRef> {
+        self.request.as_ref()
+    }
+
+    /// Marks the metadata of a request that came from another process.
+    pub(crate) fn into_request(mut self) -> Self {
+        self.is_request = true;
+        self
+    }
+
+    /// True when the slot runs to answer a request
+    /// ([`SignalRef::request`](crate::SignalRef::request)) rather than for an
+    /// emission: its return value goes back to the requester.
+    pub fn is_request(&self) -> bool {
+        self.is_request
+    }
+
     /// Metadata of a call that had none (a slot invoked directly).
     pub(crate) fn empty() -> Self {
         Self {
@@ -158,6 +188,8 @@ impl Meta {
             previous: None,
             replay: false,
             gate: None,
+            request: None,
+            is_request: false,
         }
     }
 
@@ -182,6 +214,8 @@ impl Meta {
             previous: None,
             replay: true,
             gate: None,
+            request: None,
+            is_request: false,
         }
     }
 
@@ -212,6 +246,8 @@ impl Meta {
             previous: w.previous.map(Arc::from),
             replay: w.replay,
             gate: None,
+            request: None,
+            is_request: false,
         }
     }
 

@@ -34,6 +34,8 @@ mod message;
 pub(crate) mod meta;
 mod receiver;
 mod refs;
+pub(crate) mod reply;
+pub(crate) mod request;
 pub(crate) mod retained;
 pub(crate) mod shared;
 pub(crate) mod slot_table;
@@ -49,6 +51,7 @@ pub use receiver::{
     ChannelSink, Receiver, RecvError, RecvTimeoutError, TryRecvError, DEFAULT_RECEIVER_CAPACITY,
 };
 pub use refs::{ConnectTarget, SignalRef, SlotRef, TargetSpec};
+pub use request::{Answer, Failure, ReplyError, RequestError, Responder, Responses};
 pub(crate) use shared::{SignalControl, SignalShared};
 pub use slot_table::SlotEntry;
 pub use subscription::{SubscribeError, SubscribeOptions, Subscription};

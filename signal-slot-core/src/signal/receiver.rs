@@ -315,6 +315,10 @@ fn close_call<A: SignalArgs>(obj: &mut dyn Any, _args: (ObjectId,), _meta: Optio
     }
 }
 
+/// Plain-thread receivers do not answer requests (a request to one reports
+/// it as a failure, [`ReplyError::NotAResponder`](crate::signal::ReplyError)).
+static NOT_A_RESPONDER: () = ();
+
 /// The slot table of `ChannelSink<A>`: one per type, made once (a generic
 /// type cannot have a `static` of its own).
 fn sink_table<A: SignalArgs>() -> &'static [SlotEntry] {
@@ -332,6 +336,9 @@ fn sink_table<A: SignalArgs>() -> &'static [SlotEntry] {
                 name: "deliver",
                 decode_call: |obj, bytes, meta| decode_call::<A>(obj, bytes, meta, sink_call::<A>),
                 typed: deliver,
+                reply_type: "()",
+                typed_reply: &NOT_A_RESPONDER,
+                decode_reply: |_, _, _| Ok(None),
             },
             SlotEntry {
                 name: "close",
@@ -339,6 +346,9 @@ fn sink_table<A: SignalArgs>() -> &'static [SlotEntry] {
                     decode_call::<(ObjectId,)>(obj, bytes, meta, close_call::<A>)
                 },
                 typed: close,
+                reply_type: "()",
+                typed_reply: &NOT_A_RESPONDER,
+                decode_reply: |_, _, _| Ok(None),
             },
         ]))
     })

@@ -234,6 +234,128 @@ impl<A: SignalArgs> SignalRef<A> {
         self.shared.group_stats(name)
     }
 
+    /// Asks every slot connected to this signal and gathers what they return,
+    /// waiting up to `timeout`; blocks the calling thread meanwhile.
+    ///
+    /// Each connected slot is called once with `args`, always queued to its
+    /// loop (in this process or another), and its return value comes back as
+    /// an [`Answer`](crate::Answer) if its type is `R`. The call returns when
+    /// every receiver answered, or at the timeout: the receivers that did not
+    /// answer by then, or whose process died meanwhile (noticed within a few
+    /// milliseconds), are in [`Responses::missing`](crate::Responses::missing); answers that are not
+    /// usable (the slot panicked or returns another type than `R`, the call
+    /// could not be queued) are in [`Responses::failures`](crate::Responses::failures), never a wrong
+    /// value. A slot that returns nothing answers `()`.
+    ///
+    /// Errors, at once and before anything is sent:
+    /// [`RequestError::NoResponders`](crate::RequestError::NoResponders) when no slot is connected;
+    /// [`RequestError::OwnLoop`](crate::RequestError::OwnLoop) when a receiver lives on the loop the calling
+    /// thread runs (it would wait on itself; use
+    /// [`request_to`](Self::request_to) there). From a slot, requests to other
+    /// loops are allowed; the calling loop then runs nothing else until the
+    /// request returns.
+    ///
+    /// A request reaches slot connections and pattern subscriptions; signals
+    /// forwarded to and slots taking a [`Message`](crate::Message) are not
+    /// asked. It is not an emission: single-shot connections stay, retained
+    /// values do not change.
+    ///
+    /// ```
+    /// use signal_slot::prelude::*;
+    /// use signal_slot::RequestError;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(EventLoopObject, Default)]
+    /// struct Client {
+    ///     #[signal]
+    ///     ask: Signal<(String,)>,
+    /// }
+    ///
+    /// #[derive(EventLoopObject, Default)]
+    /// struct Server {}
+    ///
+    /// #[slots]
+    /// impl Server {
+    ///     fn length(&mut self, s: String) -> Result<usize, String> {
+    ///         if s.is_empty() { Err("empty".into()) } else { Ok(s.len()) }
+    ///     }
+    /// }
+    ///
+    /// let server_loop = EventLoopThread::new("request-doc-server");
+    /// let server = server_loop.event_loop().add("server-doc", Server::default()).unwrap();
+    /// let lp = EventLoop::new("request-doc");
+    /// let client = lp.add("client-doc", Client::default()).unwrap();
+    /// let t = Duration::from_secs(10);
+    /// assert!(matches!(
+    ///     client.ask().request::<Result<usize, String>>(("abc".into(),), t),
+    ///     Err(RequestError::NoResponders { .. })
+    /// ));
+    /// client.ask().connect(&server.length()).unwrap();
+    /// server_loop.start().unwrap();
+    /// let r = client.ask().request::<Result<usize, String>>(("abc".into(),), t).unwrap();
+    /// assert_eq!(r.answers()[0].value, Ok(3));
+    /// // Asking for another type than the slot returns is a failure, not a value.
+    /// let r = client.ask().request::<u64>(("abc".into(),), t).unwrap();
+    /// assert!(r.answers().is_empty() && r.failures().len() == 1);
+    /// ```
+    pub fn request<R: SignalArgs>(
+        &self,
+        args: A,
+        timeout: std::time::Duration,
+    ) -> Result<crate::signal::Responses<R>, crate::signal::RequestError> {
+        crate::signal::request::request(&self.shared, args, timeout)
+    }
+
+    /// Like [`request`](Self::request), without blocking: returns at once, and
+    /// the gathered [`Responses`](crate::Responses) arrive later as one call
+    /// of `slot` (queued to its loop), when every receiver answered or at the
+    /// timeout, whichever comes first. Receivers on the calling thread's own
+    /// loop are allowed (their calls are queued, and run after the current
+    /// slot returns). The timeout is kept by a framework thread of this
+    /// process.
+    ///
+    /// Errors at once with [`RequestError::NoResponders`](crate::RequestError::NoResponders) when no slot is
+    /// connected (`slot` is then not called).
+    ///
+    /// ```
+    /// use signal_slot::prelude::*;
+    /// use signal_slot::Responses;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(EventLoopObject, Default)]
+    /// struct Counter {
+    ///     #[signal]
+    ///     poll: Signal<()>,
+    ///     #[signal]
+    ///     total: Signal<(u64,)>,
+    /// }
+    ///
+    /// #[slots]
+    /// impl Counter {
+    ///     fn count(&mut self) -> u64 {
+    ///         7
+    ///     }
+    ///     fn tally(&mut self, r: Responses<u64>) {
+    ///         self.total.emit((r.values().sum(),));
+    ///     }
+    /// }
+    ///
+    /// let lp = EventLoop::new("request-to-doc");
+    /// let c = lp.add("counter-doc", Counter::default()).unwrap();
+    /// c.poll().connect(&c.count()).unwrap(); // it asks itself: fine, the call is queued
+    /// c.total().connect(&lp.stop_slot()).unwrap();
+    /// c.poll().request_to::<u64>((), Duration::from_secs(10), &c.tally()).unwrap();
+    /// lp.exec().unwrap(); // count answers, tally gets the answers and stops the loop
+    /// ```
+    pub fn request_to<R: SignalArgs>(
+        &self,
+        args: A,
+        timeout: std::time::Duration,
+        slot: &SlotRef<(crate::signal::Responses<R>,)>,
+    ) -> Result<(), crate::signal::RequestError> {
+        crate::signal::request::request_to(&self.shared, args, timeout, slot)
+    }
+
     /// How many connections leave this signal.
     pub fn receiver_count(&self) -> usize {
         self.shared.connection_count()
@@ -368,7 +490,20 @@ impl<A: SignalArgs> SlotRef<A> {
     /// lp.exec().unwrap();
     /// ```
     pub fn invoke(&self, args: A) -> Result<(), EmitError> {
-        let t = self.target(&ConnectOptions::new().kind(ConnectionKind::Queued));
+        self.invoke_with(args, crate::signal::Overflow::default())
+    }
+
+    /// [`invoke`](Self::invoke) with the given full-inbox policy.
+    pub(crate) fn invoke_with(
+        &self,
+        args: A,
+        overflow: crate::signal::Overflow,
+    ) -> Result<(), EmitError> {
+        let t = self.target(
+            &ConnectOptions::new()
+                .kind(ConnectionKind::Queued)
+                .overflow(overflow),
+        );
         let (meta, mut report) = (None, Vec::new());
         if let Err(reason) = crate::event_loop::deliver(&t, args, meta) {
             report.push(crate::error::Undelivered {

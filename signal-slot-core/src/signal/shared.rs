@@ -281,6 +281,12 @@ impl<A: SignalArgs> SignalShared<A> {
         })
     }
 
+    /// The metadata of a request made through this signal.
+    pub(crate) fn request_meta(&self) -> Meta {
+        let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
+        Meta::new(self.owner.clone(), self.name, self.topic.clone(), seq)
+    }
+
     #[inline]
     pub(crate) fn is_retained(&self) -> bool {
         self.retained.is_some()

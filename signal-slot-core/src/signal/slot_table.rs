@@ -19,6 +19,13 @@ pub struct SlotEntry {
     pub decode_call: DecodeCallFn,
     /// The typed thunk, a `SlotFn<Args>`, for calls within one process.
     pub typed: &'static (dyn Any + Send + Sync),
+    /// The slot's return type as written (`()` when it returns nothing).
+    pub reply_type: &'static str,
+    /// The typed reply thunk, a [`ReplyFn<Args>`](crate::signal::reply::ReplyFn):
+    /// runs the slot for a request within one process.
+    pub typed_reply: &'static (dyn Any + Send + Sync),
+    /// Runs the slot for a request from another process.
+    pub decode_reply: crate::signal::reply::DecodeReplyFn,
 }
 
 /// Implemented by `#[slots]`: the type's slots, in declaration order.

@@ -1,0 +1,207 @@
+//! This process's reply mailbox: where answers to its *blocking* requests
+//! come back from other processes, read by the requesting thread itself.
+//!
+//! Answers to the slot-delivered form go through the control mailbox (the
+//! control thread is always there to read them); a blocking requester is
+//! waiting anyway, so it reads its answers directly: it polls the mailbox for
+//! up to ~100 microseconds (an answer from a loop that spins comes within a
+//! few), then sleeps on the mailbox's doorbell. That saves the wake-up of a second
+//! thread, which costs more than the rest of the round trip on small VMs.
+//!
+//! The mailbox is claimed on first use (one of the region's mailboxes, freed
+//! with the process). One thread at a time reads it (the *drainer*); a second
+//! blocking requester parks and takes over when the first one leaves.
+
+use crate::sync::{lock, AtomicU32, AtomicU64, Ordering};
+use crate::transport::doorbell::{wake_if_sleeping, Doorbell};
+use crate::transport::shm::mailbox::{self, MailboxAddr, MailboxConsumer};
+use crate::transport::shm::system;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// This process's reply mailbox, tagged with the process slot that claimed it
+/// (a forked child inherits its parent's value and claims its own). Claims
+/// are serialized by the lock; [`CACHED`] is what the hot path reads.
+static MAILBOX: Mutex<Option<(u32, MailboxAddr)>> = Mutex::new(None);
+/// `generation << 32 | (process slot + 1) << 8 | index`, 0 before a claim.
+static CACHED: AtomicU64 = AtomicU64::new(0);
+/// The process slot + 1 of the thread reading the mailbox, 0 when none does.
+/// A child forked while its parent's drainer read sees another process's
+/// value here and treats the role as free.
+static DRAINER: AtomicU32 = AtomicU32::new(0);
+
+/// Polls of the mailbox before sleeping on its doorbell: ~100 us of `pause`
+/// on the VMs measured. Longer than a loop's idle spin on purpose: the thread
+/// is blocked anyway, and an answer that finds it awake keeps the answering
+/// loop awake too (both turn around within its spin); one that finds it
+/// asleep costs two wake-ups, ~20x the round trip (see `benches/processes.rs`,
+/// section 5).
+const SPIN_POLLS: u32 = 4096;
+const SPIN_YIELDS: u32 = 8;
+/// How long a requester that is not the drainer parks before trying again.
+const TAKE_OVER: Duration = Duration::from_millis(1);
+
+fn pack(p: u32, a: MailboxAddr) -> u64 {
+    u64::from(a.generation) << 32 | u64::from(p + 1) << 8 | u64::from(a.index)
+}
+
+/// The cached mailbox, if this process claimed it.
+fn cached() -> Option<MailboxAddr> {
+    let v = CACHED.load(Ordering::Acquire);
+    let p = ((v >> 8) & 0xff) as u32;
+    (p == system::my_proc() + 1).then_some(MailboxAddr {
+        index: (v & 0xff) as u32,
+        generation: (v >> 32) as u32,
+    })
+}
+
+/// The reply mailbox, claimed on first use; `None` if no mailbox is free
+/// (answers then come through the control mailbox).
+pub(crate) fn mailbox() -> Option<MailboxAddr> {
+    if let Some(a) = cached() {
+        return Some(a);
+    }
+    let region = system::region()?;
+    let me = system::my_proc();
+    let mut m = lock(&MAILBOX);
+    if let Some((p, addr)) = *m {
+        if p == me {
+            return Some(addr);
+        }
+    }
+    let addr = mailbox::claim(region, me)?;
+    *m = Some((me, addr));
+    CACHED.store(pack(me, addr), Ordering::Release);
+    Some(addr)
+}
+
+/// Wakes the thread sleeping on the reply mailbox, if any (an answer from this
+/// process completed a request whose requester may sleep there).
+pub(crate) fn wake() {
+    if let (Some(region), Some(addr)) = (system::region(), cached()) {
+        wake_if_sleeping(&region.mailbox_header(addr.index).bell, true);
+    }
+}
+
+/// Holds the drainer role; gives it up when dropped.
+struct Drainer;
+
+impl Drainer {
+    fn try_take() -> Option<Self> {
+        let me = system::my_proc() + 1;
+        let v = DRAINER.load(Ordering::Acquire);
+        if v == me {
+            return None; // another thread of this process reads
+        }
+        DRAINER
+            .compare_exchange(v, me, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Drainer)
+    }
+}
+
+impl Drop for Drainer {
+    fn drop(&mut self) {
+        DRAINER.store(0, Ordering::Release);
+    }
+}
+
+/// Waits until `done()` or the deadline (the request started at `started`):
+/// reads the reply mailbox `addr` when no other thread does, handing each
+/// answer (to this thread's request or another's) to `on_record`, and calls
+/// `tick` every `period` (to notice dead processes).
+pub(crate) fn wait(
+    addr: MailboxAddr,
+    on_record: &mut dyn FnMut(&[u8]),
+    done: &dyn Fn() -> bool,
+    started: Instant,
+    deadline: Instant,
+    period: Duration,
+    tick: &dyn Fn(),
+) {
+    let Some(region) = system::region() else {
+        return;
+    };
+    let consumer = MailboxConsumer::new(region, addr);
+    // Made when first needed: most answers come while polling.
+    let mut bell: Option<Doorbell> = None;
+    let mut copy = Vec::new();
+    // Drained while polling (flags stay up, see `MailboxConsumer::drain_polling`),
+    // settled before sleeping, as a loop does with its mailbox.
+    let mut drain = |consumer: &MailboxConsumer| {
+        consumer.drain_polling(
+            usize::MAX,
+            |_, rec| {
+                // Parsed from a private copy: the peer could still write the shared bytes.
+                copy.clear();
+                copy.extend_from_slice(rec);
+                match copy.first() {
+                    Some(&crate::signal::request::KIND_REPLY) => on_record(&copy),
+                    _ => log::error!("reply mailbox: record of unknown kind skipped"),
+                }
+            },
+            |from, why| log::error!("reply ring from process {from} corrupt: {why}"),
+        )
+    };
+    // The clock is read only once polling found nothing: an answer that comes
+    // while polling costs no clock read here.
+    let mut next_tick = started + period;
+    let mut polls = 0u32;
+    loop {
+        if done() {
+            return;
+        }
+        let Some(_role) = Drainer::try_take() else {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            if now >= next_tick {
+                tick();
+                next_tick = now + period;
+                continue;
+            }
+            std::thread::park_timeout((deadline - now).min(TAKE_OVER).min(next_tick - now));
+            continue;
+        };
+        // The drainer: read, poll a little, sleep on the doorbell, repeat.
+        loop {
+            if drain(&consumer) > 0 {
+                polls = 0;
+            }
+            if done() {
+                return;
+            }
+            if polls < SPIN_POLLS + SPIN_YIELDS {
+                while polls < SPIN_POLLS + SPIN_YIELDS && !consumer.has_records() && !done() {
+                    if polls < SPIN_POLLS {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                    polls += 1;
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            if now >= next_tick {
+                tick();
+                next_tick = now + period;
+                continue;
+            }
+            if consumer.settle() {
+                continue;
+            }
+            let nap = (deadline - now).min(next_tick - now);
+            bell.get_or_insert_with(|| {
+                let b = Doorbell::new();
+                b.use_external(&region.mailbox_header(addr.index).bell);
+                b
+            })
+            .sleep(|| consumer.has_work() || done(), Some(nap));
+        }
+    }
+}

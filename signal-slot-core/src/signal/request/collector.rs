@@ -1,0 +1,211 @@
+//! One request in flight: the answers arrive here, from loop threads of this
+//! process and from other processes.
+
+use super::{ReplyError, Responder};
+use crate::sync::{lock, AtomicU64, Ordering};
+use crate::transport::shm::system;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+/// What became of one receiver.
+pub(super) enum Outcome {
+    /// Answered in this process.
+    Local(Box<dyn Any + Send>, &'static str),
+    /// Answered from another process with the requested type: its encoding.
+    Remote(Vec<u8>),
+    Failed(ReplyError),
+    /// Its process died before answering: reported missing.
+    Gone,
+}
+
+pub(super) struct Entry {
+    pub(super) responder: Responder,
+    /// The process running the receiver's loop, when it is not this one.
+    pub(super) proc: Option<u32>,
+    pub(super) outcome: Option<Outcome>,
+}
+
+pub(super) type OnDone = Box<dyn FnOnce(Vec<Entry>) + Send>;
+
+pub(super) struct Gather {
+    pub(super) entries: Vec<Entry>,
+    pub(super) finished: bool,
+    pub(super) on_done: Option<OnDone>,
+}
+
+/// One request in flight: the answers arrive here, from loop threads of this
+/// process and (through the control thread) from other processes.
+pub(super) struct Collector {
+    pub(super) id: u64,
+    /// The type name of the requested reply type.
+    pub(super) expected: &'static str,
+    /// Receivers without an outcome yet (read without the lock by a waiter).
+    pub(super) remaining: AtomicUsize,
+    /// A framework lock: held for short updates only, never while waiting.
+    pub(super) gather: Mutex<Gather>,
+    /// The thread blocked in `request`, unparked when the last answer arrives.
+    pub(super) waiter: Option<std::thread::Thread>,
+    /// Registered in [`IN_FLIGHT`] (some receiver is in another process).
+    pub(super) remote: bool,
+}
+
+/// Requests with a receiver in another process, by id, for their replies.
+static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(|| Mutex::new(HashMap::default()));
+
+type InFlight = HashMap<u64, Weak<Collector>, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Hashes request ids (unique, made by a counter) with one multiplication.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+impl Collector {
+    pub(super) fn new(
+        expected: &'static str,
+        entries: Vec<Entry>,
+        waiter: Option<std::thread::Thread>,
+        on_done: Option<OnDone>,
+    ) -> Arc<Self> {
+        let remote = entries.iter().any(|e| e.proc.is_some());
+        let c = Arc::new(Collector {
+            id: u64::from(system::my_incarnation()) << 48
+                | NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
+            expected,
+            remaining: AtomicUsize::new(entries.len()),
+            gather: Mutex::new(Gather {
+                entries,
+                finished: false,
+                on_done,
+            }),
+            waiter,
+            remote,
+        });
+        if remote {
+            lock(&IN_FLIGHT).insert(c.id, Arc::downgrade(&c));
+        }
+        c
+    }
+
+    /// Records receiver `index`'s outcome (the first one counts).
+    pub(super) fn complete(&self, index: usize, outcome: Outcome) {
+        self.complete_from(index, outcome, false);
+    }
+
+    /// `by_waiter`: the blocked requester itself records it (it read the
+    /// answer from its reply mailbox), so it needs no waking.
+    pub(super) fn complete_from(&self, index: usize, outcome: Outcome, by_waiter: bool) {
+        let done = {
+            let mut g = lock(&self.gather);
+            if g.finished {
+                return;
+            }
+            match g.entries.get_mut(index) {
+                Some(e) if e.outcome.is_none() => e.outcome = Some(outcome),
+                _ => return,
+            }
+            if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                Self::finish_locked(&mut g)
+            } else {
+                None
+            }
+        };
+        if let Some(t) = self.waiter.as_ref().filter(|_| !by_waiter) {
+            if self.remaining.load(Ordering::Acquire) == 0 {
+                t.unpark();
+                if self.remote {
+                    // The requester may sleep on the reply mailbox's doorbell.
+                    crate::process::replies::wake();
+                }
+            }
+        }
+        if let Some((f, entries)) = done {
+            f(entries);
+        }
+    }
+
+    /// Ends the gathering (all in, or the deadline): what is not in is
+    /// missing. The blocking form gets the entries; the slot-delivered form
+    /// delivers them (once).
+    pub(super) fn finish(&self) -> Option<Vec<Entry>> {
+        let mut g = lock(&self.gather);
+        g.finished = true;
+        match g.on_done.take() {
+            Some(f) => {
+                let entries = std::mem::take(&mut g.entries);
+                drop(g);
+                f(entries);
+                None
+            }
+            None if self.waiter.is_some() => Some(std::mem::take(&mut g.entries)),
+            None => None,
+        }
+    }
+
+    /// Marks the gathering finished; for the slot-delivered form, hands back
+    /// the delivery and the entries (run it after unlocking).
+    fn finish_locked(g: &mut Gather) -> Option<(OnDone, Vec<Entry>)> {
+        g.finished = true;
+        let f = g.on_done.take()?;
+        Some((f, std::mem::take(&mut g.entries)))
+    }
+
+    /// Marks the receivers whose process died as gone.
+    pub(super) fn check_processes(&self) {
+        if !self.remote {
+            return;
+        }
+        let Some(region) = system::region() else {
+            return;
+        };
+        let dead: Vec<usize> = lock(&self.gather)
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                e.outcome.is_none() && e.proc.is_some_and(|p| !system::proc_alive(region, p))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in dead {
+            self.complete(i, Outcome::Gone);
+        }
+    }
+
+    pub(super) fn is_finished(&self) -> bool {
+        lock(&self.gather).finished
+    }
+}
+
+impl Collector {
+    /// The request `id` of this process, if still in flight.
+    pub(super) fn lookup(id: u64) -> Option<Arc<Collector>> {
+        lock(&IN_FLIGHT).get(&id).and_then(Weak::upgrade)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if self.remote {
+            lock(&IN_FLIGHT).remove(&self.id);
+        }
+    }
+}

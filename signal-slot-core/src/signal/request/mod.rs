@@ -1,0 +1,375 @@
+//! Request/response: a signal's connected slots are run with the request's
+//! arguments and their return values are gathered, with a timeout.
+//!
+//! The requesting side. Here: how a request reaches each receiver (a queued
+//! call whose metadata carries the way back, or a request record to another
+//! process) and the two forms (blocking, delivered to a slot). Beside it:
+//! `types` ([`Responses`] and the errors), `collector` (one request in
+//! flight, where answers arrive), `wire` (the request tag and the reply
+//! record between processes), `deadlines` (the thread that ends
+//! slot-delivered requests at their timeout). The answering side is
+//! [`reply`](crate::signal::reply).
+//!
+//! A request reaches the `Target::Slot` connections of the signal (explicit
+//! connections and pattern subscriptions alike); signal-to-signal forwarding
+//! and slots taking a [`Message`](crate::Message) are not asked. A request is
+//! not an emission: single-shot connections are not used up, retained values
+//! are not updated, and the call is always queued (never inline), also to a
+//! receiver on the requester's own loop.
+
+mod collector;
+mod deadlines;
+mod types;
+mod wire;
+
+use collector::{Collector, Entry, OnDone, Outcome};
+pub use types::{Answer, Failure, ReplyError, RequestError, Responder, Responses};
+use wire::on_reply_record_for;
+pub(crate) use wire::{on_reply_record, send_reply, RequestTag, KIND_REPLY};
+
+use crate::error::DropReason;
+use crate::signal::reply::{ReplyFn, ReplyValue};
+use crate::signal::{Meta, SignalArgs, SignalShared, SlotRef, SlotTarget, Target};
+use crate::sync::{AtomicBool, Ordering};
+use crate::transport::codec;
+use crate::transport::shm::mailbox::MailboxAddr;
+use crate::transport::shm::system;
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a queued request call finds in its metadata: where to put the answer.
+pub(crate) struct RequestCall<A> {
+    collector: Arc<Collector>,
+    index: usize,
+    reply: ReplyFn<A>,
+    started: AtomicBool,
+}
+
+impl<A> Drop for RequestCall<A> {
+    /// The call was dropped unanswered: never run (loop stopped, receiver
+    /// removed), or its slot panicked. A no-op if it answered.
+    fn drop(&mut self) {
+        let error = if self.started.load(Ordering::Acquire) {
+            ReplyError::Panicked
+        } else {
+            ReplyError::Undelivered(DropReason::ReceiverGone)
+        };
+        self.collector.complete(self.index, Outcome::Failed(error));
+    }
+}
+
+/// Type-erased [`RequestCall`], as [`Meta`] holds it.
+#[derive(Clone)]
+pub(crate) struct RequestRef(Arc<dyn Any + Send + Sync>);
+
+impl fmt::Debug for RequestRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RequestRef")
+    }
+}
+
+/// The slot function of a queued request call: runs the slot's reply thunk
+/// and hands the answer to the collector the metadata names.
+fn answer<A: SignalArgs>(obj: &mut dyn Any, args: A, meta: Option<&Meta>) {
+    let Some(meta) = meta else { return };
+    let Some(call) = meta
+        .request()
+        .and_then(|r| r.0.downcast_ref::<RequestCall<A>>())
+    else {
+        return;
+    };
+    call.started.store(true, Ordering::Release);
+    let outcome = match (call.reply)(obj, args, Some(meta)) {
+        Some(v) => local_outcome(v),
+        None => Outcome::Failed(ReplyError::NotAResponder),
+    };
+    call.collector.complete(call.index, outcome);
+}
+
+fn local_outcome(v: ReplyValue) -> Outcome {
+    match v.into_parts() {
+        Ok((value, type_name)) => Outcome::Local(value, type_name),
+        Err(t) => Outcome::Failed(ReplyError::NotAnswerable(t.to_string())),
+    }
+}
+
+/// The slot connections of `shared` now.
+fn targets<A: SignalArgs>(
+    list: &[crate::signal::Conn<A>],
+) -> impl Iterator<Item = &SlotTarget<A>> + Clone {
+    list.iter().filter_map(|c| match &c.target {
+        Target::Slot(t) => Some(t),
+        // Groups (one member per emission) and forwardings are not asked.
+        Target::Signal { .. } | Target::Message(_) | Target::Group(_) => None,
+    })
+}
+
+fn entries<'a, A: SignalArgs>(targets: impl Iterator<Item = &'a SlotTarget<A>>) -> Vec<Entry> {
+    targets
+        .map(|t| Entry {
+            responder: Responder {
+                receiver: t.recv.id.clone(),
+                slot: std::borrow::Cow::Borrowed(t.name),
+                loop_name: t.recv.lp.label.clone(),
+            },
+            proc: t.recv.lp.is_remote().then(|| t.recv.lp.owner()),
+            outcome: None,
+        })
+        .collect()
+}
+
+fn describe<A: SignalArgs>(shared: &SignalShared<A>) -> String {
+    format!("{}/{}", shared.owner, shared.name)
+}
+
+/// Sends the request to every target; answers arrive in `c`.
+/// Sends the request to the `n` targets; answers arrive in `c`.
+fn send_all<'a, A: SignalArgs>(
+    shared: &SignalShared<A>,
+    targets: impl Iterator<Item = &'a SlotTarget<A>> + Clone,
+    n: usize,
+    c: &Arc<Collector>,
+    args: A,
+    reply_to: Option<MailboxAddr>,
+) {
+    // Built only when a receiver needs it (a local one, or one taking `&Meta`).
+    let needs_meta = targets
+        .clone()
+        .any(|t| t.wants_meta || !t.recv.lp.is_remote());
+    let meta = needs_meta.then(|| shared.request_meta());
+    let mut args = Some(args);
+    for (i, t) in targets.enumerate() {
+        // The last target gets the arguments themselves, the others a clone.
+        let a = if i + 1 < n { args.clone() } else { args.take() };
+        let Some(a) = a else { return };
+        send_one(i, t, a, meta.as_ref(), c, reply_to);
+    }
+}
+
+fn send_one<A: SignalArgs>(
+    index: usize,
+    t: &SlotTarget<A>,
+    args: A,
+    meta: Option<&Meta>,
+    c: &Arc<Collector>,
+    reply_to: Option<MailboxAddr>,
+) {
+    let failed = |e: ReplyError| c.complete(index, Outcome::Failed(e));
+    if t.recv.lp.is_remote() {
+        let Some(reply_to) = reply_to else {
+            return failed(ReplyError::Undelivered(DropReason::ReceiverGone));
+        };
+        let tag = RequestTag {
+            id: c.id,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            requester: system::my_proc(),
+            reply_to,
+        };
+        let meta = meta.filter(|_| t.wants_meta);
+        if let Err(reason) = crate::event_loop::deliver_request(t, &args, meta, tag) {
+            failed(ReplyError::Undelivered(reason));
+        }
+        return;
+    }
+    let reply = t
+        .recv
+        .slots
+        .get(usize::from(t.index))
+        .and_then(|e| e.typed_reply.downcast_ref::<ReplyFn<A>>());
+    let Some(reply) = reply else {
+        return failed(ReplyError::NotAResponder);
+    };
+    let call = Arc::new(RequestCall {
+        collector: c.clone(),
+        index,
+        reply: *reply,
+        started: AtomicBool::new(false),
+    });
+    let meta = meta.cloned().unwrap_or_else(Meta::empty);
+    let meta = Arc::new(meta.with_request(RequestRef(call.clone())));
+    let queued = SlotTarget {
+        call: answer::<A>,
+        kind: crate::signal::ConnectionKind::Queued,
+        wants_meta: true,
+        gate: None,
+        ..t.clone()
+    };
+    // `call` is kept until here so a refused post reports its own reason
+    // before the dropped envelope's generic one.
+    if let Err(reason) = crate::event_loop::deliver(&queued, args, Some(meta)) {
+        failed(ReplyError::Undelivered(reason));
+    }
+    drop(call);
+}
+
+/// Turns the gathered entries into the typed answer.
+fn responses<R: SignalArgs>(entries: Vec<Entry>) -> Responses<R> {
+    let mut out = Responses {
+        answers: Vec::new(),
+        missing: Vec::new(),
+        failures: Vec::new(),
+    };
+    let expected = std::any::type_name::<R>();
+    let wrong = |got: &str| ReplyError::WrongType {
+        expected: expected.to_string(),
+        got: got.to_string(),
+    };
+    for e in entries {
+        let value = match e.outcome {
+            None | Some(Outcome::Gone) => {
+                out.missing.push(e.responder);
+                continue;
+            }
+            Some(Outcome::Local(v, got)) => v.downcast::<R>().map(|v| *v).map_err(|_| wrong(got)),
+            Some(Outcome::Remote(bytes)) => {
+                codec::decode::<R>(&bytes).map_err(|e| ReplyError::Codec(e.to_string()))
+            }
+            Some(Outcome::Failed(error)) => Err(error),
+        };
+        match value {
+            Ok(value) => out.answers.push(Answer {
+                responder: e.responder,
+                value,
+            }),
+            Err(error) => out.failures.push(Failure {
+                responder: e.responder,
+                error,
+            }),
+        }
+    }
+    out
+}
+
+/// How often a waiting request checks that the processes it waits on live.
+const LIVENESS_PERIOD: Duration = Duration::from_millis(5);
+/// Polls of the collector before parking (an answer from a loop that spins
+/// often comes within microseconds; waking a parked thread costs more).
+const SPIN_POLLS: u32 = 256;
+const SPIN_YIELDS: u32 = 8;
+
+/// The blocking form; see [`SignalRef::request`](crate::SignalRef::request).
+pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
+    shared: &SignalShared<A>,
+    args: A,
+    timeout: Duration,
+) -> Result<Responses<R>, RequestError> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let (_, list) = shared.snapshot();
+    let targets = targets(&list);
+    if targets.clone().next().is_none() {
+        return Err(RequestError::NoResponders {
+            signal: describe(shared),
+        });
+    }
+    if let Some(me) = crate::event_loop::current_loop_id() {
+        if let Some(t) = targets.clone().find(|t| t.loop_id == me) {
+            return Err(RequestError::OwnLoop {
+                signal: describe(shared),
+                receiver: t.recv.id.clone(),
+                loop_name: t.recv.lp.name.clone(),
+            });
+        }
+    }
+    let entries = entries(targets.clone());
+    let n = entries.len();
+    let c = Collector::new(
+        std::any::type_name::<R>(),
+        entries,
+        Some(std::thread::current()),
+        None,
+    );
+    // Answers from other processes come to the reply mailbox, read by the
+    // waiting thread (or, if no mailbox is free, to the control thread's).
+    let replies = if c.remote {
+        crate::process::replies::mailbox()
+    } else {
+        None
+    };
+    let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
+    send_all(shared, targets, n, &c, args, reply_to);
+    match replies {
+        Some(addr) => crate::process::replies::wait(
+            addr,
+            &mut |rec| on_reply_record_for(rec, Some(&c)),
+            &|| c.remaining.load(Ordering::Acquire) == 0,
+            started,
+            deadline,
+            LIVENESS_PERIOD,
+            &|| c.check_processes(),
+        ),
+        None => wait(&c, deadline),
+    }
+    Ok(responses(c.finish().unwrap_or_default()))
+}
+
+/// Waits until every answer is in, the deadline passes, or the processes
+/// still to answer died.
+fn wait(c: &Collector, deadline: Instant) {
+    let done = || c.remaining.load(Ordering::Acquire) == 0;
+    for _ in 0..SPIN_POLLS {
+        if done() {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+    for _ in 0..SPIN_YIELDS {
+        if done() {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    loop {
+        if done() {
+            return;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let nap = (deadline - now).min(if c.remote {
+            LIVENESS_PERIOD
+        } else {
+            Duration::from_secs(3600)
+        });
+        std::thread::park_timeout(nap);
+        c.check_processes();
+    }
+}
+
+/// The form that delivers to a slot; see
+/// [`SignalRef::request_to`](crate::SignalRef::request_to).
+pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
+    shared: &SignalShared<A>,
+    args: A,
+    timeout: Duration,
+    slot: &SlotRef<(Responses<R>,)>,
+) -> Result<(), RequestError> {
+    let deadline = Instant::now() + timeout;
+    let (_, list) = shared.snapshot();
+    let targets = targets(&list);
+    if targets.clone().next().is_none() {
+        return Err(RequestError::NoResponders {
+            signal: describe(shared),
+        });
+    }
+    let slot = slot.clone();
+    // Run by whichever thread completes the request (a loop thread, the
+    // control thread, the deadline thread): it must not wait, so a full inbox
+    // drops the answers at once (counted by the receiving loop, and logged).
+    let on_done: OnDone = Box::new(move |entries| {
+        let answers = (responses::<R>(entries),);
+        if let Err(e) = slot.invoke_with(answers, crate::signal::Overflow::Fail) {
+            log::error!("answers of a request not delivered to {slot:?}: {e}");
+        }
+    });
+    let entries = entries(targets.clone());
+    let n = entries.len();
+    let c = Collector::new(std::any::type_name::<R>(), entries, None, Some(on_done));
+    deadlines::watch(&c, deadline);
+    let reply_to = crate::process::control::my_control_mailbox();
+    send_all(shared, targets, n, &c, args, reply_to);
+    Ok(())
+}
