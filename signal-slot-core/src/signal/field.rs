@@ -41,6 +41,8 @@ struct Bound<A> {
     /// The connection list as of `version`; refreshed when the signal's version
     /// moves, so an emit takes no lock.
     cache: RefCell<(u64, Arc<[Conn<A>]>)>,
+    /// The signal retains its value (a copy here: read on every emit).
+    retained: bool,
 }
 
 impl<A: SignalArgs> Signal<A> {
@@ -181,9 +183,10 @@ impl<A: SignalArgs> Bound<A> {
         headers: Option<Arc<Headers>>,
         report: Option<&mut crate::signal::shared::Report>,
     ) {
-        let em = Emission::new(headers);
-        if self.shared.is_retained() {
-            return self.shared.emit_shared(args, em, report);
+        if self.retained || headers.is_some() {
+            return self
+                .shared
+                .emit_shared(args, Emission::new(headers), report);
         }
         let version = self.shared.version();
         match self.cache.try_borrow_mut() {
@@ -191,10 +194,11 @@ impl<A: SignalArgs> Bound<A> {
                 if cache.0 != version {
                     *cache = self.shared.snapshot();
                 }
-                self.shared.deliver(&cache.1, args, &em, report);
+                self.shared
+                    .deliver(&cache.1, args, &Emission::PLAIN, report);
             }
             // Only re-entrant use of the same field gets here; take the shared path.
-            Err(_) => self.shared.emit_shared(args, em, report),
+            Err(_) => self.shared.emit_shared(args, Emission::PLAIN, report),
         }
     }
 }
@@ -278,7 +282,12 @@ impl SignalBinder {
         ));
         self.signals.push(shared.clone());
         let cache = RefCell::new(shared.snapshot());
-        signal.bound = Some(Bound { shared, cache });
+        let retained = shared.is_retained();
+        signal.bound = Some(Bound {
+            shared,
+            cache,
+            retained,
+        });
     }
 
     pub(crate) fn finish(self) -> Result<Box<[Arc<dyn SignalControl>]>, TopicError> {

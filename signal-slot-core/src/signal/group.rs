@@ -164,47 +164,48 @@ impl<A: SignalArgs> Group<A> {
         )
     }
 
-    /// Picks the members in turn for one emission: `try_one(target, last)`
-    /// posts to one (`last`: no other member is left to try) and says whether
-    /// it took the message.
-    pub(crate) fn route(&self, mut try_one: impl FnMut(&SlotTarget<A>, bool) -> bool) -> bool {
-        let n = self.members.len();
-        if n == 0 {
-            return false;
-        }
-        // A plain load and store, not a locked add: two threads emitting at once
-        // may start at the same member, which only shifts the turn.
-        // Kept below `n`, so picking a member needs no division.
+    /// The member to try first for the next emission, in turn. A plain load
+    /// and store, not a locked add: two threads emitting at once may start at
+    /// the same member, which only shifts the turn. Kept below `n`, so picking
+    /// needs no division.
+    #[inline]
+    pub(crate) fn next_start(&self, n: usize) -> usize {
         let start = match self.counters.cursor.load(Ordering::Relaxed) as usize {
             i if i < n => i,
             _ => 0,
         };
         let next = if start + 1 < n { start + 1 } else { 0 };
         self.counters.cursor.store(next as u64, Ordering::Relaxed);
-        for k in 0..n {
-            let i = start + k;
-            let m = &self.members[if i < n { i } else { i - n }];
-            let last = k + 1 == n;
-            let target = if last {
-                match &m.conn.target {
-                    Target::Slot(t) => t,
-                    _ => &m.quick,
-                }
-            } else {
-                &m.quick
-            };
-            if try_one(target, last) {
-                // Not a locked add either: exact when one thread emits at a
-                // time (the usual case: a signal is emitted on its object's
-                // loop); concurrent emitters may undercount.
-                let d = m.delivered.load(Ordering::Relaxed);
-                m.delivered.store(d + 1, Ordering::Relaxed);
-                return true;
-            }
-            if !last {
-                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-            }
+        start
+    }
+
+    /// Member `i`'s target: as connected when it is the last one to try (it
+    /// may wait per its policy), else the one that never waits.
+    #[inline]
+    pub(crate) fn target(&self, i: usize, last: bool) -> &SlotTarget<A> {
+        let m = &self.members[i];
+        match (&m.conn.target, last) {
+            (Target::Slot(t), true) => t,
+            _ => &m.quick,
         }
+    }
+
+    /// Member `i` took an emission. Not a locked add either: exact when one
+    /// thread emits at a time (the usual case: a signal is emitted on its
+    /// object's loop); concurrent emitters may undercount.
+    #[inline]
+    pub(crate) fn took(&self, i: usize) {
+        let d = &self.members[i].delivered;
+        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// A member was passed over (full, gone).
+    pub(crate) fn skipped(&self) {
+        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// No member took an emission.
+    pub(crate) fn undelivered(&self) {
         let n = self.counters.undelivered.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_power_of_two() {
             log::warn!(
@@ -212,7 +213,6 @@ impl<A: SignalArgs> Group<A> {
                 self.name
             );
         }
-        false
     }
 
     pub(crate) fn stats(&self) -> GroupStats {

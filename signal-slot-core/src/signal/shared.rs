@@ -384,24 +384,7 @@ impl<A: SignalArgs> SignalShared<A> {
         }
         match &c.target {
             Target::Slot(t) => self.post(t, args, meta, em, report),
-            Target::Group(g) => {
-                let mut args = Some(args);
-                // Only the last member tried gets the arguments themselves.
-                let taken = g.route(|t, last| {
-                    let a = if last { args.take() } else { args.clone() };
-                    a.is_some_and(|a| {
-                        let m = self.meta_for(t, meta, em);
-                        event_loop::deliver_counted(t, a, m, last).is_ok()
-                    })
-                });
-                if let (false, Some(r)) = (taken, report) {
-                    r.push(Undelivered {
-                        receiver: self.owner.clone(),
-                        slot: self.name,
-                        reason: DropReason::NoGroupMember,
-                    });
-                }
-            }
+            Target::Group(g) => self.deliver_group(g, args, meta, em, report),
             Target::Message(t) => {
                 match Message::encode(
                     &self.topic,
@@ -443,6 +426,89 @@ impl<A: SignalArgs> SignalShared<A> {
                 shared.emit_shared(args, next, report);
             }
         }
+    }
+
+    /// One member of group `g` gets the emission: the next in turn, or, if it
+    /// refuses (full, gone), the ones after it. Out of line: the plain slot
+    /// path of `deliver_one` is the hot one and stays small.
+    #[inline(never)]
+    fn deliver_group(
+        &self,
+        g: &Group<A>,
+        args: A,
+        meta: &mut Option<Arc<Meta>>,
+        em: &Emission,
+        report: Option<&mut Report>,
+    ) {
+        let n = g.members.len();
+        if n == 0 {
+            return;
+        }
+        let start = g.next_start(n);
+        let last = n == 1;
+        let t = g.target(start, last);
+        let m = self.meta_for(t, meta, em);
+        let taken = if last {
+            event_loop::deliver(t, args, m).is_ok()
+        } else if event_loop::deliver_counted(t, args.clone(), m, false).is_ok() {
+            true
+        } else {
+            return self.deliver_group_rest(g, start, args, meta, em, report);
+        };
+        if taken {
+            g.took(start);
+        } else {
+            self.group_undelivered(g, report);
+        }
+    }
+
+    #[cold]
+    fn group_undelivered(&self, g: &Group<A>, report: Option<&mut Report>) {
+        g.undelivered();
+        if let Some(r) = report {
+            r.push(Undelivered {
+                receiver: self.owner.clone(),
+                slot: self.name,
+                reason: DropReason::NoGroupMember,
+            });
+        }
+    }
+
+    /// The members after `start`, when the first one refused.
+    #[cold]
+    fn deliver_group_rest(
+        &self,
+        g: &Group<A>,
+        start: usize,
+        args: A,
+        meta: &mut Option<Arc<Meta>>,
+        em: &Emission,
+        report: Option<&mut Report>,
+    ) {
+        let n = g.members.len();
+        g.skipped();
+        let mut args = Some(args);
+        for k in 1..n {
+            let i = if start + k < n {
+                start + k
+            } else {
+                start + k - n
+            };
+            let last = k + 1 == n;
+            let Some(a) = (if last { args.take() } else { args.clone() }) else {
+                break;
+            };
+            let t = g.target(i, last);
+            let m = self.meta_for(t, meta, em);
+            if event_loop::deliver_counted(t, a, m, last).is_ok() {
+                g.took(i);
+                return;
+            }
+            if !last {
+                g.skipped();
+            }
+        }
+        self.group_undelivered(g, report);
     }
 
     /// Posts one call to a slot, with the emission's metadata when the slot (or
@@ -624,6 +690,14 @@ pub(crate) struct Emission {
 }
 
 impl Emission {
+    /// A plain emission: no headers, not retained, not forwarded.
+    pub(crate) const PLAIN: Emission = Emission {
+        depth: 0,
+        headers: None,
+        sequence: None,
+        previous: None,
+    };
+
     #[inline]
     pub(crate) fn new(headers: Option<Arc<Headers>>) -> Self {
         Self {
