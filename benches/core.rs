@@ -31,9 +31,12 @@
 use crossbeam_channel::{bounded, unbounded, Sender};
 use signal_slot::prelude::*;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{figure, loadavg, median, percentile, stop_and_join, target, unique_id, Accumulator};
 
 /// Inbox capacity of the receiving loop, and the capacity of the raw channels.
 const CAPACITY: usize = 8192;
@@ -193,13 +196,6 @@ impl Pinner {
     }
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A process-unique object id.
-fn unique_id(prefix: &str) -> String {
-    format!("{prefix}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
-}
-
 /// Pins the (running) thread of `lp` to `cpu` and waits until it is done.
 fn pin_loop(lp: &EventLoop, cpu: usize) {
     let (tx, rx) = bounded(1);
@@ -239,39 +235,8 @@ fn spawn_placed<T: Send + 'static>(
     })
 }
 
-fn stop_and_join(t: &EventLoopThread) {
-    t.stop().expect("stop loop thread");
-    t.join().expect("join loop thread");
-}
-
 // ---------------------------------------------------------------------------
 // Statistics and printing
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The `p`-th percentile (0..=100) of sorted samples.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
-    sorted[i]
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn figure(name: &str, value: impl std::fmt::Display) {
-    println!("{name} {value}");
-}
-
-fn target(what: &str, met: bool) {
-    println!("# target {what}: {}", if met { "met" } else { "MISSED" });
-}
 
 // ---------------------------------------------------------------------------
 // 1. Queued throughput between two loop threads
@@ -733,25 +698,6 @@ impl Emitter {
             unconnected,
             plain,
         });
-    }
-}
-
-#[derive(EventLoopObject)]
-struct Accumulator {
-    acc: u64,
-    calls: u64,
-    report: Sender<(u64, u64)>,
-}
-
-#[slots]
-impl Accumulator {
-    fn on_value(&mut self, v: u64) {
-        self.acc = self.acc.wrapping_add(v);
-        self.calls += 1;
-    }
-
-    fn report(&mut self) {
-        let _ = self.report.send((self.calls, self.acc));
     }
 }
 

@@ -70,9 +70,13 @@ use signal_slot::prelude::*;
 use std::hint::black_box;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{figure, loadavg, median, percentile, stop_and_join, target, unique_id};
 
 /// How long the bench waits for any one reply before giving up.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -236,13 +240,6 @@ impl Pinner {
     }
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A process-unique object or loop id.
-fn unique_id(prefix: &str) -> String {
-    format!("{prefix}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
-}
-
 /// Pins the (running) thread of the parent loop `lp` to `cpu` and waits.
 fn pin_loop(lp: &EventLoop, cpu: usize) {
     let (tx, rx) = bounded(1);
@@ -271,11 +268,6 @@ fn spawn_placed<T: Send + 'static>(
         }
         f()
     })
-}
-
-fn stop_and_join(t: &EventLoopThread) {
-    t.stop().expect("stop loop thread");
-    t.join().expect("join loop thread");
 }
 
 /// `CLOCK_MONOTONIC` in ns: one clock for every process of the machine.
@@ -351,32 +343,6 @@ fn wait_child(pid: libc::pid_t) {
 
 // ---------------------------------------------------------------------------
 // Statistics and printing
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The `p`-th percentile (0..=100) of sorted samples.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
-    sorted[i]
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn figure(name: &str, value: impl std::fmt::Display) {
-    println!("{name} {value}");
-}
-
-fn target(what: &str, met: bool) {
-    println!("# target {what}: {}", if met { "met" } else { "MISSED" });
-}
 
 // ---------------------------------------------------------------------------
 // Objects shared by the sections

@@ -46,8 +46,11 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use signal_slot::prelude::*;
 use signal_slot::SubscribeOptions;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{figure, loadavg, median, percentile, stop_and_join, target, unique_id, Accumulator};
 
 /// How long the bench waits for any one reply before giving up.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -91,44 +94,6 @@ impl Config {
     }
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A process-unique object or loop id.
-fn unique_id(prefix: &str) -> String {
-    format!("{prefix}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
-}
-
-fn stop_and_join(t: &EventLoopThread) {
-    t.stop().expect("stop loop thread");
-    t.join().expect("join loop thread");
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The `p`-th percentile (0..=100) of sorted samples.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
-    sorted[i]
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn figure(name: &str, value: impl std::fmt::Display) {
-    println!("{name} {value}");
-}
-
-fn target(what: &str, met: bool) {
-    println!("# target {what}: {}", if met { "met" } else { "MISSED" });
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1e3)
 }
@@ -152,25 +117,6 @@ impl Emitter {
             self.out.emit((black_box(i),));
         }
         let _ = self.result.send(t.elapsed().as_nanos() as f64 / m as f64);
-    }
-}
-
-#[derive(EventLoopObject)]
-struct Accumulator {
-    acc: u64,
-    calls: u64,
-    report: Sender<(u64, u64)>,
-}
-
-#[slots]
-impl Accumulator {
-    fn on_value(&mut self, v: u64) {
-        self.acc = self.acc.wrapping_add(v);
-        self.calls += 1;
-    }
-
-    fn report(&mut self) {
-        let _ = self.report.send((self.calls, self.acc));
     }
 }
 
