@@ -1044,8 +1044,109 @@ fn a_group_member_killed_and_another_joining() {
     let _ = p1.join();
 }
 
+/// Async slots in a child (feature `async`): a task waits on a gate opened
+/// from another thread of the child; calls from the parent to the busy object
+/// wait behind it in order, calls to other objects of that loop run meanwhile.
+#[cfg(feature = "async")]
+mod async_child {
+    use super::*;
+    use std::future::{poll_fn, Future};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+
+    #[derive(Clone, Default)]
+    pub struct Gate(Arc<Mutex<(bool, Option<Waker>)>>);
+
+    impl Gate {
+        fn open(&self) {
+            let waker = {
+                let mut g = self.0.lock().unwrap();
+                g.0 = true;
+                g.1.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+
+        fn pass(&self) -> impl Future<Output = ()> + '_ {
+            poll_fn(|cx| {
+                let mut g = self.0.lock().unwrap();
+                if g.0 {
+                    Poll::Ready(())
+                } else {
+                    g.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+        }
+    }
+
+    #[derive(EventLoopObject)]
+    pub struct Napper {
+        #[signal]
+        said: Signal<(String,)>,
+        gate: Gate,
+    }
+
+    #[slots]
+    impl Napper {
+        async fn nap(&mut self, n: u64) {
+            self.said.emit((format!("nap {n}"),));
+            self.gate.pass().await;
+            self.said.emit((format!("woke {n}"),));
+        }
+        fn poke(&mut self, n: u64) {
+            self.said.emit((format!("poke {n}"),));
+        }
+    }
+
+    #[derive(EventLoopObject)]
+    pub struct Opener {
+        gate: Gate,
+    }
+
+    #[slots]
+    impl Opener {
+        /// Opens the gate from another thread of the child.
+        fn open(&mut self) {
+            let gate = self.gate.clone();
+            std::thread::spawn(move || gate.open()).join().unwrap();
+        }
+    }
+
+    pub fn async_slots_in_a_child() {
+        let (_t, sink, rx) = parent_sink();
+        let (p, echo) = child_echo("async-child");
+        let gate = Gate::default();
+        let napper = Napper {
+            said: Signal::new(),
+            gate: gate.clone(),
+        };
+        let napper = p.event_loop().add("napper", napper).unwrap();
+        let opener = p.event_loop().add("opener", Opener { gate }).unwrap();
+        napper.said().connect(&sink.on_text()).unwrap();
+        echo.echoed().connect(&sink.on_value()).unwrap();
+        p.start().unwrap();
+        napper.nap().invoke((1,)).unwrap();
+        assert_eq!(take(&rx, 1), ["text nap 1"]);
+        napper.poke().invoke((2,)).unwrap();
+        napper.nap().invoke((3,)).unwrap();
+        echo.on_value().invoke((5,)).unwrap();
+        assert_eq!(take(&rx, 1), ["value 5"]);
+        opener.open().invoke(()).unwrap();
+        assert_eq!(
+            take(&rx, 4),
+            ["text woke 1", "text poke 2", "text nap 3", "text woke 3"]
+        );
+        p.stop().unwrap();
+        assert!(p.join().unwrap().success());
+    }
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
-    scenarios![
+    #[allow(unused_mut)]
+    let mut all = scenarios![
         round_trip_both_ways_in_order,
         a_panicking_slot_in_the_child_is_caught,
         timers_run_in_the_child,
@@ -1068,7 +1169,13 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_group_member_killed_and_another_joining,
         requests_to_slots_in_a_child,
         a_receiver_killed_during_a_request_is_missing,
-    ]
+    ];
+    #[cfg(feature = "async")]
+    all.push((
+        "async_slots_in_a_child",
+        async_child::async_slots_in_a_child as fn(),
+    ));
+    all
 }
 
 fn main() {

@@ -50,6 +50,25 @@ pub mod __private {
             .unwrap_or_else(|| crate::ObjectId::internal("<unbound>".to_string()))
     }
 
+    /// The future of an async slot: owns the object taken out of its cell and
+    /// gives it back when done.
+    #[cfg(feature = "async")]
+    pub type SlotFuture = crate::event_loop::SlotFuture;
+
+    /// Called by the thunk of an async slot: `start` gets the object (taken
+    /// out of its cell once the call returns) and builds the slot's future,
+    /// which the loop polls until it gives the object back. Messages for the
+    /// object wait meanwhile; other objects of the loop go on.
+    #[cfg(feature = "async")]
+    pub fn spawn_slot_task(
+        slot: &'static str,
+        start: impl FnOnce(Box<dyn std::any::Any + Send>) -> SlotFuture + 'static,
+    ) {
+        if !crate::event_loop::spawn_slot_task(slot, Box::new(start)) {
+            log::error!("async slot {slot} called outside an event loop; call dropped");
+        }
+    }
+
     /// What a `&Meta` slot parameter gets when the call carries no metadata
     /// (a direct [`SlotRef::invoke`](crate::SlotRef::invoke)).
     pub fn empty_meta() -> &'static crate::Meta {

@@ -181,6 +181,71 @@ fn can_answer(ty: &Type) -> bool {
     scan(quote!(#ty))
 }
 
+/// The thunk of an `async fn` slot: registers a task that takes the object out
+/// of its cell, awaits the slot and gives the object back (see
+/// `__private::spawn_slot_task`). Wrapped in `__async_slot!`, which is a
+/// `compile_error!` unless the facade's `async` feature is on.
+fn async_thunk(
+    slot: &crate::ast::Slot,
+    thunk: &Ident,
+    tuple: &TokenStream,
+    args: &[Ident],
+    span: proc_macro2::Span,
+) -> TokenStream {
+    let name = &slot.ident;
+    let lit = name.to_string();
+    let (own_meta, call) = if slot.wants_meta {
+        (
+            quote! {
+                let __meta: ::signal_slot::Meta = ::core::clone::Clone::clone(match __meta {
+                    ::core::option::Option::Some(m) => m,
+                    ::core::option::Option::None => ::signal_slot::__private::empty_meta(),
+                });
+            },
+            quote!(__this.#name(#(#args,)* &__meta).await),
+        )
+    } else {
+        (
+            quote!(let _ = __meta;),
+            quote!(__this.#name(#(#args),*).await),
+        )
+    };
+    let body = quote_spanned! {span=>
+        ::signal_slot::__async_slot! {
+            ::signal_slot::__private::spawn_slot_task(
+                #lit,
+                move |__obj: ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send>|
+                      -> ::signal_slot::__private::SlotFuture {
+                    ::std::boxed::Box::pin(async move {
+                        #[allow(unused_mut)]
+                        let mut __this: ::std::boxed::Box<Self> = match __obj.downcast::<Self>() {
+                            ::core::result::Result::Ok(this) => this,
+                            ::core::result::Result::Err(other) => return other,
+                        };
+                        let _ = #call;
+                        __this as ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send>
+                    })
+                },
+            )
+        }
+    };
+    quote! {
+        #[doc(hidden)]
+        fn #thunk(
+            __obj: &mut dyn ::core::any::Any,
+            __args: #tuple,
+            __meta: ::core::option::Option<&::signal_slot::Meta>,
+        ) {
+            if !__obj.is::<Self>() {
+                return;
+            }
+            let (#(#args,)*) = __args;
+            #own_meta
+            #body
+        }
+    }
+}
+
 /// The hidden associated function a slot is called through.
 fn thunk_ident(slot: &Ident) -> Ident {
     format_ident!("__signal_slot_thunk_{}", slot)
@@ -213,22 +278,37 @@ pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
             quote!(let _ = __this.#name(#(#args),*);)
         };
         let span = slot.sig.span();
-        thunks.push(quote_spanned! {span=>
-            #[doc(hidden)]
-            fn #thunk(
-                __obj: &mut dyn ::core::any::Any,
-                __args: #tuple,
-                __meta: ::core::option::Option<&::signal_slot::Meta>,
-            ) {
-                let _ = &__meta;
-                if let ::core::option::Option::Some(__this) = __obj.downcast_mut::<Self>() {
-                    let (#(#args,)*) = __args;
-                    #call
+        if let Some(asyncness) = &slot.sig.asyncness {
+            thunks.push(async_thunk(slot, &thunk, &tuple, &args, asyncness.span()));
+        } else {
+            thunks.push(quote_spanned! {span=>
+                #[doc(hidden)]
+                fn #thunk(
+                    __obj: &mut dyn ::core::any::Any,
+                    __args: #tuple,
+                    __meta: ::core::option::Option<&::signal_slot::Meta>,
+                ) {
+                    let _ = &__meta;
+                    if let ::core::option::Option::Some(__this) = __obj.downcast_mut::<Self>() {
+                        let (#(#args,)*) = __args;
+                        #call
+                    }
                 }
-            }
-        });
+            });
+        }
         let reply = reply_ident(name);
-        let reply_body = reply_body(slot, &args);
+        let reply_body = if slot.sig.asyncness.is_some() {
+            // The slot runs as a task; its result cannot answer a request.
+            quote! {
+                let _ = __this;
+                Self::#thunk(__obj, (#(#args,)*), __meta);
+                ::core::option::Option::Some(
+                    ::signal_slot::__private::ReplyValue::unanswerable("async fn"),
+                )
+            }
+        } else {
+            reply_body(slot, &args)
+        };
         thunks.push(quote_spanned! {span=>
             #[doc(hidden)]
             #[allow(unreachable_code, clippy::unused_unit)]

@@ -47,6 +47,11 @@ pub fn derive_event_loop_object(input: TokenStream) -> TokenStream {
 /// Parameters must be owned values (they may cross threads and processes).
 /// Mark a method `#[slot(skip)]` to keep it a plain method.
 ///
+/// With the facade's `async` feature a slot may be an `async fn`: each call
+/// runs as a task that owns the object until it returns, while the loop runs
+/// its other objects; messages for the object wait until then, in order. An
+/// async slot answers no request. Without the feature it is a compile error.
+///
 /// ```
 /// use signal_slot::prelude::*;
 ///

@@ -88,12 +88,6 @@ pub(crate) fn slots(s: &Slots) -> syn::Result<()> {
                 "a slot cannot be generic: its argument types are its signature",
             ));
         }
-        if let Some(a) = &sig.asyncness {
-            errors.push(syn::Error::new_spanned(
-                a,
-                "async slots are not supported yet; mark it `#[slot(skip)]` to keep a plain method",
-            ));
-        }
         if let Some(u) = &sig.unsafety {
             errors.push(syn::Error::new_spanned(u, "a slot cannot be `unsafe`"));
         }

@@ -45,4 +45,6 @@ pub(crate) enum Control {
         generation: u64,
         deadline: Instant,
     },
+    /// Poll the async slot task with this id (sent by its waker).
+    Poll(u64),
 }

@@ -1,5 +1,17 @@
 //! The loop thread's own state: the object table, the local queue, timers, and
 //! the run loop itself. Reached through a thread-local while `exec` runs.
+//!
+//! Async slots (feature `async`): the thunk of an `async fn` slot registers a
+//! [`StartTask`] ([`spawn_slot_task`]); the caller of the thunk then takes the
+//! object out of its cell (leaving a [`Vacant`], the cell marked busy) and
+//! hands it to the task, a future kept in `tasks` and polled on `Poll` control
+//! messages, which its waker posts from any thread. Messages for a busy object
+//! (queued, direct ones, which then get queued, and mailbox records) wait in
+//! the cell's backlog in arrival order and run when the task gives the object
+//! back. A task that panics drops its object, which is removed from the loop
+//! (the messages that waited are counted as dropped). A task whose object is
+//! removed meanwhile runs to its end; the object is then dropped. Tasks left
+//! when the loop stops are dropped, not polled.
 
 use super::remote::{self, Unusable};
 use super::timer::Timers;
@@ -7,14 +19,18 @@ use super::{Control, Envelope, LoopId, LoopShared};
 use crate::error::DropReason;
 use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{Meta, SignalArgs, SlotTarget};
+use crate::transport::shm::mailbox::MailboxAddr;
 use crate::transport::shm::mailbox::MailboxConsumer;
 use crate::transport::shm::system;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 /// Inbox messages handled before the loop looks at control, local work and
@@ -35,6 +51,72 @@ thread_local! {
 struct ObjectCell {
     shared: Arc<ObjectShared>,
     object: RefCell<Box<dyn Any + Send>>,
+    /// An async slot's task owns the object (`object` holds a [`Vacant`]).
+    busy: Cell<bool>,
+    /// Messages for the object that arrived while it was busy, in arrival
+    /// order; they run when the task gives the object back.
+    backlog: RefCell<VecDeque<Waiting>>,
+}
+
+impl ObjectCell {
+    fn new(shared: Arc<ObjectShared>, object: Box<dyn Any + Send>) -> Self {
+        Self {
+            shared,
+            object: RefCell::new(object),
+            busy: Cell::new(false),
+            backlog: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    /// New messages must wait behind a task or an older waiting message.
+    #[inline]
+    fn blocked(&self) -> bool {
+        self.busy.get() || !self.backlog.borrow().is_empty()
+    }
+}
+
+/// What an object's cell holds while an async slot's task owns the object.
+struct Vacant;
+
+/// A message that waits for its object (see [`ObjectCell::backlog`]).
+enum Waiting {
+    Envelope(Envelope),
+    /// A private copy of a mailbox record (a call or a request from another
+    /// process), parsed again when it runs.
+    Record(Vec<u8>, MailboxAddr),
+}
+
+/// The future of an async slot: owns the object and gives it back when done.
+pub(crate) type SlotFuture = Pin<Box<dyn Future<Output = Box<dyn Any + Send>>>>;
+
+/// Builds an async slot's future from the object taken out of its cell.
+pub(crate) type StartTask = Box<dyn FnOnce(Box<dyn Any + Send>) -> SlotFuture>;
+
+/// A running async slot.
+struct Task {
+    cell: Rc<ObjectCell>,
+    slot: &'static str,
+    future: SlotFuture,
+}
+
+/// Wakes a task from any thread: a `Poll` control message to its loop.
+struct TaskWaker {
+    lp: Weak<LoopShared>,
+    task: u64,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(lp) = self.lp.upgrade() {
+            if !lp.is_finished() {
+                lp.control(Control::Poll(self.task));
+            }
+        }
+    }
 }
 
 pub(super) struct LoopLocal {
@@ -49,6 +131,12 @@ pub(super) struct LoopLocal {
     receiver: Cell<Option<ObjectKey>>,
     /// Buffer for private copies of mailbox records.
     record_copy: Cell<Vec<u8>>,
+    /// An async slot's task, registered by its thunk during the call and
+    /// started by the caller once the object is no longer borrowed.
+    pending: RefCell<Option<(&'static str, StartTask)>>,
+    /// Running async slots by id.
+    tasks: RefCell<HashMap<u64, Task>>,
+    next_task: Cell<u64>,
 }
 
 #[inline]
@@ -80,6 +168,13 @@ pub(super) fn post_local(env: Envelope) {
 
 pub(super) fn post_control(msg: Control) {
     with_current(|l| l.controls.borrow_mut().push_back(msg));
+}
+
+/// Registers the task of the async slot being called (see [`LoopLocal::pending`]);
+/// false when no loop runs on this thread (the call is then dropped).
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+pub(crate) fn spawn_slot_task(slot: &'static str, start: StartTask) -> bool {
+    with_current(|l| *l.pending.borrow_mut() = Some((slot, start))).is_some()
 }
 
 pub(super) fn request_stop() {
@@ -118,10 +213,16 @@ pub(super) fn call_direct<A: SignalArgs>(
                 .dropped(DropReason::ReceiverGone, &l.shared.name);
             return Ok(());
         }
+        if cell.blocked() {
+            // Queued behind the task that owns the object.
+            return Err(args);
+        }
         let Ok(mut object) = cell.object.try_borrow_mut() else {
             return Err(args);
         };
         l.run_slot(cell, t.name, || (t.call)(&mut **object, args, meta));
+        drop(object);
+        l.start_pending(cell);
         Ok(())
     })
 }
@@ -151,6 +252,9 @@ pub(super) fn run(
         stop: Cell::new(false),
         receiver: Cell::new(None),
         record_copy: Cell::new(Vec::new()),
+        pending: RefCell::new(None),
+        tasks: RefCell::new(HashMap::new()),
+        next_task: Cell::new(0),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(l.clone()));
     LOOP_ID.with(|id| id.set(l.shared.id.0));
@@ -180,10 +284,7 @@ impl LoopLocal {
         if objects.len() <= index {
             objects.resize_with(index + 1, || None);
         }
-        objects[index] = Some(Rc::new(ObjectCell {
-            shared,
-            object: RefCell::new(object),
-        }));
+        objects[index] = Some(Rc::new(ObjectCell::new(shared, object)));
     }
 
     fn uninstall(&self, key: ObjectKey) {
@@ -202,7 +303,110 @@ impl LoopLocal {
         };
         if let Some(cell) = cell {
             self.shared.release_key(key);
+            self.drop_backlog(&cell, DropReason::ReceiverGone);
             drop_cell(cell);
+        }
+    }
+
+    /// Counts and drops the messages waiting for `cell`'s object.
+    fn drop_backlog(&self, cell: &ObjectCell, why: DropReason) {
+        let waiting: Vec<Waiting> = cell.backlog.borrow_mut().drain(..).collect();
+        for _ in waiting {
+            self.shared.counters.dropped(why, &self.shared.name);
+        }
+    }
+
+    /// Starts the task an async slot just registered: takes the object out of
+    /// its cell (new messages for it wait in its backlog) and polls the task
+    /// at the top of the next iteration.
+    fn start_pending(&self, cell: &Rc<ObjectCell>) {
+        let Some((slot, start)) = self.pending.borrow_mut().take() else {
+            return;
+        };
+        let object = std::mem::replace(&mut *cell.object.borrow_mut(), Box::new(Vacant));
+        cell.busy.set(true);
+        let future = start(object);
+        let id = self.next_task.get();
+        self.next_task.set(id + 1);
+        self.tasks.borrow_mut().insert(
+            id,
+            Task {
+                cell: cell.clone(),
+                slot,
+                future,
+            },
+        );
+        self.controls.borrow_mut().push_back(Control::Poll(id));
+    }
+
+    /// Polls a task (an unknown id is a task that already finished).
+    fn poll_task(&self, id: u64) {
+        let Some(mut task) = self.tasks.borrow_mut().remove(&id) else {
+            return;
+        };
+        let waker = Waker::from(Arc::new(TaskWaker {
+            lp: Arc::downgrade(&self.shared),
+            task: id,
+        }));
+        let mut cx = Context::from_waker(&waker);
+        let previous = self.receiver.replace(Some(task.cell.shared.key));
+        let result = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+        self.receiver.set(previous);
+        match result {
+            Ok(Poll::Pending) => {
+                self.tasks.borrow_mut().insert(id, task);
+            }
+            Ok(Poll::Ready(object)) => self.finish_task(&task.cell, object),
+            Err(payload) => {
+                self.shared.counters.panicked_by_loop();
+                log::error!(
+                    "event loop {:?}: async slot {}::{} panicked: {}; the object is \
+                     removed, the loop goes on",
+                    self.shared.name,
+                    task.cell.shared.id,
+                    task.slot,
+                    panic_message(&payload)
+                );
+                let Task { cell, future, .. } = task;
+                // The object lived in the future: it is dropped with it.
+                if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(future))) {
+                    log::error!(
+                        "dropping the task of {} panicked: {}",
+                        cell.shared.id,
+                        panic_message(&p)
+                    );
+                }
+                cell.shared.retire();
+                self.uninstall(cell.shared.key);
+                self.drop_backlog(&cell, DropReason::ReceiverGone);
+            }
+        }
+    }
+
+    /// Gives the object back to its cell and runs what waited for it, until
+    /// the backlog is empty or another async slot takes the object.
+    fn finish_task(&self, cell: &Rc<ObjectCell>, object: Box<dyn Any + Send>) {
+        let installed = self
+            .lookup(cell.shared.key)
+            .is_some_and(|c| Rc::ptr_eq(&c, cell));
+        if !installed || !cell.shared.is_alive() {
+            // Removed while its task ran.
+            drop_object(object, &cell.shared.id);
+            self.drop_backlog(cell, DropReason::ReceiverGone);
+            return;
+        }
+        *cell.object.borrow_mut() = object;
+        cell.busy.set(false);
+        while !cell.busy.get() && !self.stop.get() {
+            let Some(waiting) = cell.backlog.borrow_mut().pop_front() else {
+                break;
+            };
+            match waiting {
+                Waiting::Envelope(env) => self.run_envelope(cell, env),
+                Waiting::Record(bytes, addr) => {
+                    self.dispatch_record(&bytes, addr, &mut Some(cell.clone()), true)
+                }
+            }
         }
     }
 
@@ -255,6 +459,15 @@ impl LoopLocal {
         let Some(cell) = self.receiver_of(env.key, last) else {
             return;
         };
+        if cell.blocked() {
+            cell.backlog.borrow_mut().push_back(Waiting::Envelope(env));
+            return;
+        }
+        self.run_envelope(&cell, env);
+        *last = Some(cell);
+    }
+
+    fn run_envelope(&self, cell: &Rc<ObjectCell>, env: Envelope) {
         let Ok(mut object) = cell.object.try_borrow_mut() else {
             // Top-level dispatch never nests, so no object is borrowed here.
             log::error!(
@@ -269,9 +482,9 @@ impl LoopLocal {
         let Envelope {
             slot, call, meta, ..
         } = env;
-        self.run_slot(&cell, slot, || call.call(&mut **object, meta.as_deref()));
+        self.run_slot(cell, slot, || call.call(&mut **object, meta.as_deref()));
         drop(object);
-        *last = Some(cell);
+        self.start_pending(cell);
     }
 
     fn handle_control(&self, msg: Control) {
@@ -287,6 +500,9 @@ impl LoopLocal {
                 .timers
                 .borrow_mut()
                 .schedule(timer, generation, deadline),
+            // Tasks left at the end are dropped by `teardown`, not polled.
+            Control::Poll(task) if !self.stop.get() => self.poll_task(task),
+            Control::Poll(_) => {}
         }
     }
 
@@ -360,7 +576,7 @@ impl LoopLocal {
                 // Parse a private copy: the peer could still write the shared bytes.
                 copy.clear();
                 copy.extend_from_slice(rec);
-                self.dispatch_record(&copy, addr, &mut last);
+                self.dispatch_record(&copy, addr, &mut last, false);
             },
             |from, why| {
                 self.shared.counters.decode_error(
@@ -373,11 +589,14 @@ impl LoopLocal {
         n > 0
     }
 
+    /// `waited`: the record comes from its object's backlog (it runs even
+    /// though older messages may still wait behind it).
     fn dispatch_record(
         &self,
         rec: &[u8],
-        addr: crate::transport::shm::mailbox::MailboxAddr,
+        addr: MailboxAddr,
         last: &mut Option<Rc<ObjectCell>>,
+        waited: bool,
     ) {
         let call = match remote::parse(rec, addr) {
             Ok(call) => call,
@@ -392,12 +611,25 @@ impl LoopLocal {
                 return;
             }
         };
+        let wait = |cell: &ObjectCell| {
+            cell.backlog
+                .borrow_mut()
+                .push_back(Waiting::Record(rec.to_vec(), addr));
+        };
         if let Some(tag) = call.request {
+            if let Some(cell) = self.lookup(call.key).filter(|c| !waited && c.blocked()) {
+                return wait(&cell);
+            }
             return self.answer_record(call, tag, last);
         }
         let Some(cell) = self.receiver_of(call.key, last) else {
             return;
         };
+        if !waited && cell.blocked() {
+            wait(&cell);
+            *last = Some(cell);
+            return;
+        }
         let Some(entry) = cell.shared.slots.get(usize::from(call.slot)) else {
             self.shared
                 .counters
@@ -412,6 +644,7 @@ impl LoopLocal {
             failed = (entry.decode_call)(&mut **object, call.args, call.meta.as_deref()).err();
         });
         drop(object);
+        self.start_pending(&cell);
         if let Some(e) = failed {
             self.shared.counters.decode_error(
                 &self.shared.name,
@@ -465,6 +698,7 @@ impl LoopLocal {
             ));
         });
         drop(object);
+        self.start_pending(&cell);
         *last = Some(cell.clone());
         match result {
             None => Err(ReplyError::Panicked),
@@ -593,6 +827,18 @@ impl LoopLocal {
         }
         self.shared.release_mailbox();
         self.timers.borrow_mut().clear();
+        // Unfinished async slots: dropped with the objects they own.
+        let tasks: Vec<Task> = self.tasks.borrow_mut().drain().map(|(_, t)| t).collect();
+        for Task { cell, future, .. } in tasks {
+            self.drop_backlog(&cell, DropReason::LoopStopped);
+            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(future))) {
+                log::error!(
+                    "dropping the task of {} panicked: {}",
+                    cell.shared.id,
+                    panic_message(&p)
+                );
+            }
+        }
         drop(cells);
         let all: Vec<Rc<ObjectCell>> = self.objects.borrow_mut().drain(..).flatten().collect();
         all.into_iter().for_each(drop_cell);
@@ -605,7 +851,7 @@ impl LoopLocal {
 
 fn drop_cell(cell: Rc<ObjectCell>) {
     if let Ok(cell) = Rc::try_unwrap(cell) {
-        let ObjectCell { shared, object } = cell;
+        let ObjectCell { shared, object, .. } = cell;
         drop_object(object.into_inner(), &shared.id);
     }
 }

@@ -21,6 +21,8 @@ mod timer;
 
 pub(crate) use control::{Control, Envelope};
 pub(crate) use local::{current_loop_id, current_receiver_id};
+#[cfg(feature = "async")]
+pub(crate) use local::{spawn_slot_task, SlotFuture};
 pub(crate) use stats::Counters;
 pub use stats::LoopStats;
 pub use thread::EventLoopThread;

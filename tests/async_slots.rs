@@ -1,0 +1,232 @@
+//! `async fn` slots (feature `async`): a task owns its object while it runs,
+//! messages for that object wait, the rest of the loop goes on.
+#![cfg(feature = "async")]
+
+mod common;
+use common::*;
+use crossbeam_channel::{Receiver, Sender};
+use signal_slot::prelude::*;
+use signal_slot::ReplyError;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// Permits opened by another thread; `pass()` waits for one.
+#[derive(Clone, Default)]
+struct Gate(Arc<Mutex<(u32, Option<Waker>)>>);
+
+impl Gate {
+    fn open(&self) {
+        let waker = {
+            let mut s = self.0.lock().unwrap();
+            s.0 += 1;
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn pass(&self) -> Pass {
+        Pass(self.clone())
+    }
+}
+
+struct Pass(Gate);
+
+impl Future for Pass {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = (self.0).0.lock().unwrap();
+        if s.0 > 0 {
+            s.0 -= 1;
+            Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+#[derive(EventLoopObject)]
+struct Worker {
+    gate: Gate,
+    tx: Sender<String>,
+    done: u64,
+}
+
+impl Worker {
+    fn new() -> (Self, Gate, Receiver<String>) {
+        let gate = Gate::default();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let w = Worker {
+            gate: gate.clone(),
+            tx,
+            done: 0,
+        };
+        (w, gate, rx)
+    }
+}
+
+#[slots]
+impl Worker {
+    async fn work(&mut self, n: u64) {
+        self.tx.send(format!("start {n}")).unwrap();
+        self.gate.pass().await;
+        self.done += 1;
+        self.tx
+            .send(format!("done {n} ({} done)", self.done))
+            .unwrap();
+    }
+
+    async fn work_meta(&self, n: u64, meta: &Meta) {
+        self.gate.pass().await;
+        self.tx
+            .send(format!("meta {n} from {}", meta.sender()))
+            .unwrap();
+    }
+
+    async fn explode(&mut self) {
+        self.gate.pass().await;
+        panic!("boom");
+    }
+
+    fn note(&mut self, v: u64) {
+        self.tx.send(format!("note {v}")).unwrap();
+    }
+}
+
+/// Answers requests on the same loop as the worker.
+#[derive(EventLoopObject, Default)]
+struct Doubler {}
+
+#[slots]
+impl Doubler {
+    fn double(&mut self, n: u64) -> u64 {
+        n * 2
+    }
+}
+
+#[derive(EventLoopObject, Default)]
+struct Asker {
+    #[signal]
+    question: Signal<(u64,)>,
+}
+
+fn quiet(rx: &Receiver<String>) {
+    assert_eq!(rx.recv_timeout(Duration::from_millis(50)).ok(), None);
+}
+
+#[test]
+fn a_waiting_async_slot_blocks_only_its_object_and_its_messages_follow_in_order() {
+    let lp = thread_loop("async");
+    let (worker, gate, rx) = Worker::new();
+    let worker = lp.event_loop().add(uid("worker"), worker).unwrap();
+    let (sink, sink_rx) = Sink::new();
+    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    let doubler = lp
+        .event_loop()
+        .add(uid("doubler"), Doubler::default())
+        .unwrap();
+    let main = EventLoop::new(uid("async-main"));
+    let asker = main.add(uid("asker"), Asker::default()).unwrap();
+    asker.question().connect(&doubler.double()).unwrap();
+
+    worker.work().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["start 1"]);
+    // The worker waits on its gate; these wait behind it, in order.
+    worker.note().invoke((7,)).unwrap();
+    worker.work().invoke((2,)).unwrap();
+    worker.note().invoke((8,)).unwrap();
+    // Other objects of the loop keep receiving and answering.
+    for i in 0..3 {
+        sink.on_value().invoke((i,)).unwrap();
+    }
+    assert_eq!(take(&sink_rx, 3), ["value 0", "value 1", "value 2"]);
+    let r = asker.question().request::<u64>((21,), DEADLINE).unwrap();
+    assert_eq!(r.values().copied().collect::<Vec<_>>(), [42]);
+    quiet(&rx);
+
+    // Opened by another thread: the waker brings the task back to its loop.
+    let opener = gate.clone();
+    std::thread::spawn(move || opener.open()).join().unwrap();
+    assert_eq!(take(&rx, 3), ["done 1 (1 done)", "note 7", "start 2"]);
+    quiet(&rx);
+    gate.open();
+    assert_eq!(take(&rx, 2), ["done 2 (2 done)", "note 8"]);
+    assert_eq!(lp.event_loop().stats().slot_panics, 0);
+}
+
+#[test]
+fn direct_calls_to_a_busy_object_are_queued_behind_its_task() {
+    let lp = thread_loop("async-direct");
+    let (worker, gate, rx) = Worker::new();
+    let worker = lp.event_loop().add(uid("worker"), worker).unwrap();
+    let src = lp.event_loop().add(uid("src"), Source::default()).unwrap();
+    src.value().connect(&worker.work()).unwrap();
+    src.value().connect(&worker.note()).unwrap();
+    src.emit_values().invoke((2,)).unwrap(); // direct calls on the loop
+    assert_eq!(take(&rx, 1), ["start 0"]);
+    quiet(&rx);
+    gate.open();
+    assert_eq!(take(&rx, 3), ["done 0 (1 done)", "note 0", "start 1"]);
+    gate.open();
+    assert_eq!(take(&rx, 2), ["done 1 (2 done)", "note 1"]);
+}
+
+#[test]
+fn an_async_slot_gets_the_metadata_and_cannot_answer_a_request() {
+    let lp = thread_loop("async-meta");
+    let (worker, gate, rx) = Worker::new();
+    let worker = lp.event_loop().add(uid("worker"), worker).unwrap();
+    let main = EventLoop::new(uid("async-main"));
+    let asker = main.add(uid("asker"), Asker::default()).unwrap();
+    asker.question().connect(&worker.work_meta()).unwrap();
+    gate.open();
+    let r = asker.question().request::<()>((3,), DEADLINE).unwrap();
+    assert!(r.values().next().is_none(), "{r:?}");
+    assert!(
+        matches!(r.failures()[0].error, ReplyError::NotAnswerable(_)),
+        "{r:?}"
+    );
+    // The slot still ran, with the request's metadata.
+    assert_eq!(take(&rx, 1), [format!("meta 3 from {}", asker.id())]);
+}
+
+#[test]
+fn a_panicking_async_slot_is_counted_its_object_removed_and_the_loop_goes_on() {
+    let lp = thread_loop("async-panic");
+    let (worker, gate, rx) = Worker::new();
+    let worker = lp.event_loop().add(uid("worker"), worker).unwrap();
+    let (sink, sink_rx) = Sink::new();
+    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    worker.explode().invoke(()).unwrap();
+    worker.note().invoke((1,)).unwrap(); // waits, then is dropped with the object
+    gate.open();
+    wait_until("the panic", || lp.event_loop().stats().slot_panics == 1);
+    wait_until("the removal", || !worker.is_alive());
+    sink.on_value().invoke((5,)).unwrap();
+    assert_eq!(take(&sink_rx, 1), ["value 5"]);
+    quiet(&rx);
+}
+
+#[test]
+fn removing_a_busy_object_lets_its_task_finish_and_drops_what_waited() {
+    let lp = thread_loop("async-remove");
+    let (worker, gate, rx) = Worker::new();
+    let worker = lp.event_loop().add(uid("worker"), worker).unwrap();
+    worker.work().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["start 1"]);
+    worker.note().invoke((2,)).unwrap(); // waits, or finds the object gone
+    worker.remove().unwrap();
+    assert!(!worker.is_alive());
+    gate.open();
+    // The task runs to its end; then the object is dropped, the note with it.
+    assert_eq!(take(&rx, 1), ["done 1 (1 done)"]);
+    wait_until("the note dropped", || {
+        lp.event_loop().stats().dropped_total() == 1
+    });
+    quiet(&rx);
+}
