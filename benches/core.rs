@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{figure, loadavg, median, percentile, stop_and_join, target, unique_id, Accumulator};
+use support::{figure, loadavg, median, percentile, stop_and_join, target, unique_id};
 
 /// Inbox capacity of the receiving loop, and the capacity of the raw channels.
 const CAPACITY: usize = 8192;
@@ -698,6 +698,28 @@ impl Emitter {
             unconnected,
             plain,
         });
+    }
+}
+
+/// Sums what it receives. Defined here, not in `support`: where the slot's
+/// code lands changed the direct-emit figure by 8 ns (code placement), and this
+/// figure is the one compared with earlier runs.
+#[derive(EventLoopObject)]
+struct Accumulator {
+    acc: u64,
+    calls: u64,
+    report: Sender<(u64, u64)>,
+}
+
+#[slots]
+impl Accumulator {
+    fn on_value(&mut self, v: u64) {
+        self.acc = self.acc.wrapping_add(v);
+        self.calls += 1;
+    }
+
+    fn report(&mut self) {
+        let _ = self.report.send((self.calls, self.acc));
     }
 }
 

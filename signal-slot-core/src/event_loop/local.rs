@@ -134,6 +134,9 @@ pub(super) struct LoopLocal {
     /// An async slot's task, registered by its thunk during the call and
     /// started by the caller once the object is no longer borrowed.
     pending: RefCell<Option<(&'static str, StartTask)>>,
+    /// An async slot was called on this loop once: only then can objects be
+    /// busy or have backlogs, so sync-only loops skip those checks.
+    async_used: Cell<bool>,
     /// Running async slots by id.
     tasks: RefCell<HashMap<u64, Task>>,
     next_task: Cell<u64>,
@@ -174,7 +177,11 @@ pub(super) fn post_control(msg: Control) {
 /// false when no loop runs on this thread (the call is then dropped).
 #[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub(crate) fn spawn_slot_task(slot: &'static str, start: StartTask) -> bool {
-    with_current(|l| *l.pending.borrow_mut() = Some((slot, start))).is_some()
+    with_current(|l| {
+        l.async_used.set(true);
+        *l.pending.borrow_mut() = Some((slot, start));
+    })
+    .is_some()
 }
 
 pub(super) fn request_stop() {
@@ -213,7 +220,7 @@ pub(super) fn call_direct<A: SignalArgs>(
                 .dropped(DropReason::ReceiverGone, &l.shared.name);
             return Ok(());
         }
-        if cell.blocked() {
+        if async_used(l) && cell.blocked() {
             // Queued behind the task that owns the object.
             return Err(args);
         }
@@ -225,6 +232,13 @@ pub(super) fn call_direct<A: SignalArgs>(
         l.start_pending(cell);
         Ok(())
     })
+}
+
+/// True once an async slot ran on `l`; always false without the `async`
+/// feature, so sync-only builds compile the checks away.
+#[inline(always)]
+fn async_used(l: &LoopLocal) -> bool {
+    cfg!(feature = "async") && l.async_used.get()
 }
 
 /// Clears the thread-local state even if the loop unwinds.
@@ -253,6 +267,7 @@ pub(super) fn run(
         receiver: Cell::new(None),
         record_copy: Cell::new(Vec::new()),
         pending: RefCell::new(None),
+        async_used: Cell::new(false),
         tasks: RefCell::new(HashMap::new()),
         next_task: Cell::new(0),
     });
@@ -319,7 +334,17 @@ impl LoopLocal {
     /// Starts the task an async slot just registered: takes the object out of
     /// its cell (new messages for it wait in its backlog) and polls the task
     /// at the top of the next iteration.
+    #[inline]
     fn start_pending(&self, cell: &Rc<ObjectCell>) {
+        // One load on loops that never ran an async slot (the hot path).
+        if async_used(self) {
+            self.start_pending_task(cell);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn start_pending_task(&self, cell: &Rc<ObjectCell>) {
         let Some((slot, start)) = self.pending.borrow_mut().take() else {
             return;
         };
@@ -459,7 +484,7 @@ impl LoopLocal {
         let Some(cell) = self.receiver_of(env.key, last) else {
             return;
         };
-        if cell.blocked() {
+        if async_used(self) && cell.blocked() {
             cell.backlog.borrow_mut().push_back(Waiting::Envelope(env));
             return;
         }
@@ -617,7 +642,10 @@ impl LoopLocal {
                 .push_back(Waiting::Record(rec.to_vec(), addr));
         };
         if let Some(tag) = call.request {
-            if let Some(cell) = self.lookup(call.key).filter(|c| !waited && c.blocked()) {
+            if let Some(cell) = self
+                .lookup(call.key)
+                .filter(|c| !waited && async_used(self) && c.blocked())
+            {
                 return wait(&cell);
             }
             return self.answer_record(call, tag, last);
@@ -625,7 +653,7 @@ impl LoopLocal {
         let Some(cell) = self.receiver_of(call.key, last) else {
             return;
         };
-        if !waited && cell.blocked() {
+        if !waited && async_used(self) && cell.blocked() {
             wait(&cell);
             *last = Some(cell);
             return;
