@@ -203,20 +203,10 @@ impl Meta {
         timestamp: SystemTime,
         headers: Option<Arc<Headers>>,
     ) -> Self {
-        Self {
-            sender,
-            signal: Cow::Borrowed(signal),
-            topic,
-            message_id: NEXT_MESSAGE_ID.fetch_add(1, Ordering::Relaxed),
-            sequence,
-            timestamp,
-            headers,
-            previous: None,
-            replay: true,
-            gate: None,
-            request: None,
-            is_request: false,
-        }
+        let mut m = Self::new(sender, signal, topic, sequence).with_headers(headers);
+        m.timestamp = timestamp;
+        m.replay = true;
+        m
     }
 
     pub(crate) fn to_wire(&self) -> MetaWireRef<'_> {
