@@ -199,14 +199,26 @@ pub(super) fn call_direct<A: SignalArgs>(
     args: A,
     meta: Option<&Meta>,
 ) -> Result<(), A> {
-    CURRENT.with(|c| {
-        let c = c.borrow();
-        let Some(l) = c.as_deref() else {
-            return Err(args);
-        };
+    // The closure stays small so the thread-local access inlines; the call
+    // itself is one out-of-line function.
+    CURRENT.with(|c| match c.borrow().as_deref() {
+        Some(l) => l.call_direct(t, args, meta),
+        None => Err(args),
+    })
+}
+
+impl LoopLocal {
+    /// [`call_direct`] on this loop.
+    #[inline(never)]
+    fn call_direct<A: SignalArgs>(
+        &self,
+        t: &SlotTarget<A>,
+        args: A,
+        meta: Option<&Meta>,
+    ) -> Result<(), A> {
         // A shared borrow of the table for the call: the table only changes at the
         // top of the run loop, never inside a slot, so no borrow_mut can collide.
-        let objects = l.objects.borrow();
+        let objects = self.objects.borrow();
         let Some(cell) = objects
             .get(t.key.index as usize)
             .and_then(Option::as_ref)
@@ -215,23 +227,23 @@ pub(super) fn call_direct<A: SignalArgs>(
             return Err(args);
         };
         if !cell.shared.is_alive() {
-            l.shared
+            self.shared
                 .counters
-                .dropped(DropReason::ReceiverGone, &l.shared.name);
+                .dropped(DropReason::ReceiverGone, &self.shared.name);
             return Ok(());
         }
-        if async_used(l) && cell.blocked() {
+        if async_used(self) && cell.blocked() {
             // Queued behind the task that owns the object.
             return Err(args);
         }
         let Ok(mut object) = cell.object.try_borrow_mut() else {
             return Err(args);
         };
-        l.run_slot(cell, t.name, || (t.call)(&mut **object, args, meta));
+        self.run_slot(cell, t.name, || (t.call)(&mut **object, args, meta));
         drop(object);
-        l.start_pending(cell);
+        self.start_pending(cell);
         Ok(())
-    })
+    }
 }
 
 /// True once an async slot ran on `l`; always false without the `async`

@@ -302,7 +302,7 @@ impl LoopShared {
 
 /// Delivers one emission's arguments to one slot: inline when allowed, else to
 /// the receiver's loop (locally when the emitter runs that loop).
-#[inline]
+#[inline(always)]
 pub(crate) fn deliver<A: SignalArgs>(
     t: &SlotTarget<A>,
     args: A,
@@ -313,25 +313,55 @@ pub(crate) fn deliver<A: SignalArgs>(
 
 /// [`deliver`]; `count`: a refusal is counted as a drop of the receiving loop
 /// (false when the caller will try another receiver, as a group does).
+///
+/// The same-loop case (a direct call, the hot path) is inlined into the
+/// emission; posting to another loop or process is out of line.
+#[inline(always)]
 pub(crate) fn deliver_counted<A: SignalArgs>(
     t: &SlotTarget<A>,
     args: A,
     meta: Option<Arc<Meta>>,
     count: bool,
 ) -> Result<(), DropReason> {
-    use crate::signal::{ConnectionKind, Overflow};
     if local::current_loop_id() == Some(t.loop_id) {
-        let args = if t.kind == ConnectionKind::Queued {
-            args
-        } else {
-            match local::call_direct(t, args, meta.as_deref()) {
-                Ok(()) => return Ok(()),
-                Err(args) => args,
-            }
-        };
-        local::post_local(Envelope::new(t, args, meta));
-        return Ok(());
+        deliver_here(t, args, meta);
+        Ok(())
+    } else {
+        deliver_elsewhere(t, args, meta, count)
     }
+}
+
+/// [`deliver`] when the emitting thread runs the receiver's loop: a direct
+/// call unless the connection is queued or the receiver is busy.
+#[inline(always)]
+fn deliver_here<A: SignalArgs>(t: &SlotTarget<A>, args: A, meta: Option<Arc<Meta>>) {
+    let args = if t.kind == crate::signal::ConnectionKind::Queued {
+        args
+    } else {
+        match local::call_direct(t, args, meta.as_deref()) {
+            Ok(()) => return,
+            Err(args) => args,
+        }
+    };
+    post_here(t, args, meta);
+}
+
+/// Queues a call on the emitting thread's own loop (out of line: the direct
+/// call is the hot path).
+#[inline(never)]
+fn post_here<A: SignalArgs>(t: &SlotTarget<A>, args: A, meta: Option<Arc<Meta>>) {
+    local::post_local(Envelope::new(t, args, meta));
+}
+
+/// [`deliver`] to another loop's inbox or another process's mailbox.
+#[inline(never)]
+fn deliver_elsewhere<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    args: A,
+    meta: Option<Arc<Meta>>,
+    count: bool,
+) -> Result<(), DropReason> {
+    use crate::signal::Overflow;
     let lp = &t.recv.lp;
     // A loop handed to a child stays remote (the handover only goes back if the
     // fork fails, and the loop then drains its mailbox itself), so a post that

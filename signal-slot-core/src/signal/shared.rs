@@ -376,56 +376,88 @@ impl<A: SignalArgs> SignalShared<A> {
         report: Option<&mut Report>,
     ) {
         if let Some(fired) = &c.single_shot {
-            if fired.swap(true, Ordering::AcqRel) {
+            if !self.fire_once(c.id, fired) {
                 return;
             }
-            let id = c.id;
-            self.remove_where(|x| x.id == id);
         }
         match &c.target {
             Target::Slot(t) => self.post(t, args, meta, em, report),
             Target::Group(g) => self.deliver_group(g, args, meta, em, report),
-            Target::Message(t) => {
-                match Message::encode(
-                    &self.topic,
-                    self.owner.as_str(),
-                    &args,
-                    em.headers.as_deref(),
-                ) {
-                    Ok(msg) => self.post(t, (msg,), meta, em, report),
-                    Err(e) => {
-                        log::error!("signal {}: arguments not encodable: {e}", self.topic);
-                        t.recv
-                            .lp
-                            .counters
-                            .dropped(DropReason::Encode, &t.recv.lp.name);
-                    }
-                }
-            }
-            Target::Signal { shared, .. } => {
-                if em.depth >= MAX_FORWARD_DEPTH {
-                    log::error!(
-                        "signal {}: forwarding chain deeper than {MAX_FORWARD_DEPTH}, emission cut",
-                        self.topic
-                    );
-                    if let Some(r) = report {
-                        r.push(Undelivered {
-                            receiver: shared.owner.clone(),
-                            slot: shared.name,
-                            reason: DropReason::ForwardDepth,
-                        });
-                    }
-                    return;
-                }
-                let next = Emission {
-                    depth: em.depth + 1,
-                    headers: em.headers.clone(),
-                    sequence: None,
-                    previous: None,
-                };
-                shared.emit_shared(args, next, report);
+            Target::Message(t) => self.deliver_message(t, args, meta, em, report),
+            Target::Signal { shared, .. } => self.forward(shared, args, em, report),
+        }
+    }
+
+    /// A single-shot connection's one emission: true for the first caller,
+    /// which also removes the connection.
+    #[cold]
+    #[inline(never)]
+    fn fire_once(&self, id: u64, fired: &crate::sync::AtomicBool) -> bool {
+        if fired.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.remove_where(|x| x.id == id);
+        true
+    }
+
+    /// The emission to a slot taking [`Message`]: the arguments encoded once
+    /// per such connection. Out of line, like the other non-slot targets.
+    #[inline(never)]
+    fn deliver_message(
+        &self,
+        t: &SlotTarget<(Message,)>,
+        args: A,
+        meta: &mut Option<Arc<Meta>>,
+        em: &Emission,
+        report: Option<&mut Report>,
+    ) {
+        match Message::encode(
+            &self.topic,
+            self.owner.as_str(),
+            &args,
+            em.headers.as_deref(),
+        ) {
+            Ok(msg) => self.post(t, (msg,), meta, em, report),
+            Err(e) => {
+                log::error!("signal {}: arguments not encodable: {e}", self.topic);
+                t.recv
+                    .lp
+                    .counters
+                    .dropped(DropReason::Encode, &t.recv.lp.name);
             }
         }
+    }
+
+    /// Signal-to-signal forwarding: the next signal emits, one level deeper.
+    #[inline(never)]
+    fn forward(
+        &self,
+        shared: &Arc<SignalShared<A>>,
+        args: A,
+        em: &Emission,
+        report: Option<&mut Report>,
+    ) {
+        if em.depth >= MAX_FORWARD_DEPTH {
+            log::error!(
+                "signal {}: forwarding chain deeper than {MAX_FORWARD_DEPTH}, emission cut",
+                self.topic
+            );
+            if let Some(r) = report {
+                r.push(Undelivered {
+                    receiver: shared.owner.clone(),
+                    slot: shared.name,
+                    reason: DropReason::ForwardDepth,
+                });
+            }
+            return;
+        }
+        let next = Emission {
+            depth: em.depth + 1,
+            headers: em.headers.clone(),
+            sequence: None,
+            previous: None,
+        };
+        shared.emit_shared(args, next, report);
     }
 
     /// One member of group `g` gets the emission: the next in turn, or, if it
@@ -441,24 +473,42 @@ impl<A: SignalArgs> SignalShared<A> {
         report: Option<&mut Report>,
     ) {
         let n = g.members.len();
+        if n > 1 {
+            return self.deliver_group_turn(g, n, args, meta, em, report);
+        }
         if n == 0 {
             return;
         }
-        let start = g.next_start(n);
-        let last = n == 1;
-        let t = g.target(start, last);
+        // A lone member is the last to try: it follows its own policy, and
+        // there is no turn to keep.
+        let t = g.target(0, true);
         let m = self.meta_for(t, meta, em);
-        let taken = if last {
-            event_loop::deliver(t, args, m).is_ok()
-        } else if event_loop::deliver_counted(t, args.clone(), m, false).is_ok() {
-            true
-        } else {
-            return self.deliver_group_rest(g, start, args, meta, em, report);
-        };
-        if taken {
-            g.took(start);
+        if event_loop::deliver(t, args, m).is_ok() {
+            g.took(0);
         } else {
             self.group_undelivered(g, report);
+        }
+    }
+
+    /// [`Self::deliver_group`] with two or more members: the one whose turn
+    /// it is is tried without waiting.
+    #[inline(never)]
+    fn deliver_group_turn(
+        &self,
+        g: &Group<A>,
+        n: usize,
+        args: A,
+        meta: &mut Option<Arc<Meta>>,
+        em: &Emission,
+        report: Option<&mut Report>,
+    ) {
+        let start = g.next_start(n);
+        let t = g.target(start, false);
+        let m = self.meta_for(t, meta, em);
+        if event_loop::deliver_counted(t, args.clone(), m, false).is_ok() {
+            g.took(start);
+        } else {
+            self.deliver_group_rest(g, start, args, meta, em, report);
         }
     }
 
@@ -512,8 +562,9 @@ impl<A: SignalArgs> SignalShared<A> {
     }
 
     /// Posts one call to a slot, with the emission's metadata when the slot (or
-    /// its gate) needs it.
-    #[inline]
+    /// its gate) needs it. Always inlined, like the rest of the path to a
+    /// direct call: the frames of small out-of-line steps were a third of it.
+    #[inline(always)]
     fn post<B: SignalArgs>(
         &self,
         t: &SlotTarget<B>,
@@ -525,32 +576,49 @@ impl<A: SignalArgs> SignalShared<A> {
         let m = self.meta_for(t, meta, em);
         if let Err(reason) = event_loop::deliver(t, args, m) {
             if let Some(r) = report {
-                // DropNewest asked for silent drops; the counters still see them.
-                let quiet = reason == DropReason::QueueFull
-                    && t.overflow == crate::signal::Overflow::DropNewest;
-                if !quiet {
-                    r.push(Undelivered {
-                        receiver: t.recv.id.clone(),
-                        slot: t.name,
-                        reason,
-                    });
-                }
+                Self::report_undelivered(t, reason, r);
             }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_undelivered<B>(t: &SlotTarget<B>, reason: DropReason, r: &mut Report) {
+        // DropNewest asked for silent drops; the counters still see them.
+        let quiet =
+            reason == DropReason::QueueFull && t.overflow == crate::signal::Overflow::DropNewest;
+        if !quiet {
+            r.push(Undelivered {
+                receiver: t.recv.id.clone(),
+                slot: t.name,
+                reason,
+            });
         }
     }
 
     /// The emission's metadata for target `t`, made once per emission (in
     /// `meta`) when a target first needs it.
-    #[inline]
+    #[inline(always)]
     fn meta_for<B>(
         &self,
         t: &SlotTarget<B>,
         meta: &mut Option<Arc<Meta>>,
         em: &Emission,
     ) -> Option<Arc<Meta>> {
-        if !t.wants_meta {
-            return None;
+        if t.wants_meta {
+            Some(self.make_meta(t, meta, em))
+        } else {
+            None
         }
+    }
+
+    #[inline(never)]
+    fn make_meta<B>(
+        &self,
+        t: &SlotTarget<B>,
+        meta: &mut Option<Arc<Meta>>,
+        em: &Emission,
+    ) -> Arc<Meta> {
         let shared = meta
             .get_or_insert_with(|| {
                 let seq = em
@@ -563,10 +631,10 @@ impl<A: SignalArgs> SignalShared<A> {
                 )
             })
             .clone();
-        Some(match &t.gate {
+        match &t.gate {
             Some(g) => Arc::new(shared.gated(g.clone())),
             None => shared,
-        })
+        }
     }
 
     /// The slot target of subscription `sub` for this signal's argument type
