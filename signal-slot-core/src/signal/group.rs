@@ -98,6 +98,27 @@ impl<A> Clone for Member<A> {
     }
 }
 
+impl<A> Member<A> {
+    /// The target: as connected when it is the last one to try (it may wait
+    /// per its policy), else the one that never waits.
+    #[inline]
+    pub(crate) fn target(&self, last: bool) -> &SlotTarget<A> {
+        match (&self.conn.target, last) {
+            (Target::Slot(t), true) => t,
+            _ => &self.quick,
+        }
+    }
+
+    /// The member took an emission. Not a locked add: exact when one thread
+    /// emits at a time (the usual case: a signal is emitted on its object's
+    /// loop); concurrent emitters may undercount.
+    #[inline]
+    pub(crate) fn took(&self) {
+        let d = &self.delivered;
+        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
 /// A group entry of a connection list. Copy-on-write, like the list.
 pub(crate) struct Group<A> {
     pub(crate) name: Arc<str>,
@@ -179,24 +200,16 @@ impl<A: SignalArgs> Group<A> {
         start
     }
 
-    /// Member `i`'s target: as connected when it is the last one to try (it
-    /// may wait per its policy), else the one that never waits.
+    /// Member `i`'s target: see [`Member::target`].
     #[inline]
     pub(crate) fn target(&self, i: usize, last: bool) -> &SlotTarget<A> {
-        let m = &self.members[i];
-        match (&m.conn.target, last) {
-            (Target::Slot(t), true) => t,
-            _ => &m.quick,
-        }
+        self.members[i].target(last)
     }
 
-    /// Member `i` took an emission. Not a locked add either: exact when one
-    /// thread emits at a time (the usual case: a signal is emitted on its
-    /// object's loop); concurrent emitters may undercount.
+    /// Member `i` took an emission: see [`Member::took`].
     #[inline]
     pub(crate) fn took(&self, i: usize) {
-        let d = &self.members[i].delivered;
-        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.members[i].took();
     }
 
     /// A member was passed over (full, gone).

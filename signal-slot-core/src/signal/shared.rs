@@ -84,6 +84,15 @@ pub(crate) struct RemoteSlot {
 /// never called (delivery encodes instead).
 fn remote_only<A>(_: &mut dyn Any, _: A, _: Option<&Meta>) {}
 
+/// A group's member chosen for one emission: its index, and a copy of the
+/// arguments for the members after it when it may refuse.
+struct Turn<'g, A> {
+    g: &'g Group<A>,
+    member: &'g Member<A>,
+    i: usize,
+    spare: Option<A>,
+}
+
 /// Failures of one emission that the caller wants to hear about.
 pub(crate) type Report = Vec<Undelivered>;
 
@@ -380,11 +389,72 @@ impl<A: SignalArgs> SignalShared<A> {
                 return;
             }
         }
-        match &c.target {
-            Target::Slot(t) => self.post(t, args, meta, em, report),
-            Target::Group(g) => self.deliver_group(g, args, meta, em, report),
-            Target::Message(t) => self.deliver_message(t, args, meta, em, report),
-            Target::Signal { shared, .. } => self.forward(shared, args, em, report),
+        // A slot and a group's chosen member share one copy of the delivery
+        // path below, so a group costs its member choice and its counter, not
+        // a second inlined path.
+        let (t, turn) = match &c.target {
+            Target::Slot(t) => (t, None),
+            Target::Group(g) => match g.members.len() {
+                0 => return,
+                // A lone member is the last to try: its own policy, no turn.
+                1 => {
+                    let member = &g.members[0];
+                    (
+                        member.target(true),
+                        Some(Turn {
+                            g,
+                            member,
+                            i: 0,
+                            spare: None,
+                        }),
+                    )
+                }
+                n => {
+                    let i = g.next_start(n);
+                    let member = &g.members[i];
+                    let spare = Some(args.clone());
+                    (
+                        member.target(false),
+                        Some(Turn {
+                            g,
+                            member,
+                            i,
+                            spare,
+                        }),
+                    )
+                }
+            },
+            Target::Message(t) => return self.deliver_message(t, args, meta, em, report),
+            Target::Signal { shared, .. } => return self.forward(shared, args, em, report),
+        };
+        let m = self.meta_for(t, meta, em);
+        let count = !turn.as_ref().is_some_and(|x| x.spare.is_some());
+        match (event_loop::deliver_counted(t, args, m, count), turn) {
+            (Ok(()), None) => {}
+            (Ok(()), Some(x)) => x.member.took(),
+            (Err(reason), None) => {
+                if let Some(r) = report {
+                    Self::report_undelivered(t, reason, r);
+                }
+            }
+            (Err(_), Some(x)) => self.group_refused(x, meta, em, report),
+        }
+    }
+
+    /// The member whose turn it was refused (or a lone member failed): the
+    /// others are tried, or the emission is counted undelivered.
+    #[cold]
+    #[inline(never)]
+    fn group_refused(
+        &self,
+        x: Turn<'_, A>,
+        meta: &mut Option<Arc<Meta>>,
+        em: &Emission,
+        report: Option<&mut Report>,
+    ) {
+        match x.spare {
+            Some(args) => self.deliver_group_rest(x.g, x.i, args, meta, em, report),
+            None => self.group_undelivered(x.g, report),
         }
     }
 
@@ -458,58 +528,6 @@ impl<A: SignalArgs> SignalShared<A> {
             previous: None,
         };
         shared.emit_shared(args, next, report);
-    }
-
-    /// One member of group `g` gets the emission: the next in turn, or, if it
-    /// refuses (full, gone), the ones after it. Out of line: the plain slot
-    /// path of `deliver_one` is the hot one and stays small.
-    #[inline(never)]
-    fn deliver_group(
-        &self,
-        g: &Group<A>,
-        args: A,
-        meta: &mut Option<Arc<Meta>>,
-        em: &Emission,
-        report: Option<&mut Report>,
-    ) {
-        let n = g.members.len();
-        if n > 1 {
-            return self.deliver_group_turn(g, n, args, meta, em, report);
-        }
-        if n == 0 {
-            return;
-        }
-        // A lone member is the last to try: it follows its own policy, and
-        // there is no turn to keep.
-        let t = g.target(0, true);
-        let m = self.meta_for(t, meta, em);
-        if event_loop::deliver(t, args, m).is_ok() {
-            g.took(0);
-        } else {
-            self.group_undelivered(g, report);
-        }
-    }
-
-    /// [`Self::deliver_group`] with two or more members: the one whose turn
-    /// it is is tried without waiting.
-    #[inline(never)]
-    fn deliver_group_turn(
-        &self,
-        g: &Group<A>,
-        n: usize,
-        args: A,
-        meta: &mut Option<Arc<Meta>>,
-        em: &Emission,
-        report: Option<&mut Report>,
-    ) {
-        let start = g.next_start(n);
-        let t = g.target(start, false);
-        let m = self.meta_for(t, meta, em);
-        if event_loop::deliver_counted(t, args.clone(), m, false).is_ok() {
-            g.took(start);
-        } else {
-            self.deliver_group_rest(g, start, args, meta, em, report);
-        }
     }
 
     #[cold]
