@@ -185,3 +185,48 @@ fn a_pattern_subscription_can_join_a_group() {
     });
     assert!(rx.try_recv().is_err());
 }
+
+#[test]
+fn a_single_shot_member_takes_one_emission_then_leaves_its_group() {
+    let src_loop = thread_loop("dispatch-once");
+    let (l1, l2) = (thread_loop("once"), thread_loop("always"));
+    let d = src_loop
+        .event_loop()
+        .add(uid("dispatcher"), Dispatcher::default())
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let once = worker(&l1, "once", &tx, None);
+    let always = worker(&l2, "always", &tx, None);
+    d.job()
+        .connect_with(
+            &once.work(),
+            ConnectOptions::new().group("pool").single_shot(),
+        )
+        .unwrap();
+    d.job()
+        .connect_with(&always.work(), ConnectOptions::new().group("pool"))
+        .unwrap();
+    for j in 0..10 {
+        d.job().emit((j,));
+    }
+    let got = collect(&rx, 10);
+    assert_eq!(
+        got.iter().map(|(_, j)| *j).collect::<HashSet<_>>().len(),
+        10,
+        "every job exactly once"
+    );
+    let by_once: Vec<u64> = got
+        .iter()
+        .filter(|(n, _)| n == "once")
+        .map(|(_, j)| *j)
+        .collect();
+    assert_eq!(
+        by_once,
+        [0],
+        "the single-shot member took the first job only"
+    );
+    let stats = d.job().group_stats("pool").unwrap();
+    assert_eq!(stats.members.len(), 1, "it left the group: {stats:?}");
+    assert_eq!(stats.members[0].delivered, 9);
+    assert!(rx.try_recv().is_err());
+}

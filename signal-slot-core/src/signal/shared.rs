@@ -427,6 +427,13 @@ impl<A: SignalArgs> SignalShared<A> {
             Target::Message(t) => return self.deliver_message(t, args, meta, em, report),
             Target::Signal { shared, .. } => return self.forward(shared, args, em, report),
         };
+        // A single-shot member takes one emission, then leaves its group.
+        let turn = match turn {
+            Some(x) if x.member.conn.single_shot.is_some() && !self.member_fires(x.member) => {
+                return self.group_refused(x, meta, em, report);
+            }
+            other => other,
+        };
         let m = self.meta_for(t, meta, em);
         let count = !turn.as_ref().is_some_and(|x| x.spare.is_some());
         match (event_loop::deliver_counted(t, args, m, count), turn) {
@@ -438,6 +445,17 @@ impl<A: SignalArgs> SignalShared<A> {
                 }
             }
             (Err(_), Some(x)) => self.group_refused(x, meta, em, report),
+        }
+    }
+
+    /// A single-shot member's one emission: true for the first caller, which
+    /// also removes the member from its group.
+    #[cold]
+    #[inline(never)]
+    fn member_fires(&self, m: &Member<A>) -> bool {
+        match &m.conn.single_shot {
+            Some(fired) => self.fire_once(m.conn.id, fired),
+            None => true,
         }
     }
 
