@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{uid, DEADLINE};
+use common::{uid, wait_until, DEADLINE};
 use crossbeam_channel::{Receiver, Sender};
 use signal_slot::prelude::*;
 use signal_slot::{ReplyError, RequestError, Responses};
@@ -121,6 +121,7 @@ fn the_timeout_names_the_receiver_that_did_not_answer() {
     asker.question().connect(&fast.times()).unwrap();
     asker.question().connect(&slow.slow()).unwrap();
     let timeout = Duration::from_millis(300);
+    let late_before = signal_slot::late_replies();
     let t0 = Instant::now();
     let r = asker.question().request::<u64>((5,), timeout).unwrap();
     let took = t0.elapsed();
@@ -131,6 +132,10 @@ fn the_timeout_names_the_receiver_that_did_not_answer() {
     assert_eq!(r.missing()[0].receiver(), slow.id());
     assert_eq!(r.missing()[0].slot(), "slow");
     assert!(r.failures().is_empty());
+    // The slow answer, once released, arrives late: dropped, but counted.
+    wait_until("the late answer counted", || {
+        signal_slot::late_replies() > late_before
+    });
 }
 
 #[test]

@@ -24,8 +24,8 @@ pub use event_loop::{
 pub use object::{EventLoopObject, Handle, InvalidIdError, ObjectId, RawHandle};
 pub use process::{EventLoopProcess, ProcessError, ProcessExit};
 pub use signal::{
-    Answer, ConnectOptions, ConnectTarget, Connection, ConnectionKind, Failure, GroupMember,
-    GroupStats, Headers, Message, MessageError, Meta, Overflow, Receiver, RecvError,
+    late_replies, Answer, ConnectOptions, ConnectTarget, Connection, ConnectionKind, Failure,
+    GroupMember, GroupStats, Headers, Message, MessageError, Meta, Overflow, Receiver, RecvError,
     RecvTimeoutError, ReplyError, RequestError, Responder, Responses, Signal, SignalArgs,
     SignalRef, SlotRef, SubscribeError, SubscribeOptions, Subscription, TryRecvError,
 };

@@ -51,7 +51,7 @@ pub use receiver::{
     ChannelSink, Receiver, RecvError, RecvTimeoutError, TryRecvError, DEFAULT_RECEIVER_CAPACITY,
 };
 pub use refs::{ConnectTarget, SignalRef, SlotRef, TargetSpec};
-pub use request::{Answer, Failure, ReplyError, RequestError, Responder, Responses};
+pub use request::{late_replies, Answer, Failure, ReplyError, RequestError, Responder, Responses};
 pub(crate) use shared::{SignalControl, SignalShared};
 pub use slot_table::SlotEntry;
 pub use subscription::{SubscribeError, SubscribeOptions, Subscription};

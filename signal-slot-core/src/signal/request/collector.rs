@@ -78,6 +78,18 @@ impl std::hash::Hasher for IdHasher {
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
+/// Answers that arrived after their request ended (timed out): counted here,
+/// read by [`late_replies`](super::late_replies).
+pub(super) static LATE_REPLIES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts an answer nobody waits for any more.
+pub(super) fn late_reply() {
+    let n = LATE_REPLIES.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        log::debug!("an answer arrived after its request ended; {n} so far");
+    }
+}
+
 impl Collector {
     pub(super) fn new(
         expected: &'static str,
@@ -116,6 +128,7 @@ impl Collector {
         let done = {
             let mut g = lock(&self.gather);
             if g.finished {
+                late_reply();
                 return;
             }
             match g.entries.get_mut(index) {

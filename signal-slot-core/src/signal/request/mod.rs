@@ -23,6 +23,19 @@ mod types;
 mod wire;
 
 use collector::{Collector, Entry, OnDone, Outcome};
+
+/// How many answers this process received after their request had ended
+/// (its timeout passed, so the receiver was reported missing in
+/// [`Responses::missing`]). Such answers are dropped; this counts them.
+///
+/// ```
+/// let before = signal_slot::late_replies();
+/// // ... requests whose receivers answer after the timeout ...
+/// assert!(signal_slot::late_replies() >= before);
+/// ```
+pub fn late_replies() -> u64 {
+    collector::LATE_REPLIES.load(Ordering::Relaxed)
+}
 pub use types::{Answer, Failure, ReplyError, RequestError, Responder, Responses};
 use wire::on_reply_record_for;
 pub(crate) use wire::{on_reply_record, send_reply, RequestTag, KIND_REPLY};

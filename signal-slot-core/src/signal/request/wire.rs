@@ -171,7 +171,9 @@ pub(super) fn on_reply_record_for(rec: &[u8], own: Option<&Arc<Collector>>) {
         _ => Collector::lookup(id),
     };
     let Some(c) = c else {
-        return; // finished meanwhile (timed out)
+        // Finished meanwhile (timed out): the receiver was reported missing.
+        super::collector::late_reply();
+        return;
     };
     let outcome = match head[13] {
         STATUS_VALUE => {
