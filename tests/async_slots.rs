@@ -230,3 +230,31 @@ fn removing_a_busy_object_lets_its_task_finish_and_drops_what_waited() {
     });
     quiet(&rx);
 }
+
+#[test]
+fn messages_waiting_for_a_busy_object_are_bounded_by_the_loop_capacity() {
+    let lp = signal_slot::EventLoopThread::with_loop(
+        EventLoop::builder(uid("async-bounded"))
+            .capacity(4)
+            .create(),
+    );
+    lp.start().unwrap();
+    let (worker, gate, rx) = Worker::new();
+    let worker = lp.event_loop().add(uid("worker"), worker).unwrap();
+    worker.work().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["start 1"]);
+    for v in 0..20 {
+        worker.note().invoke((v,)).unwrap();
+    }
+    // Four wait behind the task; the other sixteen are dropped and counted.
+    wait_until("the overflow counted", || {
+        lp.event_loop().stats().dropped_queue_full == 16
+    });
+    gate.open();
+    assert_eq!(
+        take(&rx, 5),
+        ["done 1 (1 done)", "note 0", "note 1", "note 2", "note 3"]
+    );
+    quiet(&rx);
+    assert_eq!(lp.event_loop().stats().dropped_queue_full, 16);
+}

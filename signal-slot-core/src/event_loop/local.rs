@@ -336,6 +336,21 @@ impl LoopLocal {
     }
 
     /// Counts and drops the messages waiting for `cell`'s object.
+    /// Queues a message behind the task that owns its object; beyond the
+    /// loop's capacity it is dropped and counted (`QueueFull`), so a flood to
+    /// a slow async slot cannot grow memory without bound.
+    fn wait_for_object(&self, cell: &ObjectCell, w: Waiting) {
+        let mut backlog = cell.backlog.borrow_mut();
+        if backlog.len() >= self.shared.capacity {
+            drop(backlog);
+            self.shared
+                .counters
+                .dropped(DropReason::QueueFull, &self.shared.name);
+            return;
+        }
+        backlog.push_back(w);
+    }
+
     fn drop_backlog(&self, cell: &ObjectCell, why: DropReason) {
         let waiting: Vec<Waiting> = cell.backlog.borrow_mut().drain(..).collect();
         for _ in waiting {
@@ -497,7 +512,7 @@ impl LoopLocal {
             return;
         };
         if async_used(self) && cell.blocked() {
-            cell.backlog.borrow_mut().push_back(Waiting::Envelope(env));
+            self.wait_for_object(&cell, Waiting::Envelope(env));
             return;
         }
         self.run_envelope(&cell, env);
@@ -648,11 +663,8 @@ impl LoopLocal {
                 return;
             }
         };
-        let wait = |cell: &ObjectCell| {
-            cell.backlog
-                .borrow_mut()
-                .push_back(Waiting::Record(rec.to_vec(), addr));
-        };
+        let wait =
+            |cell: &ObjectCell| self.wait_for_object(cell, Waiting::Record(rec.to_vec(), addr));
         if let Some(tag) = call.request {
             if let Some(cell) = self
                 .lookup(call.key)
