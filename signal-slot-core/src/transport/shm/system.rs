@@ -32,6 +32,8 @@ pub(crate) fn ensure() -> Result<(&'static Region, bool), RegionError> {
         return Ok((r, false));
     }
     let region = Region::create(RING_BYTES.load(Ordering::Relaxed) as usize)?;
+    // Before any child exists: decides the barrier mode children inherit.
+    crate::transport::barrier::register(true);
     // The root process takes slot 0.
     let root = region.claim_proc();
     debug_assert_eq!(root, Some(0));
@@ -60,6 +62,8 @@ pub(crate) fn my_proc() -> u32 {
 /// Called first thing in a new child.
 pub(crate) fn set_my_proc(p: u32) {
     MY_PROC.store(p, Ordering::Relaxed);
+    // Before this process sends anything (see `transport::barrier`).
+    crate::transport::barrier::register(false);
     if let Some(slot) = region().and_then(|r| r.proc(p)) {
         MY_INCARNATION.store(slot.incarnation.load(Ordering::Acquire), Ordering::Relaxed);
     }
