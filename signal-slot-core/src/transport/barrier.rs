@@ -3,7 +3,7 @@
 //!
 //! A producer publishes a record, then reads the mailbox's dirty mask and
 //! doorbell to decide whether it must wake the consumer; the consumer about to
-//! sleep clears the mask, then reads the rings' tails (Dekker). Each side needs
+//! sleep clears the mask, then looks into the rings (Dekker). Each side needs
 //! a store-load barrier between its write and its read. A full fence on the
 //! producer's side costs it a store-buffer drain per record, waiting for the
 //! cache lines the consumer keeps reading (about half of a send's time). So
@@ -83,7 +83,7 @@ pub(crate) fn light() {
     }
 }
 
-/// The consumer's side: between clearing the mask and reading the tails.
+/// The consumer's side: between clearing the mask and reading the rings.
 /// False if the barrier could not be made (the caller must then not sleep on
 /// what it read).
 pub(crate) fn heavy() -> bool {

@@ -222,8 +222,9 @@ pub(crate) fn send_with(
     }
     let mb = region.mailbox_header(to);
     let bit = 1u64 << me;
-    // Orders the tail store before the mask check, paired with the consumer's
-    // heavy barrier between its swap of the mask and its reads of the tails
+    // Orders the record's publication before the mask check, paired with the
+    // consumer's heavy barrier between its swap of the mask and its reads of
+    // the rings
     // (see `transport::barrier`): if our flag is still set, the consumer has
     // not cleared it yet and will see the record when it does.
     barrier::light();
@@ -343,12 +344,12 @@ impl MailboxConsumer {
     /// and puts back the flags of rings that still hold records; true if any
     /// did (do not sleep then).
     ///
-    /// Why no record is missed: a producer stores its tail, then (after a
+    /// Why no record is missed: a producer publishes its record, then (after a
     /// light barrier) reads the mask. If it read its flag clear, it sets it
     /// itself, fences, then checks the doorbell (the sleeper reads the mask
     /// after announcing sleep). If it read its flag set, the swap here came
     /// after that read, so the heavy barrier here makes its record visible to
-    /// the tail loads below (see `transport::barrier`).
+    /// the ring reads below (see `transport::barrier`).
     pub(crate) fn settle(&self) -> bool {
         let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
