@@ -48,6 +48,16 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<LoopLocal>>> = const { RefCell::new(None) };
 }
 
+/// What the idle poll found (see `LoopLocal::spin_for_work`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spun {
+    /// Records in the mailbox.
+    Records,
+    /// Something else (the inbox).
+    Work,
+    Nothing,
+}
+
 struct ObjectCell {
     shared: Arc<ObjectShared>,
     object: RefCell<Box<dyn Any + Send>>,
@@ -777,8 +787,18 @@ impl LoopLocal {
                 continue;
             }
             // Nothing to do: poll briefly, then sleep.
-            if self.spin_for_work() {
-                continue;
+            match self.spin_for_work() {
+                // Straight to the records: the other sources were empty a
+                // moment ago and are looked at on the next round anyway.
+                Spun::Records => {
+                    self.drain_mailbox();
+                    if self.stop.get() {
+                        break;
+                    }
+                    continue;
+                }
+                Spun::Work => continue,
+                Spun::Nothing => {}
             }
             let timeout = self
                 .timers
@@ -801,25 +821,34 @@ impl LoopLocal {
         }
     }
 
-    /// Polls the cheap work indicators (inbox, mailbox) densely, then yields a
-    /// few times; true as soon as work shows up.
-    fn spin_for_work(&self) -> bool {
+    /// Polls the cheap work indicators (mailbox, inbox) densely, then yields a
+    /// few times; says as soon as work shows up, and where.
+    fn spin_for_work(&self) -> Spun {
         let mailbox = self.mailbox();
-        let has_work =
-            || self.shared.inbox.has_work() || mailbox.as_ref().is_some_and(|m| m.has_records());
+        let has_work = || {
+            if mailbox.as_ref().is_some_and(|m| m.has_records()) {
+                Spun::Records
+            } else if self.shared.inbox.has_work() {
+                Spun::Work
+            } else {
+                Spun::Nothing
+            }
+        };
         for _ in 0..SPIN_POLLS {
-            if has_work() {
-                return true;
+            let found = has_work();
+            if found != Spun::Nothing {
+                return found;
             }
             std::hint::spin_loop();
         }
         for _ in 0..SPIN_YIELDS {
             std::thread::yield_now();
-            if has_work() {
-                return true;
+            let found = has_work();
+            if found != Spun::Nothing {
+                return found;
             }
         }
-        false
+        Spun::Nothing
     }
 
     /// Retires every object, drops what is still queued (counted), and drops the
