@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Inbox messages handled before the loop looks at control, local work and
 /// timers again.
@@ -41,6 +41,11 @@ const BATCH: usize = 256;
 /// within microseconds, and waking a sleeper on another core costs 20-35 us.
 const SPIN_POLLS: u32 = 128;
 const SPIN_YIELDS: u32 = 4;
+/// A yield that took longer than this ran another thread on our CPU. When the
+/// work came after such a yield, the thread that sent it most likely shares
+/// the CPU (it could only run while we yielded): polling for it is time taken
+/// from it, so the loop polls less (see `LoopLocal::spin_budget`).
+const YIELD_SWITCHED: Duration = Duration::from_micros(2);
 
 thread_local! {
     /// Id of the loop this thread runs (0: none). Read on every emit.
@@ -149,6 +154,11 @@ pub(super) struct LoopLocal {
     async_used: Cell<bool>,
     /// Running async slots by id.
     tasks: RefCell<HashMap<u64, Task>>,
+    /// Idle polls before yielding (at most `SPIN_POLLS`): halved when work
+    /// keeps coming only after a yield that ran another thread (a peer on
+    /// the same CPU), doubled when it comes after yields that ran nothing (a
+    /// peer elsewhere, slower than the polls).
+    spin_budget: Cell<u32>,
     next_task: Cell<u64>,
 }
 
@@ -280,6 +290,7 @@ pub(super) fn run(
         async_used: Cell::new(false),
         tasks: RefCell::new(HashMap::new()),
         next_task: Cell::new(0),
+        spin_budget: Cell::new(SPIN_POLLS),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(l.clone()));
     LOOP_ID.with(|id| id.set(l.shared.id.0));
@@ -834,17 +845,26 @@ impl LoopLocal {
                 Spun::Nothing
             }
         };
-        for _ in 0..SPIN_POLLS {
+        let budget = self.spin_budget.get();
+        for _ in 0..budget {
             let found = has_work();
             if found != Spun::Nothing {
                 return found;
             }
             std::hint::spin_loop();
         }
+        let mut switched = false;
         for _ in 0..SPIN_YIELDS {
+            let t = Instant::now();
             std::thread::yield_now();
+            switched |= t.elapsed() > YIELD_SWITCHED;
             let found = has_work();
             if found != Spun::Nothing {
+                self.spin_budget.set(if switched {
+                    budget / 2
+                } else {
+                    (budget * 2 + 1).min(SPIN_POLLS)
+                });
                 return found;
             }
         }
