@@ -478,11 +478,13 @@ impl LoopLocal {
     /// The live object at `key`: the previous message's receiver when it is the
     /// same (streams usually are), else a lookup. A miss is counted as a drop.
     fn receiver_of(&self, key: ObjectKey, last: &Option<Rc<ObjectCell>>) -> Option<Rc<ObjectCell>> {
-        let cached = last
-            .as_ref()
-            .filter(|c| c.shared.key == key && c.shared.is_alive())
-            .cloned();
-        let cell = cached.or_else(|| self.lookup(key)).or_else(|| {
+        // The common case of a stream: the same receiver again.
+        if let Some(c) = last {
+            if c.shared.key == key && c.shared.is_alive() {
+                return Some(c.clone());
+            }
+        }
+        let cell = self.lookup(key).or_else(|| {
             // The object's Install may still sit in the control queue.
             self.drain_controls();
             self.lookup(key)

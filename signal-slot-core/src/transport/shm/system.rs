@@ -77,6 +77,7 @@ pub(crate) fn my_incarnation() -> u32 {
 }
 
 /// True while process `p` is alive in the region.
+#[inline]
 pub(crate) fn proc_alive(region: &Region, p: u32) -> bool {
     region
         .proc(p)
