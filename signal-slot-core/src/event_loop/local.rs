@@ -42,9 +42,10 @@ const BATCH: usize = 256;
 const SPIN_POLLS: u32 = 128;
 const SPIN_YIELDS: u32 = 4;
 /// A yield that took longer than this ran another thread on our CPU. When the
-/// work came after such a yield, the thread that sent it most likely shares
-/// the CPU (it could only run while we yielded): polling for it is time taken
-/// from it, so the loop polls less (see `LoopLocal::spin_budget`).
+/// work came after such a yield and its sender went idle on this CPU (or its
+/// CPU is unknown), the sender most likely shares the CPU (it could only run
+/// while we yielded): polling for it is time taken from it, so the loop polls
+/// less (see `LoopLocal::spin_budget`).
 const YIELD_SWITCHED: Duration = Duration::from_micros(2);
 
 thread_local! {
@@ -156,8 +157,9 @@ pub(super) struct LoopLocal {
     tasks: RefCell<HashMap<u64, Task>>,
     /// Idle polls before yielding (at most `SPIN_POLLS`): halved when work
     /// keeps coming only after a yield that ran another thread (a peer on
-    /// the same CPU), doubled when it comes after yields that ran nothing (a
-    /// peer elsewhere, slower than the polls).
+    /// the same CPU), doubled when it comes after yields that ran nothing or
+    /// from a process whose loop went idle on another CPU (a peer elsewhere,
+    /// slower than the polls).
     spin_budget: Cell<u32>,
     next_task: Cell<u64>,
 }
@@ -855,6 +857,10 @@ impl LoopLocal {
             }
             std::hint::spin_loop();
         }
+        // Where we go idle, for our peers' own decisions below.
+        if let Some(cpu) = system::current_cpu() {
+            system::note_my_cpu(cpu);
+        }
         let mut switched = false;
         for _ in 0..SPIN_YIELDS {
             let t = Instant::now();
@@ -862,7 +868,18 @@ impl LoopLocal {
             switched |= t.elapsed() > YIELD_SWITCHED;
             let found = has_work();
             if found != Spun::Nothing {
-                self.spin_budget.set(if switched {
+                // Another thread ran here meanwhile: the sender, if the
+                // records' producer went idle on this CPU too (any other
+                // thread under load otherwise). Without a hint (work from this
+                // process), the time alone decides.
+                let same_cpu = switched
+                    && match (found, &mailbox, system::current_cpu()) {
+                        (Spun::Records, Some(m), Some(cpu)) => {
+                            m.records_from_cpu(cpu).unwrap_or(true)
+                        }
+                        _ => true,
+                    };
+                self.spin_budget.set(if same_cpu {
                     budget / 2
                 } else {
                     (budget * 2 + 1).min(SPIN_POLLS)

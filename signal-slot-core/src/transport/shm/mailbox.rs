@@ -340,6 +340,26 @@ impl MailboxConsumer {
         false
     }
 
+    /// Whether a producer whose ring holds records last went idle on `cpu`
+    /// (see `system::proc_cpu`); `None` if no such producer's CPU is known.
+    pub(crate) fn records_from_cpu(&self, cpu: u32) -> Option<bool> {
+        let mut mask = self.header().dirty.load(Ordering::SeqCst);
+        let mut known = None;
+        while mask != 0 {
+            let p = mask.trailing_zeros();
+            mask &= mask - 1;
+            if self.region.ring(self.addr.index, p).is_empty() {
+                continue;
+            }
+            match super::system::proc_cpu(self.region, p) {
+                Some(c) if c == cpu => return Some(true),
+                Some(_) => known = Some(false),
+                None => {}
+            }
+        }
+        known
+    }
+
     /// Before sleeping (then on [`has_work`](Self::has_work)): clears the mask,
     /// and puts back the flags of rings that still hold records; true if any
     /// did (do not sleep then).

@@ -43,6 +43,9 @@ pub(crate) struct ProcSlot {
     pub(crate) control: AtomicU32,
     /// The process's incarnation (see the header).
     pub(crate) incarnation: AtomicU32,
+    /// 1 + the CPU a loop of the process last went idle on (0: unknown); a
+    /// hint for the loops' idle polling, see `system::note_my_cpu`.
+    pub(crate) cpu: AtomicU32,
 }
 
 pub(crate) const PROC_FREE: u32 = 0;

@@ -83,3 +83,26 @@ pub(crate) fn proc_alive(region: &Region, p: u32) -> bool {
         .proc(p)
         .is_some_and(|s| s.state.load(Ordering::Acquire) == PROC_ALIVE)
 }
+
+/// The CPU the calling thread runs on now, if the OS says.
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: no arguments, no memory access.
+    let c = unsafe { libc::sched_getcpu() };
+    u32::try_from(c).ok()
+}
+
+/// Records that a loop of this process goes idle on `cpu` (see
+/// [`proc_cpu`]).
+pub(crate) fn note_my_cpu(cpu: u32) {
+    if let Some(slot) = region().and_then(|r| r.proc(my_proc())) {
+        slot.cpu.store(cpu.saturating_add(1), Ordering::Relaxed);
+    }
+}
+
+/// The CPU a loop of process `p` last went idle on, if known: where the
+/// records it sends were most likely written.
+pub(crate) fn proc_cpu(region: &Region, p: u32) -> Option<u32> {
+    region
+        .proc(p)
+        .and_then(|s| s.cpu.load(Ordering::Relaxed).checked_sub(1))
+}
