@@ -6,7 +6,9 @@
 //! inherits one held. Only a thread's outermost lock takes the share: nested
 //! locks would otherwise queue behind a waiting fork and deadlock.
 
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{
+    compiler_fence, fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering,
+};
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};

@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Inbox messages handled before the loop looks at control, local work and
 /// timers again.
@@ -41,11 +41,27 @@ const BATCH: usize = 256;
 /// within microseconds, and waking a sleeper on another core costs 20-35 us.
 const SPIN_POLLS: u32 = 128;
 const SPIN_YIELDS: u32 = 4;
+/// A yield that took longer than this ran another thread on our CPU. When the
+/// work came after such a yield and its sender went idle on this CPU (or its
+/// CPU is unknown), the sender most likely shares the CPU (it could only run
+/// while we yielded): polling for it is time taken from it, so the loop polls
+/// less (see `LoopLocal::spin_budget`).
+const YIELD_SWITCHED: Duration = Duration::from_micros(2);
 
 thread_local! {
     /// Id of the loop this thread runs (0: none). Read on every emit.
     static LOOP_ID: Cell<u64> = const { Cell::new(0) };
     static CURRENT: RefCell<Option<Rc<LoopLocal>>> = const { RefCell::new(None) };
+}
+
+/// What the idle poll found (see `LoopLocal::spin_for_work`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spun {
+    /// Records in the mailbox.
+    Records,
+    /// Something else (the inbox).
+    Work,
+    Nothing,
 }
 
 struct ObjectCell {
@@ -139,6 +155,12 @@ pub(super) struct LoopLocal {
     async_used: Cell<bool>,
     /// Running async slots by id.
     tasks: RefCell<HashMap<u64, Task>>,
+    /// Idle polls before yielding (at most `SPIN_POLLS`): halved when work
+    /// keeps coming only after a yield that ran another thread (a peer on
+    /// the same CPU), doubled when it comes after yields that ran nothing or
+    /// from a process whose loop went idle on another CPU (a peer elsewhere,
+    /// slower than the polls).
+    spin_budget: Cell<u32>,
     next_task: Cell<u64>,
 }
 
@@ -282,6 +304,7 @@ pub(super) fn run(
         async_used: Cell::new(false),
         tasks: RefCell::new(HashMap::new()),
         next_task: Cell::new(0),
+        spin_budget: Cell::new(SPIN_POLLS),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(l.clone()));
     LOOP_ID.with(|id| id.set(l.shared.id.0));
@@ -484,11 +507,13 @@ impl LoopLocal {
     /// The live object at `key`: the previous message's receiver when it is the
     /// same (streams usually are), else a lookup. A miss is counted as a drop.
     fn receiver_of(&self, key: ObjectKey, last: &Option<Rc<ObjectCell>>) -> Option<Rc<ObjectCell>> {
-        let cached = last
-            .as_ref()
-            .filter(|c| c.shared.key == key && c.shared.is_alive())
-            .cloned();
-        let cell = cached.or_else(|| self.lookup(key)).or_else(|| {
+        // The common case of a stream: the same receiver again.
+        if let Some(c) = last {
+            if c.shared.key == key && c.shared.is_alive() {
+                return Some(c.clone());
+            }
+        }
+        let cell = self.lookup(key).or_else(|| {
             // The object's Install may still sit in the control queue.
             self.drain_controls();
             self.lookup(key)
@@ -801,8 +826,18 @@ impl LoopLocal {
                 continue;
             }
             // Nothing to do: poll briefly, then sleep.
-            if self.spin_for_work() {
-                continue;
+            match self.spin_for_work() {
+                // Straight to the records: the other sources were empty a
+                // moment ago and are looked at on the next round anyway.
+                Spun::Records => {
+                    self.drain_mailbox();
+                    if self.stop.get() {
+                        break;
+                    }
+                    continue;
+                }
+                Spun::Work => continue,
+                Spun::Nothing => {}
             }
             let timeout = self
                 .timers
@@ -825,25 +860,58 @@ impl LoopLocal {
         }
     }
 
-    /// Polls the cheap work indicators (inbox, mailbox) densely, then yields a
-    /// few times; true as soon as work shows up.
-    fn spin_for_work(&self) -> bool {
+    /// Polls the cheap work indicators (mailbox, inbox) densely, then yields a
+    /// few times; says as soon as work shows up, and where.
+    fn spin_for_work(&self) -> Spun {
         let mailbox = self.mailbox();
-        let has_work =
-            || self.shared.inbox.has_work() || mailbox.as_ref().is_some_and(|m| m.has_records());
-        for _ in 0..SPIN_POLLS {
-            if has_work() {
-                return true;
+        let has_work = || {
+            if mailbox.as_ref().is_some_and(|m| m.has_records()) {
+                Spun::Records
+            } else if self.shared.inbox.has_work() {
+                Spun::Work
+            } else {
+                Spun::Nothing
+            }
+        };
+        let budget = self.spin_budget.get();
+        for _ in 0..budget {
+            let found = has_work();
+            if found != Spun::Nothing {
+                return found;
             }
             std::hint::spin_loop();
         }
+        // Where we go idle, for our peers' own decisions below.
+        if let Some(cpu) = system::current_cpu() {
+            system::note_my_cpu(cpu);
+        }
+        let mut switched = false;
         for _ in 0..SPIN_YIELDS {
+            let t = Instant::now();
             std::thread::yield_now();
-            if has_work() {
-                return true;
+            switched |= t.elapsed() > YIELD_SWITCHED;
+            let found = has_work();
+            if found != Spun::Nothing {
+                // Another thread ran here meanwhile: the sender, if the
+                // records' producer went idle on this CPU too (any other
+                // thread under load otherwise). Without a hint (work from this
+                // process), the time alone decides.
+                let same_cpu = switched
+                    && match (found, &mailbox, system::current_cpu()) {
+                        (Spun::Records, Some(m), Some(cpu)) => {
+                            m.records_from_cpu(cpu).unwrap_or(true)
+                        }
+                        _ => true,
+                    };
+                self.spin_budget.set(if same_cpu {
+                    budget / 2
+                } else {
+                    (budget * 2 + 1).min(SPIN_POLLS)
+                });
+                return found;
             }
         }
-        false
+        Spun::Nothing
     }
 
     /// Retires every object, drops what is still queued (counted), and drops the

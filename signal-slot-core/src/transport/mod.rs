@@ -6,6 +6,7 @@
 //! [`inbox::Inbox`]); every producer rings the same doorbell, so a loop sleeps on
 //! one futex whatever feeds it.
 
+pub(crate) mod barrier;
 pub(crate) mod codec;
 pub(crate) mod doorbell;
 pub(crate) mod erased;

@@ -4,6 +4,7 @@
 use super::region::{MailboxHeader, Region, MAX_MAILBOXES, MAX_PROCS};
 use super::ring::RingError;
 use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::transport::barrier;
 use crate::transport::doorbell::wake_if_sleeping;
 use crossbeam_utils::CachePadded;
 
@@ -16,15 +17,37 @@ pub(crate) struct MailboxAddr {
 }
 
 /// Serializes this process's producers per target mailbox (a ring has one
-/// producer process; its threads take turns). A spin lock: it is held for a
-/// record copy only, and its unlock is a plain store (a mutex's is a locked
-/// exchange, a third of a send's cost). Held all at once across `fork`.
+/// producer process; its threads take turns). Held all at once across `fork`.
 /// Each on a line of its own: threads sending to different loops do not share.
-static PRODUCER_LOCKS: [CachePadded<SpinLock>; MAX_MAILBOXES] =
-    [const { CachePadded::new(SpinLock::new()) }; MAX_MAILBOXES];
+static PRODUCER_LOCKS: [CachePadded<ProducerLock>; MAX_MAILBOXES] =
+    [const { CachePadded::new(ProducerLock::new()) }; MAX_MAILBOXES];
 
-struct SpinLock {
+/// A spin lock biased towards the thread that keeps sending.
+///
+/// Any locked instruction (a compare-and-swap taking a spin lock) waits for
+/// the store buffer to drain, that is for the cache lines of the previous
+/// record, which the consumer keeps reading: measured, that was a third of a
+/// send. So a thread that took the lock many times in a row becomes its
+/// *owner* and enters with plain stores: it marks itself `busy`, then
+/// re-checks that it still owns the lock. Another thread revokes the bias
+/// under the spin lock: it clears `owner`, runs a heavy barrier (see
+/// `transport::barrier`; the owner's side is a light one), then waits until the
+/// owner is not busy. Either the owner's re-check sees the revocation (and it
+/// takes the spin lock like anyone), or its `busy` is visible to the revoker.
+/// A revocation costs a `membarrier` system call; each one doubles the run of
+/// acquisitions a thread needs before it is biased again, so threads that
+/// take turns settle on the plain spin lock.
+struct ProducerLock {
     held: AtomicBool,
+    /// The biased thread's token (0: none). Changed only under `held`.
+    owner: AtomicU64,
+    /// The owner is inside. Written only by the owner.
+    busy: AtomicBool,
+    /// Under `held`: the thread of the last acquisitions, how many in a row,
+    /// and revocations so far.
+    streak_of: AtomicU64,
+    streak: AtomicU32,
+    revocations: AtomicU32,
     /// Producer state guarded by the lock: the head last read from the ring of
     /// process `head_of - 1` into this mailbox (see `RingView::push_with`).
     /// Tagged with the process, so a forked child, which writes its own ring,
@@ -33,16 +56,63 @@ struct SpinLock {
     head_seen: AtomicU64,
 }
 
-impl SpinLock {
+/// Acquisitions in a row before a thread is biased (doubled per revocation).
+const BIAS_AFTER: u32 = 64;
+
+thread_local! {
+    /// This thread's token for [`ProducerLock::owner`] (0: not assigned yet).
+    static TOKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+#[inline]
+fn thread_token() -> u64 {
+    TOKEN.with(|t| {
+        let v = t.get();
+        if v != 0 {
+            return v;
+        }
+        let v = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        t.set(v);
+        v
+    })
+}
+
+impl ProducerLock {
     const fn new() -> Self {
-        SpinLock {
+        ProducerLock {
             held: AtomicBool::new(false),
+            owner: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            streak_of: AtomicU64::new(0),
+            streak: AtomicU32::new(0),
+            revocations: AtomicU32::new(0),
             head_of: AtomicU32::new(0),
             head_seen: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> SpinGuard<'_> {
+    #[inline]
+    fn lock(&self) -> ProducerGuard<'_> {
+        let me = thread_token();
+        if self.owner.load(Ordering::Relaxed) == me {
+            self.busy.store(true, Ordering::Relaxed);
+            // Paired with the revoker's heavy barrier (see the type's doc).
+            barrier::light();
+            if self.owner.load(Ordering::Relaxed) == me {
+                // The owner set `owner` itself under `held`, and any other
+                // holder since revoked it: what they wrote happens before
+                // (through `held`) the acquisition that re-biased this thread.
+                return ProducerGuard::Biased(&self.busy);
+            }
+            self.busy.store(false, Ordering::Release);
+        }
+        self.lock_slow(me, false)
+    }
+
+    #[cold]
+    fn lock_slow(&self, me: u64, for_fork: bool) -> ProducerGuard<'_> {
         let backoff = crossbeam_utils::Backoff::new();
         while self
             .held
@@ -51,21 +121,63 @@ impl SpinLock {
         {
             backoff.snooze();
         }
-        SpinGuard(&self.held)
+        let owner = self.owner.load(Ordering::Relaxed);
+        if owner != 0 && (owner != me || for_fork) {
+            self.owner.store(0, Ordering::Relaxed);
+            // Cannot fail once registered (see `barrier::heavy`); if it ever
+            // does, try again rather than race the owner.
+            while !barrier::heavy() {
+                std::thread::yield_now();
+            }
+            let backoff = crossbeam_utils::Backoff::new();
+            while self.busy.load(Ordering::Acquire) {
+                backoff.snooze();
+            }
+            let r = self.revocations.load(Ordering::Relaxed);
+            self.revocations
+                .store(r.saturating_add(1), Ordering::Relaxed);
+        } else if owner == 0 && !for_fork && barrier::asymmetric_here() {
+            let streak = if self.streak_of.load(Ordering::Relaxed) == me {
+                self.streak.load(Ordering::Relaxed).saturating_add(1)
+            } else {
+                self.streak_of.store(me, Ordering::Relaxed);
+                1
+            };
+            self.streak.store(streak, Ordering::Relaxed);
+            let need = BIAS_AFTER << self.revocations.load(Ordering::Relaxed).min(10);
+            if streak >= need {
+                // From the next acquisition on (this one holds `held`).
+                self.owner.store(me, Ordering::Relaxed);
+                self.streak.store(0, Ordering::Relaxed);
+            }
+        }
+        ProducerGuard::Locked(&self.held)
     }
 }
 
-pub(crate) struct SpinGuard<'a>(&'a AtomicBool);
+pub(crate) enum ProducerGuard<'a> {
+    Biased(&'a AtomicBool),
+    Locked(&'a AtomicBool),
+}
 
-impl Drop for SpinGuard<'_> {
+impl Drop for ProducerGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        match self {
+            ProducerGuard::Biased(busy) => busy.store(false, Ordering::Release),
+            ProducerGuard::Locked(held) => held.store(false, Ordering::Release),
+        }
     }
 }
 
-/// Takes every producer lock (before `fork`, so no child inherits one held).
-pub(crate) fn lock_all_producers() -> Vec<SpinGuard<'static>> {
-    PRODUCER_LOCKS.iter().map(|l| l.lock()).collect()
+/// Takes every producer lock, revoking any bias (before `fork`, so no child
+/// inherits one held).
+pub(crate) fn lock_all_producers() -> Vec<ProducerGuard<'static>> {
+    let me = thread_token();
+    PRODUCER_LOCKS
+        .iter()
+        .map(|l| l.lock_slow(me, true))
+        .collect()
 }
 
 /// Writes one record of `len` bytes (filled by `fill`) from process `me` into
@@ -110,11 +222,18 @@ pub(crate) fn send_with(
     }
     let mb = region.mailbox_header(to);
     let bit = 1u64 << me;
-    // The fence orders the tail store before both checks: the consumer swaps the
-    // mask then reads tails, or announces sleep then reads the mask.
-    fence(Ordering::SeqCst);
+    // Orders the record's publication before the mask check, paired with the
+    // consumer's heavy barrier between its swap of the mask and its reads of
+    // the rings
+    // (see `transport::barrier`): if our flag is still set, the consumer has
+    // not cleared it yet and will see the record when it does.
+    barrier::light();
     if mb.dirty.load(Ordering::Relaxed) & bit == 0 {
+        // The consumer cleared the mask (it may be about to sleep): flag the
+        // ring, then check the doorbell, ordered by full fences on both sides
+        // (the sleeper announces sleep, fences, then reads the mask).
         mb.dirty.fetch_or(bit, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
     wake_if_sleeping(&mb.bell, true);
     Ok(())
@@ -176,8 +295,15 @@ impl MailboxConsumer {
     ) -> usize {
         let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        let (n, left) = self.drain_rings(mask, budget, true, f, corrupt);
+        // Producers that found their flag set before the swap published their
+        // records before it (see `transport::barrier`).
+        let mut left = 0;
+        if !barrier::heavy() {
+            // Not ordered: keep the flags up so the caller does not sleep.
+            left = mask;
+        }
+        let (n, rest) = self.drain_rings(mask, budget, true, f, corrupt);
+        left |= rest;
         if left != 0 {
             // Budget spent: come back to these rings next round.
             header.dirty.fetch_or(left, Ordering::SeqCst);
@@ -214,20 +340,41 @@ impl MailboxConsumer {
         false
     }
 
+    /// Whether a producer whose ring holds records last went idle on `cpu`
+    /// (see `system::proc_cpu`); `None` if no such producer's CPU is known.
+    pub(crate) fn records_from_cpu(&self, cpu: u32) -> Option<bool> {
+        let mut mask = self.header().dirty.load(Ordering::SeqCst);
+        let mut known = None;
+        while mask != 0 {
+            let p = mask.trailing_zeros();
+            mask &= mask - 1;
+            if self.region.ring(self.addr.index, p).is_empty() {
+                continue;
+            }
+            match super::system::proc_cpu(self.region, p) {
+                Some(c) if c == cpu => return Some(true),
+                Some(_) => known = Some(false),
+                None => {}
+            }
+        }
+        known
+    }
+
     /// Before sleeping (then on [`has_work`](Self::has_work)): clears the mask,
     /// and puts back the flags of rings that still hold records; true if any
     /// did (do not sleep then).
     ///
-    /// Why no record is missed: a producer stores its tail, fences, then reads
-    /// the mask. If it read its flag clear, it sets it itself, then checks the
-    /// doorbell (the sleeper reads the mask after announcing sleep). If it read
-    /// its flag set, the swap here came after that read, so this fence comes
-    /// after the producer's fence and the tail loads below see its record.
+    /// Why no record is missed: a producer publishes its record, then (after a
+    /// light barrier) reads the mask. If it read its flag clear, it sets it
+    /// itself, fences, then checks the doorbell (the sleeper reads the mask
+    /// after announcing sleep). If it read its flag set, the swap here came
+    /// after that read, so the heavy barrier here makes its record visible to
+    /// the ring reads below (see `transport::barrier`).
     pub(crate) fn settle(&self) -> bool {
         let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        let mut busy = 0;
+        // See `transport::barrier`; without it, do not sleep.
+        let mut busy = if barrier::heavy() { 0 } else { mask };
         let mut rest = mask;
         while rest != 0 {
             let p = rest.trailing_zeros();

@@ -43,6 +43,9 @@ pub(crate) struct ProcSlot {
     pub(crate) control: AtomicU32,
     /// The process's incarnation (see the header).
     pub(crate) incarnation: AtomicU32,
+    /// 1 + the CPU a loop of the process last went idle on (0: unknown); a
+    /// hint for the loops' idle polling, see `system::note_my_cpu`.
+    pub(crate) cpu: AtomicU32,
 }
 
 pub(crate) const PROC_FREE: u32 = 0;
@@ -128,6 +131,7 @@ impl Region {
         unsafe { &*self.base.as_ptr().cast::<Header>() }
     }
 
+    #[inline]
     pub(crate) fn proc(&self, p: u32) -> Option<&ProcSlot> {
         self.header().procs.get(p as usize)
     }
@@ -196,6 +200,7 @@ impl Region {
         }
     }
 
+    #[inline]
     fn mailbox_base(&self, m: u32) -> *mut u8 {
         let off = HEADER_BYTES + m as usize * Self::mailbox_stride(self.ring_bytes);
         debug_assert!(off + Self::mailbox_stride(self.ring_bytes) <= self.len);
@@ -204,6 +209,7 @@ impl Region {
         unsafe { self.base.as_ptr().add(off) }
     }
 
+    #[inline]
     pub(crate) fn mailbox_header(&self, m: u32) -> &MailboxHeader {
         let m = m.min(MAX_MAILBOXES as u32 - 1);
         // SAFETY: inside the mapping (clamped index), 256-byte aligned, atomics only.
@@ -211,6 +217,7 @@ impl Region {
     }
 
     /// The ring that producer process `p` writes into mailbox `m`.
+    #[inline]
     pub(crate) fn ring(&self, m: u32, p: u32) -> super::ring::RingView {
         let m = m.min(MAX_MAILBOXES as u32 - 1);
         let p = p.min(MAX_PROCS as u32 - 1) as usize;

@@ -2,33 +2,51 @@
 //! memory.
 //!
 //! Positions are `u64` byte counters that only grow: `tail` counts bytes the
-//! producer published, `head` bytes the consumer released; a position's offset is
-//! `pos % capacity` (a power of two). A record is `[u32 len][payload][pad to 8]`
-//! starting at a multiple of 8; when it does not fit before the end of the data
-//! area the producer writes the wrap marker `u32::MAX` and starts at offset 0.
-//! Records longer than `capacity / 2` are refused, so an empty ring takes any
-//! allowed record.
+//! producer wrote, `head` bytes the consumer released; a position's offset is
+//! `pos % capacity` (a power of two). A record is `[u32 word][payload][pad to
+//! 8]` starting at a multiple of 8, its word `len + 1`; a word 0 means "nothing
+//! published here yet". When a record does not fit before the end of the data
+//! area the producer writes it at offset 0 and then the wrap marker `u32::MAX`
+//! where it would have started. Records longer than `capacity / 2` are
+//! refused, so an empty ring takes any allowed record.
 //!
-//! The producer writes a whole record, then stores `tail` (Release); the consumer
-//! loads `tail` (Acquire), reads `[head, tail)`, then stores `head` (Release) once
-//! per batch. A producer killed mid-record never published it: the consumer
-//! cannot see a torn record. The peer is not trusted: every position and length
-//! read from shared memory is checked before use; a violation is
-//! [`RingError::Corrupt`], never a panic or an out-of-bounds access, and nothing
-//! is allocated from a length field. A zeroed ring is a valid empty ring.
+//! Each record publishes itself: the producer writes the payload, zeroes the
+//! word where the next record will start, then stores the record's word
+//! (Release; for a wrapped record, the marker last). The consumer loads the
+//! word at its head (Acquire): 0 is an empty ring, anything else a record
+//! whose bytes are all written. So a one-way trip costs the consumer the
+//! record's own cache line only (a separate tail index would be a second
+//! line the producer keeps writing), and the producer's `tail` is its own
+//! bookkeeping, stored after the record. The consumer stores `head`
+//! (Release) once per batch; the producer reads it only when the space it
+//! knows free runs out.
+//!
+//! A producer killed mid-record never published it: the consumer cannot see a
+//! torn record. One killed between a record's word and its `tail` leaves a
+//! published record behind the tail: the next producer of the ring (a process
+//! reusing the slot) steps over it. The peer is not trusted: every position
+//! and length read from shared memory is checked before use; a violation is
+//! [`RingError::Corrupt`], never a panic or an out-of-bounds access, and
+//! nothing is allocated from a length field. A zeroed ring is a valid empty
+//! ring.
 //!
 //! The protocol is written once, generic over the ring's memory ([`RingMem`]):
 //! production views a mapping through raw pointers ([`Mapped`]; monomorphized
 //! and inlined, it costs nothing), while the models in `loom_models` back a
-//! ring with loom atomics and one loom cell per data byte, so loom checks both
-//! orderings above byte by byte (run them with
+//! ring with loom atomics (the record words) and loom cells (the other data
+//! bytes), so loom checks both orderings above byte by byte (run them with
 //! `RUSTFLAGS="--cfg loom" cargo test -p signal-slot-core --lib --release loom`).
 
-use crate::sync::{AtomicU64, Ordering};
-use std::ptr;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 const LEN_FIELD: usize = 4;
 const WRAP: u32 = u32::MAX;
+/// The word of a position where nothing is published.
+const EMPTY: u32 = 0;
+/// Records a producer may find published behind its tail (a predecessor killed
+/// between a record's word and its tail: a wrap marker and the record it points
+/// to at most).
+const MAX_RECOVER: usize = 2;
 
 /// Bytes the ring header takes: head and tail on cache lines of their own.
 pub(crate) const RING_HEADER: usize = 256;
@@ -59,18 +77,17 @@ pub(crate) trait RingMem {
     fn store_tail(&self, v: u64, order: Ordering);
     fn load_head(&self, order: Ordering) -> u64;
     fn store_head(&self, v: u64, order: Ordering);
-    /// Reads the u32 at data offset `off`, exactly once.
+    /// Loads the record word at data offset `off` atomically.
     ///
     /// # Safety
-    /// `off` is a multiple of 4 with `off + 4 <= capacity`, and the bytes are
-    /// published to the caller (the peer does not write them now).
-    unsafe fn read_u32(&self, off: usize) -> u32;
-    /// Writes the u32 at data offset `off`.
+    /// `off` is a multiple of 8 with `off + 4 <= capacity`.
+    unsafe fn load_word(&self, off: usize, order: Ordering) -> u32;
+    /// Stores the record word at data offset `off` atomically.
     ///
     /// # Safety
-    /// `off` is a multiple of 4 with `off + 4 <= capacity`, and the bytes are
-    /// owned by the caller (unpublished: the peer neither reads nor writes them).
-    unsafe fn write_u32(&self, off: usize, v: u32);
+    /// As [`load_word`](Self::load_word); the word is the caller's to write
+    /// (the producer's, at a position it owns).
+    unsafe fn store_word(&self, off: usize, v: u32, order: Ordering);
     /// Lends the `len` data bytes at `off` to `f` for reading.
     ///
     /// # Safety
@@ -105,6 +122,16 @@ impl Mapped {
         unsafe { &*self.base.add(off).cast::<AtomicU64>() }
     }
 
+    /// The record word at data offset `off` (a multiple of 8 with
+    /// `off + 4 <= capacity`, the callers' contract).
+    #[inline]
+    fn word(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: inside the data area (contract), 4-aligned (the data area is
+        // 128-byte aligned and `off` a multiple of 8); AtomicU32 has the size and
+        // alignment of u32, and every bit pattern is a valid u32.
+        unsafe { &*self.data().add(off).cast::<AtomicU32>() }
+    }
+
     #[inline]
     fn data(&self) -> *mut u8 {
         // SAFETY: the data area follows the header inside the mapping.
@@ -134,15 +161,12 @@ impl RingMem for Mapped {
         self.counter(OFF_HEAD).store(v, order);
     }
     #[inline]
-    unsafe fn read_u32(&self, off: usize) -> u32 {
-        // SAFETY: in bounds (contract). Volatile: one load the compiler cannot
-        // repeat, so a peer rewriting the word cannot be seen with two values.
-        unsafe { ptr::read_volatile(self.data().add(off).cast::<u32>()) }
+    unsafe fn load_word(&self, off: usize, order: Ordering) -> u32 {
+        self.word(off).load(order)
     }
     #[inline]
-    unsafe fn write_u32(&self, off: usize, v: u32) {
-        // SAFETY: in bounds and owned by the caller (contract).
-        unsafe { ptr::write_unaligned(self.data().add(off).cast::<u32>(), v) }
+    unsafe fn store_word(&self, off: usize, v: u32, order: Ordering) {
+        self.word(off).store(v, order);
     }
     #[inline]
     unsafe fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
@@ -201,12 +225,19 @@ impl<M: RingMem> RingView<M> {
     /// fresh on a reused mailbox).
     pub(crate) fn skip_all(&self) {
         let tail = self.mem.load_tail(Ordering::Acquire);
-        self.mem.store_head(tail, Ordering::Release);
+        // Never back: records between a tail left behind by a killed producer
+        // and the head were read already.
+        if tail > self.consumer_head() {
+            self.mem.store_head(tail, Ordering::Release);
+        }
     }
 
-    /// True when nothing is published beyond `head`.
+    /// True when nothing is published at the consumer's head.
     pub(crate) fn is_empty(&self) -> bool {
-        self.mem.load_tail(Ordering::Acquire) == self.consumer_head()
+        let head = self.consumer_head();
+        let off = (head & (self.mem.capacity() as u64 - 1)) as usize & !7;
+        // SAFETY: `off` is a multiple of 8 below capacity (a multiple of 8).
+        unsafe { self.mem.load_word(off, Ordering::Acquire) == EMPTY }
     }
 
     /// Producer: writes one record of `len` bytes filled by `fill`, and publishes
@@ -239,9 +270,37 @@ impl<M: RingMem> RingView<M> {
         }
         let capacity = self.mem.capacity();
         let cap = capacity as u64;
-        let tail = self.producer_tail();
+        let mut tail = self.producer_tail();
         if tail % 8 != 0 {
             return Err(RingError::Corrupt("tail out of alignment"));
+        }
+        // The word at the tail is 0 (this producer zeroed it with the previous
+        // record), unless a predecessor was killed after publishing a record
+        // and before moving the tail: step over what it published.
+        let mut recovered = 0;
+        loop {
+            let off = (tail & (cap - 1)) as usize;
+            // SAFETY: `off` is a multiple of 8 below capacity.
+            let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
+            if w == EMPTY {
+                break;
+            }
+            if recovered == MAX_RECOVER {
+                return Err(RingError::Corrupt("records published beyond the tail"));
+            }
+            recovered += 1;
+            tail += if w == WRAP {
+                (capacity - off) as u64
+            } else {
+                let l = (w - 1) as usize;
+                if l > self.max_record() {
+                    return Err(RingError::Corrupt("record beyond the tail too long"));
+                }
+                record_size(l) as u64
+            };
+        }
+        if recovered > 0 {
+            self.mem.store_tail(tail, Ordering::Release);
         }
         let size = record_size(len) as u64;
         // `capacity` is a power of two: a mask, not a division.
@@ -253,8 +312,10 @@ impl<M: RingMem> RingView<M> {
             (0, to_end as u64)
         };
         let end = tail + wasted + size;
+        // The record and the word after it (zeroed for the next record) must
+        // lie in space the consumer released.
         let mut head = *head_seen;
-        if head > tail || end - head > cap {
+        if head > tail || end + 8 - head > cap {
             // Acquire: the consumer's reads of the space it released happen
             // before our writes into it (a `head_seen` was loaded the same way).
             head = self.mem.load_head(Ordering::Acquire);
@@ -262,28 +323,37 @@ impl<M: RingMem> RingView<M> {
                 return Err(RingError::Corrupt("head/tail out of range"));
             }
             *head_seen = head;
-            if end - head > cap {
+            if end + 8 - head > cap {
                 return Err(RingError::Full);
             }
         }
-        // SAFETY: `[tail, head + cap)` belongs to the producer (checked above): the
-        // consumer reads nothing beyond the published tail. `off + 4 <= capacity`
-        // since offsets are multiples of 8 and capacity a multiple of 8; the record
-        // `[start, start + size)` lies inside the data area (`size <= to_end` or it
-        // starts at 0 with `size <= capacity / 2`).
+        let next = (end & (cap - 1)) as usize;
+        // SAFETY: `[tail, end + 8)` belongs to the producer (checked above): the
+        // consumer reads nothing beyond the first word that is 0, which is the
+        // one at `tail` (or, wrapping, the one at 0 before the marker is
+        // stored). Offsets are multiples of 8 below capacity, so words fit; the
+        // record `[start, start + size)` lies inside the data area (`size <=
+        // to_end`, or it starts at 0 with `size <= capacity / 2`).
         unsafe {
-            if wasted > 0 {
-                self.mem.write_u32(off, WRAP);
-            }
-            // `len <= capacity / 2 < u32::MAX`.
-            self.mem.write_u32(start, len as u32);
             if !self.mem.write(start + LEN_FIELD, len, fill) {
                 // Unpublished: the bytes stay the producer's.
                 return Err(RingError::Unfilled);
             }
+            // Where the next record starts: nothing published there yet. (Our
+            // own bytes from an earlier lap, or a stale word.)
+            self.mem.store_word(next, EMPTY, Ordering::Relaxed);
+            // Release: the payload and the zeroed next word happen before the
+            // consumer's reads after it loads this word. `len <= capacity / 2`,
+            // so `len + 1` is neither EMPTY nor WRAP.
+            self.mem
+                .store_word(start, len as u32 + 1, Ordering::Release);
+            if wasted > 0 {
+                // The consumer reaches the record at 0 through the marker only:
+                // stored last, it publishes both.
+                self.mem.store_word(off, WRAP, Ordering::Release);
+            }
         }
-        // Release: the record's bytes happen before the consumer's reads of them.
-        self.mem.store_tail(tail + wasted + size, Ordering::Release);
+        self.mem.store_tail(end, Ordering::Release);
         Ok(())
     }
 
@@ -293,52 +363,51 @@ impl<M: RingMem> RingView<M> {
         let capacity = self.mem.capacity();
         let cap = capacity as u64;
         let mut head = self.consumer_head();
-        // Acquire: pairs with the producer's Release of `tail`.
-        let tail = self.mem.load_tail(Ordering::Acquire);
-        if tail < head || tail - head > cap || tail % 8 != 0 || head % 8 != 0 {
-            return Err(RingError::Corrupt("tail out of range of head"));
+        if head % 8 != 0 {
+            return Err(RingError::Corrupt("head out of alignment"));
         }
         let mut n = 0;
         let result = loop {
-            if head == tail || n == max {
+            if n == max {
                 break Ok(n);
             }
             let off = (head & (cap - 1)) as usize;
-            // SAFETY: `off` is a multiple of 8 below capacity, so 4 bytes fit; the
-            // range `[head, tail)` is published and owned by the consumer.
-            let len = unsafe { self.mem.read_u32(off) };
-            let (start, skipped) = if len == WRAP {
-                (0usize, (capacity - off) as u64)
-            } else {
-                (off, 0)
-            };
-            let len = if skipped > 0 {
-                if head + skipped >= tail {
-                    break Err(RingError::Corrupt("wrap marker at the tail"));
-                }
-                // SAFETY: offset 0 is inside the data area and published (checked).
-                unsafe { self.mem.read_u32(0) }
-            } else {
-                len
-            } as usize;
-            let size = record_size(len) as u64;
-            if len > self.max_record()
-                || start + LEN_FIELD + len > capacity
-                || head + skipped + size > tail
-            {
-                break Err(RingError::Corrupt("record beyond the published range"));
+            // SAFETY: `off` is a multiple of 8 below capacity. Acquire: pairs
+            // with the producer's Release of the word.
+            let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
+            if w == EMPTY {
+                break Ok(n);
             }
-            // SAFETY: `[start, start + 4 + len)` lies inside the data area (len <=
-            // capacity / 2 and the record is within the published range, which
-            // never straddles the end: wraps are marked). The producer does not
-            // write it until `head` moves past it, which happens after `f` returns.
+            let (start, skipped, w) = if w == WRAP {
+                if off == 0 {
+                    break Err(RingError::Corrupt("wrap marker at the start"));
+                }
+                // SAFETY: offset 0 holds a word. Ordered after the marker's load.
+                let w0 = unsafe { self.mem.load_word(0, Ordering::Acquire) };
+                if w0 == EMPTY || w0 == WRAP {
+                    break Err(RingError::Corrupt("wrap marker without a record"));
+                }
+                (0usize, (capacity - off) as u64, w0)
+            } else {
+                (off, 0, w)
+            };
+            let len = (w - 1) as usize;
+            if len > self.max_record() || start + LEN_FIELD + len > capacity {
+                break Err(RingError::Corrupt("record beyond the data area"));
+            }
+            // SAFETY: `[start, start + 4 + len)` lies inside the data area
+            // (checked). Its word was published after its bytes, and the
+            // producer does not write them until `head` moves past them, which
+            // happens after `f` returns.
             unsafe { self.mem.read(start + LEN_FIELD, len, &mut f) };
-            head += skipped + size;
+            head += skipped + record_size(len) as u64;
             n += 1;
         };
         // Release: our reads of the records happen before the producer reuses
         // their bytes.
-        self.mem.store_head(head, Ordering::Release);
+        if n > 0 {
+            self.mem.store_head(head, Ordering::Release);
+        }
         result
     }
 }
@@ -346,6 +415,7 @@ impl<M: RingMem> RingView<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ptr;
 
     /// A heap-backed ring for tests (128-byte aligned).
     pub(crate) struct HeapRing {
@@ -403,69 +473,130 @@ mod tests {
         let h = HeapRing::new(64);
         let r = h.view;
         assert_eq!(r.push(r.max_record() + 1, |_| ()), Err(RingError::TooLarge));
-        // Two records of half the capacity fill it exactly.
+        // A record of half the capacity, one of 20 bytes (24 on the ring) and
+        // the word after it fill it exactly.
         r.push(r.max_record(), |_| ()).unwrap();
-        r.push(r.max_record(), |_| ()).unwrap();
-        assert_eq!(r.push(1, |_| ()), Err(RingError::Full));
+        r.push(20, |_| ()).unwrap();
+        assert_eq!(r.push(0, |_| ()), Err(RingError::Full));
         assert_eq!(drain_all(&r).len(), 2);
         assert!(r.is_empty());
+        // An empty ring takes the largest record wherever its tail is.
+        r.push(r.max_record(), |_| ()).unwrap();
+        assert_eq!(drain_all(&r).len(), 1);
+    }
+
+    /// Writes the word at data offset `off` of a heap ring.
+    fn poke_word(h: &mut HeapRing, off: usize, w: u32) {
+        unsafe { ptr::write_unaligned(h.raw().add(RING_HEADER + off).cast::<u32>(), w) };
     }
 
     #[test]
     fn corrupt_positions_and_lengths_are_errors_not_panics() {
+        // A word claiming more than the data area holds.
         let mut h = HeapRing::new(256);
-        let r = h.view;
-        r.push(8, |b| b.fill(1)).unwrap();
-        let base = h.raw();
-        // A length field claiming more than was published.
-        unsafe { ptr::write_unaligned(base.add(RING_HEADER).cast::<u32>(), 4000) };
-        assert!(matches!(r.drain(10, |_| ()), Err(RingError::Corrupt(_))));
-        // A record published across the end of the data area.
+        h.view.push(8, |b| b.fill(1)).unwrap();
+        poke_word(&mut h, 0, 4000);
+        assert!(matches!(
+            h.view.drain(10, |_| ()),
+            Err(RingError::Corrupt(_))
+        ));
+        // A record running over the end of the data area.
         let mut h4 = HeapRing::new(256);
-        let b4 = h4.raw();
         h4.view.mem.counter(OFF_HEAD).store(248, Ordering::Relaxed);
-        h4.view
-            .mem
-            .counter(OFF_TAIL)
-            .store(248 + 64, Ordering::Relaxed);
-        unsafe { ptr::write_unaligned(b4.add(RING_HEADER + 248).cast::<u32>(), 40) };
+        poke_word(&mut h4, 248, 41);
         assert!(matches!(
             h4.view.drain(10, |_| ()),
             Err(RingError::Corrupt(_))
         ));
-        // A tail far beyond the head.
+        // A wrap marker at offset 0, and one with no record after it.
+        let mut h5 = HeapRing::new(256);
+        poke_word(&mut h5, 0, WRAP);
+        assert!(matches!(
+            h5.view.drain(10, |_| ()),
+            Err(RingError::Corrupt(_))
+        ));
+        let mut h6 = HeapRing::new(256);
+        h6.view.mem.counter(OFF_HEAD).store(128, Ordering::Relaxed);
+        poke_word(&mut h6, 128, WRAP);
+        assert!(matches!(
+            h6.view.drain(10, |_| ()),
+            Err(RingError::Corrupt(_))
+        ));
+        // A tail far beyond the head, and an unaligned tail or head.
         let h2 = HeapRing::new(256);
         h2.view
             .mem
             .counter(OFF_TAIL)
             .store(1 << 40, Ordering::Relaxed);
         assert!(matches!(
-            h2.view.drain(10, |_| ()),
-            Err(RingError::Corrupt(_))
-        ));
-        assert!(matches!(
             h2.view.push(1, |_| ()),
             Err(RingError::Corrupt(_))
         ));
-        // An unaligned tail.
         let h3 = HeapRing::new(256);
         h3.view.mem.counter(OFF_TAIL).store(3, Ordering::Relaxed);
         assert!(matches!(
+            h3.view.push(1, |_| ()),
+            Err(RingError::Corrupt(_))
+        ));
+        h3.view.mem.counter(OFF_HEAD).store(3, Ordering::Relaxed);
+        assert!(matches!(
             h3.view.drain(10, |_| ()),
+            Err(RingError::Corrupt(_))
+        ));
+        assert!(h3.view.is_empty());
+        // Garbage published beyond the tail, more than a killed producer
+        // leaves.
+        let mut h7 = HeapRing::new(256);
+        poke_word(&mut h7, 0, 1);
+        poke_word(&mut h7, 8, 1);
+        poke_word(&mut h7, 16, 1);
+        assert!(matches!(
+            h7.view.push(1, |_| ()),
             Err(RingError::Corrupt(_))
         ));
     }
 
     #[test]
     fn a_record_written_but_not_published_is_invisible() {
-        // What a producer killed mid-write leaves behind: bytes, no tail.
+        // What a producer killed mid-write leaves behind: bytes, no word.
         let mut h = HeapRing::new(256);
         let base = h.raw();
-        unsafe { ptr::write_unaligned(base.add(RING_HEADER).cast::<u32>(), 16) };
+        unsafe { ptr::write_bytes(base.add(RING_HEADER + 4), 0xAB, 16) };
+        assert!(h.view.is_empty());
         assert_eq!(drain_all(&h.view).len(), 0);
         // The next producer overwrites it.
         h.view.push(3, |b| b.copy_from_slice(b"abc")).unwrap();
         assert_eq!(drain_all(&h.view), vec![b"abc".to_vec()]);
+    }
+
+    #[test]
+    fn a_record_published_without_its_tail_is_read_once_and_stepped_over() {
+        // A producer killed between a record's word and its tail: the record
+        // is whole, the tail behind it.
+        let h = HeapRing::new(256);
+        h.view.push(5, |b| b.copy_from_slice(b"first")).unwrap();
+        h.view.mem.counter(OFF_TAIL).store(0, Ordering::Relaxed);
+        assert_eq!(drain_all(&h.view), vec![b"first".to_vec()]);
+        // The next producer (a process reusing the slot) steps over it.
+        h.view.push(6, |b| b.copy_from_slice(b"second")).unwrap();
+        assert_eq!(drain_all(&h.view), vec![b"second".to_vec()]);
+        // The same with a wrapped record: its marker and the record at 0.
+        let h = HeapRing::new(64);
+        let r = h.view;
+        r.push(20, |b| b.fill(1)).unwrap(); // [0, 24)
+        r.push(20, |b| b.fill(2)).unwrap(); // [24, 48)
+        assert_eq!(drain_all(&r).len(), 2);
+        r.push(20, |b| b.fill(3)).unwrap(); // wraps: marker at 48, record at 0
+        assert_eq!(r.producer_tail(), 88);
+        r.mem.counter(OFF_TAIL).store(48, Ordering::Relaxed);
+        r.push(8, |b| b.fill(4)).unwrap(); // steps over both: [24, 40)
+        assert_eq!(r.producer_tail(), 104);
+        assert_eq!(drain_all(&r), vec![vec![3; 20], vec![4; 8]]);
+        // A new consumer skipping everything never goes back.
+        r.mem.counter(OFF_TAIL).store(48, Ordering::Relaxed);
+        r.skip_all();
+        assert_eq!(r.consumer_head(), 104);
+        assert!(r.is_empty());
     }
 
     #[test]
@@ -529,12 +660,18 @@ mod tests {
 #[cfg(test)]
 mod model_mem {
     use super::{Ordering, RingMem, RingView};
-    use crate::sync::model::{Arc, AtomicU64, UnsafeCell};
+    use crate::sync::model::{Arc, AtomicU32, AtomicU64, UnsafeCell};
 
+    /// The data area as 8-byte units: bytes 0..4 of a unit (where a record
+    /// word may sit) are one atomic word, bytes 4..8 plain cells. Payload
+    /// bytes that fall on a word are read and written through the atomic
+    /// (Relaxed), so loom checks them by value (the models compare every
+    /// record), the others by race detection.
     struct Buf {
         tail: AtomicU64,
         head: AtomicU64,
-        data: Box<[UnsafeCell<u8>]>,
+        words: Box<[AtomicU32]>,
+        cells: Box<[UnsafeCell<u8>]>,
     }
 
     // SAFETY: the data cells are accessed under the ring protocol, which is
@@ -549,25 +686,36 @@ mod model_mem {
 
     impl ModelMem {
         fn read_byte(&self, i: usize) -> u8 {
+            if i % 8 < 4 {
+                return self.buf.words[i / 8].load(Ordering::Relaxed).to_ne_bytes()[i % 8];
+            }
             // SAFETY: a plain read of a live cell; loom checks it is ordered
             // after the last write.
-            self.buf.data[i].with(|p| unsafe { *p })
+            self.buf.cells[i / 8 * 4 + i % 8 - 4].with(|p| unsafe { *p })
         }
         fn write_byte(&self, i: usize, v: u8) {
+            if i % 8 < 4 {
+                let w = &self.buf.words[i / 8];
+                let mut b = w.load(Ordering::Relaxed).to_ne_bytes();
+                b[i % 8] = v;
+                w.store(u32::from_ne_bytes(b), Ordering::Relaxed);
+                return;
+            }
             // SAFETY: a plain write of a live cell; loom checks it is ordered
             // after every earlier access.
-            self.buf.data[i].with_mut(|p| unsafe { *p = v })
+            self.buf.cells[i / 8 * 4 + i % 8 - 4].with_mut(|p| unsafe { *p = v })
         }
     }
 
-    /// An empty model ring of `capacity` data bytes.
+    /// An empty model ring of `capacity` data bytes (a multiple of 8).
     pub(super) fn ring(capacity: usize) -> RingView<ModelMem> {
         RingView {
             mem: ModelMem {
                 buf: Arc::new(Buf {
                     tail: AtomicU64::new(0),
                     head: AtomicU64::new(0),
-                    data: (0..capacity).map(|_| UnsafeCell::new(0)).collect(),
+                    words: (0..capacity / 8).map(|_| AtomicU32::new(0)).collect(),
+                    cells: (0..capacity / 2).map(|_| UnsafeCell::new(0)).collect(),
                 }),
                 capacity,
             },
@@ -590,17 +738,11 @@ mod model_mem {
         fn store_head(&self, v: u64, order: Ordering) {
             self.buf.head.store(v, order);
         }
-        unsafe fn read_u32(&self, off: usize) -> u32 {
-            let mut b = [0u8; 4];
-            for (i, x) in b.iter_mut().enumerate() {
-                *x = self.read_byte(off + i);
-            }
-            u32::from_ne_bytes(b)
+        unsafe fn load_word(&self, off: usize, order: Ordering) -> u32 {
+            self.buf.words[off / 8].load(order)
         }
-        unsafe fn write_u32(&self, off: usize, v: u32) {
-            for (i, x) in v.to_ne_bytes().into_iter().enumerate() {
-                self.write_byte(off + i, x);
-            }
+        unsafe fn store_word(&self, off: usize, v: u32, order: Ordering) {
+            self.buf.words[off / 8].store(v, order);
         }
         unsafe fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
             let v: Vec<u8> = (off..off + len).map(|i| self.read_byte(i)).collect();
@@ -672,8 +814,10 @@ mod loom_models {
 
     /// SPSC in a 64-byte ring: records of 20, 13 and 17 bytes (24 bytes each on
     /// the ring); the third does not fit before the end, so the producer writes
-    /// a wrap marker and needs the first record released. All arrive in order,
-    /// intact, and (under loom) with no data race on any byte.
+    /// it at 0 over the first record's bytes and word (and zeroes the word
+    /// after it, where the second record's payload was), then the wrap marker;
+    /// it needs the first two records released. All arrive in order, intact,
+    /// and (under loom) with no data race on any cell and no stale word read.
     #[test]
     fn loom_spsc_records_arrive_in_order_across_a_wrap() {
         const LENS: [usize; 3] = [20, 13, 17];
@@ -693,9 +837,11 @@ mod loom_models {
         });
     }
 
-    /// The ring fills exactly (two records of the largest size), the third push
-    /// finds it full until the consumer, draining one record at a time,
-    /// releases space; the bytes it then overwrites were read before.
+    /// Records of the largest size (half the ring): each push but the first
+    /// finds the ring full (a record and the word after it must fit) until the
+    /// consumer, draining one record at a time, releases the one before; the
+    /// bytes it then overwrites were read before, and the word at 0 it zeroes
+    /// after the second record hides the first record's stale word.
     #[test]
     fn loom_full_ring_waits_for_released_space() {
         model::check(RUNS, || {
@@ -707,7 +853,7 @@ mod loom_models {
                 let mut head_seen = 0;
                 push_waiting(&p, &mut head_seen, &record(&lens, 0));
                 push_waiting(&p, &mut head_seen, &record(&lens, 1));
-                // Full until the consumer released record 0.
+                // Full until the consumer released record 1.
                 push_waiting(&p, &mut head_seen, &record(&lens, 2));
             });
             consume(&r, &lens, 1);

@@ -32,6 +32,8 @@ pub(crate) fn ensure() -> Result<(&'static Region, bool), RegionError> {
         return Ok((r, false));
     }
     let region = Region::create(RING_BYTES.load(Ordering::Relaxed) as usize)?;
+    // Before any child exists: decides the barrier mode children inherit.
+    crate::transport::barrier::register(true);
     // The root process takes slot 0.
     let root = region.claim_proc();
     debug_assert_eq!(root, Some(0));
@@ -60,6 +62,8 @@ pub(crate) fn my_proc() -> u32 {
 /// Called first thing in a new child.
 pub(crate) fn set_my_proc(p: u32) {
     MY_PROC.store(p, Ordering::Relaxed);
+    // Before this process sends anything (see `transport::barrier`).
+    crate::transport::barrier::register(false);
     if let Some(slot) = region().and_then(|r| r.proc(p)) {
         MY_INCARNATION.store(slot.incarnation.load(Ordering::Acquire), Ordering::Relaxed);
     }
@@ -73,8 +77,32 @@ pub(crate) fn my_incarnation() -> u32 {
 }
 
 /// True while process `p` is alive in the region.
+#[inline]
 pub(crate) fn proc_alive(region: &Region, p: u32) -> bool {
     region
         .proc(p)
         .is_some_and(|s| s.state.load(Ordering::Acquire) == PROC_ALIVE)
+}
+
+/// The CPU the calling thread runs on now, if the OS says.
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: no arguments, no memory access.
+    let c = unsafe { libc::sched_getcpu() };
+    u32::try_from(c).ok()
+}
+
+/// Records that a loop of this process goes idle on `cpu` (see
+/// [`proc_cpu`]).
+pub(crate) fn note_my_cpu(cpu: u32) {
+    if let Some(slot) = region().and_then(|r| r.proc(my_proc())) {
+        slot.cpu.store(cpu.saturating_add(1), Ordering::Relaxed);
+    }
+}
+
+/// The CPU a loop of process `p` last went idle on, if known: where the
+/// records it sends were most likely written.
+pub(crate) fn proc_cpu(region: &Region, p: u32) -> Option<u32> {
+    region
+        .proc(p)
+        .and_then(|s| s.cpu.load(Ordering::Relaxed).checked_sub(1))
 }
