@@ -548,9 +548,12 @@ impl LoopLocal {
     }
 
     fn drain_inbox(&self) -> bool {
+        let Some(inbox) = self.shared.inbox.data_receiver() else {
+            return false;
+        };
         let mut last = None;
         for n in 0..BATCH {
-            match self.shared.inbox.try_recv_data() {
+            match inbox.try_recv() {
                 Some(env) => self.dispatch_cached(env, &mut last),
                 None => return n > 0,
             }

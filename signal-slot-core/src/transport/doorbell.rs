@@ -142,7 +142,8 @@ impl<W: BellWord> Doorbell<W> {
 
     /// Like [`ring`](Self::ring), for a producer whose publication was a SeqCst
     /// read-modify-write that the sleeper's work check reads with SeqCst loads
-    /// (crossbeam-channel's tail CAS and `is_empty`, in both flavors). Those and
+    /// (the data ring's tail CAS and `is_empty`, see `mpsc`; crossbeam-channel's
+    /// for the control channel). Those and
     /// the SeqCst loads here are totally ordered, so the fence, which would make
     /// the producer wait for its stores to drain, is not needed.
     #[inline]

@@ -1,9 +1,12 @@
-//! The in-process inbox of one event loop: a bounded data channel for signal
-//! deliveries, an unbounded control channel (adding objects, timers, stop) that
-//! never blocks its sender, and the doorbell both ring.
+//! The in-process inbox of one event loop: a bounded data queue for signal
+//! deliveries (an [`Mpsc`] ring: many producers, the loop the one consumer),
+//! an unbounded control channel (adding objects, timers, stop) that never
+//! blocks its sender, and the doorbell both ring.
 
 use super::doorbell::Doorbell;
-use crossbeam_channel::{bounded, unbounded, Receiver, SendTimeoutError, Sender, TrySendError};
+pub(crate) use super::mpsc::Consumer;
+use super::mpsc::Mpsc;
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
 
@@ -15,8 +18,7 @@ pub(crate) enum PostError<D> {
 }
 
 pub(crate) struct Inbox<D, C> {
-    data_tx: Sender<D>,
-    data_rx: Receiver<D>,
+    data: Mpsc<D>,
     ctrl_tx: Sender<C>,
     ctrl_rx: Receiver<C>,
     /// On a line of its own: producers read it on every post.
@@ -25,11 +27,9 @@ pub(crate) struct Inbox<D, C> {
 
 impl<D, C> Inbox<D, C> {
     pub(crate) fn new(capacity: usize) -> Self {
-        let (data_tx, data_rx) = bounded(capacity);
         let (ctrl_tx, ctrl_rx) = unbounded();
         Self {
-            data_tx,
-            data_rx,
+            data: Mpsc::new(capacity),
             ctrl_tx,
             ctrl_rx,
             bell: CachePadded::new(Doorbell::new()),
@@ -39,18 +39,30 @@ impl<D, C> Inbox<D, C> {
     /// Queues a data message, waiting up to `wait` for room (`None`: not at all).
     #[inline]
     pub(crate) fn post(&self, msg: D, wait: Option<Duration>) -> Result<(), PostError<D>> {
-        // The common case first: room now, no clock read.
-        let sent = match self.data_tx.try_send(msg) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => match wait {
-                None => Err(PostError::Full(m)),
-                Some(t) => self.post_when_room(m, t),
-            },
-        };
-        if sent.is_ok() {
-            self.bell.ring_after_seqcst_publish();
+        // The common case first: room now, no clock read. (Kept apart from the
+        // slow path so the fast one builds no `Result` holding a message.)
+        match self.data.try_send(msg) {
+            Ok(()) => {
+                self.bell.ring_after_seqcst_publish();
+                Ok(())
+            }
+            Err(m) => self.post_full(m, wait),
         }
-        sent
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn post_full(&self, msg: D, wait: Option<Duration>) -> Result<(), PostError<D>> {
+        match wait {
+            None => Err(PostError::Full(msg)),
+            Some(t) => {
+                let sent = self.post_when_room(msg, t);
+                if sent.is_ok() {
+                    self.bell.ring_after_seqcst_publish();
+                }
+                sent
+            }
+        }
     }
 
     /// The slow path of a blocking post into a full inbox.
@@ -59,22 +71,35 @@ impl<D, C> Inbox<D, C> {
     /// time, with the producer polling the line the consumer writes on every
     /// receive: measured, that runs both threads at a tenth of their speed. So
     /// first let the consumer drain to half (yielding between looks, for up to
-    /// `REFILL_POLL`), then queue; after that, block in the channel as usual.
+    /// `REFILL_POLL`), then queue; a consumer that is slower than that leaves
+    /// the producer napping between looks (`MAX_NAP` at most), not polling.
     #[cold]
-    fn post_when_room(&self, msg: D, wait: Duration) -> Result<(), PostError<D>> {
+    fn post_when_room(&self, mut msg: D, wait: Duration) -> Result<(), PostError<D>> {
         /// Longer than the consumer takes to drain half a default inbox, short
-        /// enough that a stuck consumer soon leaves the producer parked, not polling.
+        /// enough that a stuck consumer soon leaves the producer napping.
         const REFILL_POLL: Duration = Duration::from_millis(2);
+        /// The first and the longest nap between two looks after that.
+        const FIRST_NAP: Duration = Duration::from_micros(20);
+        const MAX_NAP: Duration = Duration::from_micros(500);
         let start = Instant::now();
         let poll = REFILL_POLL.min(wait);
-        let low = self.data_tx.capacity().unwrap_or(usize::MAX) / 2;
-        while self.data_tx.len() > low && start.elapsed() < poll {
+        let low = self.data.capacity() / 2;
+        while self.data.len() > low && start.elapsed() < poll {
             std::thread::yield_now();
         }
-        let left = wait.saturating_sub(start.elapsed());
-        self.data_tx.send_timeout(msg, left).map_err(|e| match e {
-            SendTimeoutError::Timeout(m) | SendTimeoutError::Disconnected(m) => PostError::Full(m),
-        })
+        let mut nap = FIRST_NAP;
+        loop {
+            match self.data.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(m) => msg = m,
+            }
+            let left = wait.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(PostError::Full(msg));
+            }
+            std::thread::sleep(nap.min(left));
+            nap = (nap * 2).min(MAX_NAP);
+        }
     }
 
     /// Queues a control message; never blocks (the control channel is unbounded
@@ -85,9 +110,17 @@ impl<D, C> Inbox<D, C> {
         self.bell.ring_after_seqcst_publish();
     }
 
+    /// The consumer's end of the data queue, for a batch of receives; `None`
+    /// while another thread holds it.
     #[inline]
+    pub(crate) fn data_receiver(&self) -> Option<Consumer<'_, D>> {
+        self.data.consumer()
+    }
+
+    /// One data message (for occasional use; a loop's drain takes
+    /// [`data_receiver`](Self::data_receiver) once per batch).
     pub(crate) fn try_recv_data(&self) -> Option<D> {
-        self.data_rx.try_recv().ok()
+        self.data.consumer()?.try_recv()
     }
 
     #[inline]
@@ -96,12 +129,12 @@ impl<D, C> Inbox<D, C> {
     }
 
     pub(crate) fn has_work(&self) -> bool {
-        !self.ctrl_rx.is_empty() || !self.data_rx.is_empty()
+        !self.ctrl_rx.is_empty() || !self.data.is_empty()
     }
 
     /// Data messages waiting.
     pub(crate) fn len(&self) -> usize {
-        self.data_rx.len()
+        self.data.len()
     }
 
     /// Sleeps until a message arrives (here or where `more` looks) or `timeout`
