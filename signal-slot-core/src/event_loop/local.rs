@@ -548,7 +548,7 @@ impl LoopLocal {
     }
 
     fn drain_inbox(&self) -> bool {
-        let Some(inbox) = self.shared.inbox.data_receiver() else {
+        let Some(mut inbox) = self.shared.inbox.data_receiver() else {
             return false;
         };
         let mut last = None;

@@ -242,7 +242,7 @@ mod loom_futex {
 }
 
 #[cfg(target_os = "linux")]
-mod futex {
+pub(super) mod futex {
     use crate::sync::AtomicU32;
     use std::time::Duration;
 
@@ -257,7 +257,12 @@ mod futex {
     /// Blocks while `*word == expected`, up to `timeout`. Returns on wake, timeout,
     /// signal or value change; the caller re-checks its condition in every case.
     /// `shared`: the word is in memory shared with other processes.
-    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>, shared: bool) {
+    pub(in crate::transport) fn wait(
+        word: &AtomicU32,
+        expected: u32,
+        timeout: Option<Duration>,
+        shared: bool,
+    ) {
         let ts = timeout.map(|d| libc::timespec {
             tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
             // Always below 1e9, so it fits any c_long.
@@ -280,8 +285,21 @@ mod futex {
         }
     }
 
+    /// Wakes every thread blocked in [`wait`] on `word` (process-private).
+    pub(in crate::transport) fn wake_all(word: &AtomicU32) {
+        // SAFETY: as in `wake_one`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                op(libc::FUTEX_WAKE, false),
+                libc::c_int::MAX,
+            );
+        }
+    }
+
     /// Wakes one thread blocked in [`wait`] on `word`.
-    pub(super) fn wake_one(word: &AtomicU32, shared: bool) {
+    pub(in crate::transport) fn wake_one(word: &AtomicU32, shared: bool) {
         // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access memory
         // beyond using the address as a key.
         unsafe {

@@ -3,9 +3,9 @@
 //! an unbounded control channel (adding objects, timers, stop) that never
 //! blocks its sender, and the doorbell both ring.
 
-use super::doorbell::Doorbell;
-pub(crate) use super::mpsc::Consumer;
-use super::mpsc::Mpsc;
+use super::doorbell::{futex, Doorbell};
+use super::mpsc::{Consumer, Mpsc};
+use crate::sync::{fence, AtomicBool, AtomicU32, Ordering};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
@@ -23,6 +23,25 @@ pub(crate) struct Inbox<D, C> {
     ctrl_rx: Receiver<C>,
     /// On a line of its own: producers read it on every post.
     bell: CachePadded<Doorbell>,
+    /// Producers blocked on a full inbox sleep on this (see `post_when_room`).
+    room: CachePadded<RoomBell>,
+}
+
+/// Where producers wait for room: a flag a waiter raises before it looks for
+/// room, and a futex word the consumer bumps (and wakes) when it finds the flag
+/// raised after taking messages.
+///
+/// Dekker again: a waiter raises `sleeping`, then (SeqCst fence) looks for
+/// room; the consumer stores `head` (inside the ring), then (SeqCst fence, once
+/// per drain) loads `sleeping`. Either the waiter sees the room, or the
+/// consumer sees the flag, bumps `word` and wakes: the waiter's futex wait
+/// then returns, as it passes the value of `word` it loaded before looking.
+/// The consumer also checks the flag (without the fence) after every message,
+/// so a waiter wakes as soon as there is room, not at the end of a drain.
+#[derive(Default)]
+struct RoomBell {
+    sleeping: AtomicBool,
+    word: AtomicU32,
 }
 
 impl<D, C> Inbox<D, C> {
@@ -33,6 +52,7 @@ impl<D, C> Inbox<D, C> {
             ctrl_tx,
             ctrl_rx,
             bell: CachePadded::new(Doorbell::new()),
+            room: CachePadded::new(RoomBell::default()),
         }
     }
 
@@ -71,24 +91,27 @@ impl<D, C> Inbox<D, C> {
     /// time, with the producer polling the line the consumer writes on every
     /// receive: measured, that runs both threads at a tenth of their speed. So
     /// first let the consumer drain to half (yielding between looks, for up to
-    /// `REFILL_POLL`), then queue; a consumer that is slower than that leaves
-    /// the producer napping between looks (`MAX_NAP` at most), not polling.
+    /// `REFILL_POLL`), then queue; a consumer slower than that leaves the
+    /// producer asleep on the room bell until a drain makes room.
     #[cold]
     fn post_when_room(&self, mut msg: D, wait: Duration) -> Result<(), PostError<D>> {
         /// Longer than the consumer takes to drain half a default inbox, short
-        /// enough that a stuck consumer soon leaves the producer napping.
+        /// enough that a stuck consumer soon leaves the producer asleep.
         const REFILL_POLL: Duration = Duration::from_millis(2);
-        /// The first and the longest nap between two looks after that.
-        const FIRST_NAP: Duration = Duration::from_micros(20);
-        const MAX_NAP: Duration = Duration::from_micros(500);
+        /// Longest sleep between two looks (a backstop: the consumer wakes
+        /// sleepers when it makes room).
+        const MAX_SLEEP: Duration = Duration::from_millis(10);
         let start = Instant::now();
         let poll = REFILL_POLL.min(wait);
         let low = self.data.capacity() / 2;
         while self.data.len() > low && start.elapsed() < poll {
             std::thread::yield_now();
         }
-        let mut nap = FIRST_NAP;
+        let room = &*self.room;
         loop {
+            let seen = room.word.load(Ordering::Acquire);
+            room.sleeping.swap(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
             match self.data.try_send(msg) {
                 Ok(()) => return Ok(()),
                 Err(m) => msg = m,
@@ -97,8 +120,17 @@ impl<D, C> Inbox<D, C> {
             if left.is_zero() {
                 return Err(PostError::Full(msg));
             }
-            std::thread::sleep(nap.min(left));
-            nap = (nap * 2).min(MAX_NAP);
+            futex::wait(&room.word, seen, Some(left.min(MAX_SLEEP)), false);
+        }
+    }
+
+    /// Wakes the producers waiting for room, if one announced itself.
+    #[inline]
+    fn wake_room_waiters(&self) {
+        let room = &*self.room;
+        if room.sleeping.load(Ordering::Relaxed) && room.sleeping.swap(false, Ordering::SeqCst) {
+            room.word.fetch_add(1, Ordering::Release);
+            futex::wake_all(&room.word);
         }
     }
 
@@ -113,14 +145,18 @@ impl<D, C> Inbox<D, C> {
     /// The consumer's end of the data queue, for a batch of receives; `None`
     /// while another thread holds it.
     #[inline]
-    pub(crate) fn data_receiver(&self) -> Option<Consumer<'_, D>> {
-        self.data.consumer()
+    pub(crate) fn data_receiver(&self) -> Option<DataReceiver<'_, D, C>> {
+        Some(DataReceiver {
+            inbox: self,
+            rx: self.data.consumer()?,
+            took: false,
+        })
     }
 
     /// One data message (for occasional use; a loop's drain takes
     /// [`data_receiver`](Self::data_receiver) once per batch).
     pub(crate) fn try_recv_data(&self) -> Option<D> {
-        self.data.consumer()?.try_recv()
+        self.data_receiver()?.try_recv()
     }
 
     #[inline]
@@ -150,6 +186,35 @@ impl<D, C> Inbox<D, C> {
     }
 }
 
+/// The consumer's end of an inbox's data queue (one at a time); wakes the
+/// producers waiting for room when dropped after taking messages.
+pub(crate) struct DataReceiver<'a, D, C> {
+    inbox: &'a Inbox<D, C>,
+    rx: Consumer<'a, D>,
+    took: bool,
+}
+
+impl<D, C> DataReceiver<'_, D, C> {
+    #[inline]
+    pub(crate) fn try_recv(&mut self) -> Option<D> {
+        let msg = self.rx.try_recv()?;
+        self.took = true;
+        self.inbox.wake_room_waiters();
+        Some(msg)
+    }
+}
+
+impl<D, C> Drop for DataReceiver<'_, D, C> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.took {
+            // The fenced check the protocol relies on (see `RoomBell`).
+            fence(Ordering::SeqCst);
+            self.inbox.wake_room_waiters();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +233,38 @@ mod tests {
             Ok(()) => panic!("timed post into a full inbox must fail"),
         }
         assert_eq!(inbox.try_recv_data(), Some(1));
+    }
+
+    #[test]
+    fn producers_blocked_on_a_full_inbox_get_every_message_in() {
+        // Capacity 1 and a consumer that sometimes naps: the producers go
+        // through the refill poll and the room bell; nothing is lost or doubled.
+        let inbox: Arc<Inbox<u32, ()>> = Arc::new(Inbox::new(1));
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let inbox = inbox.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        inbox
+                            .post(p * 1000 + i, Some(Duration::from_secs(60)))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        while got.len() < 200 {
+            match inbox.try_recv_data() {
+                Some(v) => got.push(v),
+                None if got.len() % 50 == 7 => std::thread::sleep(Duration::from_millis(3)),
+                None => std::thread::yield_now(),
+            }
+        }
+        producers.into_iter().for_each(|p| p.join().unwrap());
+        for p in 0..2 {
+            let mine: Vec<u32> = got.iter().copied().filter(|v| v / 1000 == p).collect();
+            assert_eq!(mine, (0..100).map(|i| p * 1000 + i).collect::<Vec<_>>());
+        }
     }
 
     #[test]
