@@ -553,9 +553,11 @@ impl LoopLocal {
         };
         let mut last = None;
         for n in 0..BATCH {
-            match inbox.try_recv() {
-                Some(env) => self.dispatch_cached(env, &mut last),
-                None => return n > 0,
+            if inbox
+                .recv_with(|env| self.dispatch_cached(env, &mut last))
+                .is_none()
+            {
+                return n > 0;
             }
             if self.stop.get() {
                 return true;

@@ -197,10 +197,17 @@ pub(crate) struct DataReceiver<'a, D, C> {
 impl<D, C> DataReceiver<'_, D, C> {
     #[inline]
     pub(crate) fn try_recv(&mut self) -> Option<D> {
-        let msg = self.rx.try_recv()?;
+        self.recv_with(|m| m)
+    }
+
+    /// Runs `f` on the oldest message, if there is one (see
+    /// [`Consumer::recv_with`]).
+    #[inline(always)]
+    pub(crate) fn recv_with<R>(&mut self, f: impl FnOnce(D) -> R) -> Option<R> {
+        let r = self.rx.recv_with(f)?;
         self.took = true;
         self.inbox.wake_room_waiters();
-        Some(msg)
+        Some(r)
     }
 }
 

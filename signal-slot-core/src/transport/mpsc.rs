@@ -294,6 +294,16 @@ impl<T, B: Backend> Consumer<'_, T, B> {
     /// The oldest message, if it has been written.
     #[inline]
     pub(crate) fn try_recv(&self) -> Option<T> {
+        self.recv_with(|m| m)
+    }
+
+    /// Runs `f` on the oldest message, if it has been written. Unlike
+    /// `try_recv` no `Option<T>` is built: moving a large `T` in and out of
+    /// one (its niche word apart from the rest) made the compiler copy it in
+    /// chunks that straddled the earlier stores, and the loads stalled on
+    /// store forwarding.
+    #[inline(always)]
+    pub(crate) fn recv_with<R>(&self, f: impl FnOnce(T) -> R) -> Option<R> {
         let r = self.ring;
         // Only the consumer writes `head`, and we are the consumer.
         let h = B::load(&r.head, Ordering::Relaxed);
@@ -306,7 +316,7 @@ impl<T, B: Backend> Consumer<'_, T, B> {
         // passes it, and we are the only consumer (`consuming`).
         let msg = unsafe { B::take(&slot.msg) };
         B::store(&r.head, h + 1, Ordering::Release);
-        Some(msg)
+        Some(f(msg))
     }
 }
 
