@@ -3,9 +3,8 @@
 //! an unbounded control channel (adding objects, timers, stop) that never
 //! blocks its sender, and the doorbell both ring.
 
-use super::doorbell::{futex, Doorbell};
+use super::doorbell::{Doorbell, RoomBell};
 use super::mpsc::{Consumer, Mpsc};
-use crate::sync::{fence, AtomicBool, AtomicU32, Ordering};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
@@ -25,23 +24,6 @@ pub(crate) struct Inbox<D, C> {
     bell: CachePadded<Doorbell>,
     /// Producers blocked on a full inbox sleep on this (see `post_when_room`).
     room: CachePadded<RoomBell>,
-}
-
-/// Where producers wait for room: a flag a waiter raises before it looks for
-/// room, and a futex word the consumer bumps (and wakes) when it finds the flag
-/// raised after taking messages.
-///
-/// Dekker again: a waiter raises `sleeping`, then (SeqCst fence) looks for
-/// room; the consumer stores `head` (inside the ring), then (SeqCst fence, once
-/// per drain) loads `sleeping`. Either the waiter sees the room, or the
-/// consumer sees the flag, bumps `word` and wakes: the waiter's futex wait
-/// then returns, as it passes the value of `word` it loaded before looking.
-/// The consumer also checks the flag (without the fence) after every message,
-/// so a waiter wakes as soon as there is room, not at the end of a drain.
-#[derive(Default)]
-struct RoomBell {
-    sleeping: AtomicBool,
-    word: AtomicU32,
 }
 
 impl<D, C> Inbox<D, C> {
@@ -107,11 +89,8 @@ impl<D, C> Inbox<D, C> {
         while self.data.len() > low && start.elapsed() < poll {
             std::thread::yield_now();
         }
-        let room = &*self.room;
         loop {
-            let seen = room.word.load(Ordering::Acquire);
-            room.sleeping.swap(true, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
+            let seen = self.room.announce();
             match self.data.try_send(msg) {
                 Ok(()) => return Ok(()),
                 Err(m) => msg = m,
@@ -120,17 +99,7 @@ impl<D, C> Inbox<D, C> {
             if left.is_zero() {
                 return Err(PostError::Full(msg));
             }
-            futex::wait(&room.word, seen, Some(left.min(MAX_SLEEP)), false);
-        }
-    }
-
-    /// Wakes the producers waiting for room, if one announced itself.
-    #[inline]
-    fn wake_room_waiters(&self) {
-        let room = &*self.room;
-        if room.sleeping.load(Ordering::Relaxed) && room.sleeping.swap(false, Ordering::SeqCst) {
-            room.word.fetch_add(1, Ordering::Release);
-            futex::wake_all(&room.word);
+            self.room.sleep(seen, Some(left.min(MAX_SLEEP)));
         }
     }
 
@@ -206,7 +175,7 @@ impl<D, C> DataReceiver<'_, D, C> {
     pub(crate) fn recv_with<R>(&mut self, f: impl FnOnce(D) -> R) -> Option<R> {
         let r = self.rx.recv_with(f)?;
         self.took = true;
-        self.inbox.wake_room_waiters();
+        self.inbox.room.wake();
         Some(r)
     }
 }
@@ -216,8 +185,7 @@ impl<D, C> Drop for DataReceiver<'_, D, C> {
     fn drop(&mut self) {
         if self.took {
             // The fenced check the protocol relies on (see `RoomBell`).
-            fence(Ordering::SeqCst);
-            self.inbox.wake_room_waiters();
+            self.inbox.room.wake_after_fence();
         }
     }
 }
@@ -298,5 +266,50 @@ mod tests {
         let got = t.join().unwrap();
         let data: Vec<u32> = got.iter().copied().filter(|v| *v < 1000).collect();
         assert_eq!(data, (0..100).collect::<Vec<_>>());
+    }
+}
+
+/// The room bell's protocol with the ring it guards, under
+/// `RUSTFLAGS="--cfg loom"`: the blocked producer's futex wait has no timeout
+/// here, so a lost wake-up is a loom deadlock.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use crate::sync::model::{self, thread, Arc, AtomicU32};
+    use crate::transport::doorbell::RoomBell;
+    use crate::transport::mpsc::{loom_models::Loom, Mpsc};
+
+    /// A producer blocked on a full one-slot ring and the consumer that makes
+    /// room, then checks the bell once (after its fence, as a drain does).
+    #[test]
+    fn loom_room_bell_wakes_a_blocked_producer() {
+        model::check(1, || {
+            let q = Arc::new(Mpsc::<u32, Loom>::new(1));
+            let room = Arc::new(RoomBell::<AtomicU32>::default());
+            q.try_send(0).unwrap();
+            let (q2, r2) = (q.clone(), room.clone());
+            let producer = thread::spawn(move || {
+                let mut m = 1;
+                loop {
+                    let seen = r2.announce();
+                    match q2.try_send(m) {
+                        Ok(()) => break,
+                        Err(back) => m = back,
+                    }
+                    r2.sleep(seen, None);
+                }
+            });
+            let c = q.consumer().expect("one consumer");
+            assert_eq!(c.try_recv(), Some(0));
+            room.wake_after_fence();
+            let second = loop {
+                if let Some(v) = c.try_recv() {
+                    break v;
+                }
+                thread::yield_now();
+            };
+            assert_eq!(second, 1);
+            drop(c);
+            producer.join().unwrap();
+        });
     }
 }

@@ -410,7 +410,7 @@ mod tests {
 /// slot's message, so a missing Acquire/Release shows); plain threaded runs
 /// otherwise.
 #[cfg(all(test, loom))]
-mod loom_models {
+pub(crate) mod loom_models {
     use super::{Backend, Mpsc};
     use crate::sync::model::{self, thread, Arc};
     use loom::cell::UnsafeCell;
@@ -418,7 +418,9 @@ mod loom_models {
     use std::mem::MaybeUninit;
     use std::sync::atomic::Ordering;
 
-    struct Loom;
+    /// The ring on loom's atomics and cells (also used by the room-bell model
+    /// in `inbox`).
+    pub(crate) struct Loom;
 
     impl Backend for Loom {
         type U64 = AtomicU64;
