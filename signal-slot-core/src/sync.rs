@@ -88,8 +88,8 @@ pub(crate) fn quiesce_for_fork() -> RwLockWriteGuard<'static, ()> {
 }
 
 /// What the loom models of the shared-memory ring and the doorbell run on
-/// (test builds only; used by `transport::shm::ring` and `transport::doorbell`
-/// alone).
+/// (test builds only; used by `transport::shm::ring`, `transport::doorbell`
+/// and `transport::mpsc` alone).
 ///
 /// Under `RUSTFLAGS="--cfg loom"` these are loom's atomics, cell, locks and
 /// threads, so a model explores every interleaving the memory model allows;

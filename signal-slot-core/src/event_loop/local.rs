@@ -600,11 +600,16 @@ impl LoopLocal {
     }
 
     fn drain_inbox(&self) -> bool {
+        let Some(mut inbox) = self.shared.inbox.data_receiver() else {
+            return false;
+        };
         let mut last = None;
         for n in 0..BATCH {
-            match self.shared.inbox.try_recv_data() {
-                Some(env) => self.dispatch_cached(env, &mut last),
-                None => return n > 0,
+            if inbox
+                .recv_with(|env| self.dispatch_cached(env, &mut last))
+                .is_none()
+            {
+                return n > 0;
             }
             if self.stop.get() {
                 return true;

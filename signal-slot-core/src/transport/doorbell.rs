@@ -45,6 +45,8 @@ pub(crate) trait BellWord: Default + Send + Sync + 'static {
     fn wait(&self, expected: u32, timeout: Option<Duration>, shared: bool);
     /// `FUTEX_WAKE` of one waiter.
     fn wake_one(&self, shared: bool);
+    /// `FUTEX_WAKE` of every waiter (process-private word).
+    fn wake_all(&self);
 }
 
 impl BellWord for AtomicU32 {
@@ -76,6 +78,10 @@ impl BellWord for AtomicU32 {
     #[inline]
     fn wake_one(&self, shared: bool) {
         futex::wake_one(self, shared);
+    }
+    #[inline]
+    fn wake_all(&self) {
+        futex::wake_all(self);
     }
 }
 
@@ -142,7 +148,8 @@ impl<W: BellWord> Doorbell<W> {
 
     /// Like [`ring`](Self::ring), for a producer whose publication was a SeqCst
     /// read-modify-write that the sleeper's work check reads with SeqCst loads
-    /// (crossbeam-channel's tail CAS and `is_empty`, in both flavors). Those and
+    /// (the data ring's tail CAS and `is_empty`, see `mpsc`; crossbeam-channel's
+    /// for the control channel). Those and
     /// the SeqCst loads here are totally ordered, so the fence, which would make
     /// the producer wait for its stores to drain, is not needed.
     #[inline]
@@ -175,6 +182,70 @@ impl<W: BellWord> Doorbell<W> {
             word.wait(SLEEPING, timeout, shared);
         }
         word.swap(AWAKE, Ordering::Relaxed);
+    }
+}
+
+/// Where producers wait for room in a full inbox: a flag a waiter raises before
+/// it looks for room, and a futex word the consumer bumps (and wakes) when it
+/// finds the flag raised after taking messages.
+///
+/// Dekker again: a waiter raises `sleeping` ([`announce`](Self::announce)),
+/// then (SeqCst fence) looks for room; the consumer releases room (the ring's
+/// `head` store), then (SeqCst fence, [`wake_after_fence`](Self::wake_after_fence))
+/// loads `sleeping`. Either the waiter sees the room, or the consumer sees the
+/// flag, bumps `word` and wakes: the waiter's futex wait then returns, as it
+/// passes the value of `word` it loaded before looking. The consumer may also
+/// check without the fence ([`wake`](Self::wake)), to wake a waiter sooner.
+/// Generic over its words for the loom model in `inbox`.
+pub(crate) struct RoomBell<W: BellWord = AtomicU32> {
+    sleeping: W,
+    word: W,
+}
+
+impl<W: BellWord> Default for RoomBell<W> {
+    fn default() -> Self {
+        Self {
+            sleeping: W::default(),
+            word: W::default(),
+        }
+    }
+}
+
+impl<W: BellWord> RoomBell<W> {
+    /// The waiter's side, before it looks for room: returns what to pass to
+    /// [`sleep`](Self::sleep).
+    #[inline]
+    pub(crate) fn announce(&self) -> u32 {
+        let seen = self.word.load(Ordering::Acquire);
+        self.sleeping.swap(SLEEPING, Ordering::SeqCst);
+        W::fence(Ordering::SeqCst);
+        seen
+    }
+
+    /// The waiter's side, after it found no room.
+    pub(crate) fn sleep(&self, seen: u32, timeout: Option<Duration>) {
+        self.word.wait(seen, timeout, false);
+    }
+
+    /// The consumer's side, after it made room: wakes the waiters if one
+    /// announced itself (a hint without a preceding SeqCst fence).
+    #[inline]
+    pub(crate) fn wake(&self) {
+        if self.sleeping.load(Ordering::Relaxed) == SLEEPING
+            && self.sleeping.swap(AWAKE, Ordering::SeqCst) == SLEEPING
+        {
+            // Only the one consumer writes the word.
+            let next = self.word.load(Ordering::Relaxed).wrapping_add(1);
+            self.word.swap(next, Ordering::Release);
+            self.word.wake_all();
+        }
+    }
+
+    /// [`wake`](Self::wake) after the fence the protocol relies on.
+    #[inline]
+    pub(crate) fn wake_after_fence(&self) {
+        W::fence(Ordering::SeqCst);
+        self.wake();
     }
 }
 
@@ -237,6 +308,9 @@ mod loom_futex {
             // All: the bucket is shared by every word of the model.
             cv.notify_all();
         }
+        fn wake_all(&self) {
+            self.wake_one(false);
+        }
     }
 }
 
@@ -275,6 +349,19 @@ mod futex {
                 op(libc::FUTEX_WAIT, shared),
                 expected,
                 ts_ptr,
+            );
+        }
+    }
+
+    /// Wakes every thread blocked in [`wait`] on `word` (process-private).
+    pub(super) fn wake_all(word: &AtomicU32) {
+        // SAFETY: as in `wake_one`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                op(libc::FUTEX_WAKE, false),
+                libc::c_int::MAX,
             );
         }
     }
