@@ -66,13 +66,6 @@ pub(crate) fn register(root: bool) {
     }
 }
 
-/// True if this process's threads may rely on [`light`] barriers paired with
-/// [`heavy`] ones.
-#[inline]
-pub(crate) fn asymmetric_here() -> bool {
-    HERE.load(Ordering::Relaxed)
-}
-
 /// The producer's side: between publishing a record and reading the mask.
 #[inline(always)]
 pub(crate) fn light() {

@@ -93,7 +93,7 @@ impl Backend for Std {
     }
     #[inline]
     fn cas_weak(a: &AtomicU64, current: u64, new: u64) -> Result<u64, u64> {
-        a.compare_exchange_weak(current, new, Ordering::SeqCst, Ordering::Relaxed)
+        a.compare_exchange_weak(current, new, Ordering::SeqCst, Ordering::Acquire)
     }
     #[inline]
     fn fetch_max(a: &AtomicU64, v: u64, order: Ordering) {
@@ -217,12 +217,17 @@ impl<T, B: Backend> Mpsc<T, B> {
     /// Queues `msg` if there is room; hands it back if not.
     #[inline]
     pub(crate) fn try_send(&self, msg: T) -> Result<(), T> {
-        let mut t = B::load(&self.tail, Ordering::Relaxed);
+        // Acquire (here and on a failed CAS): a `t` read together with a head
+        // older than it would count posts already taken as still queued.
+        let mut t = B::load(&self.tail, Ordering::Acquire);
         loop {
-            if t.wrapping_sub(B::load(&self.head_seen, Ordering::Acquire)) >= self.capacity {
+            // Saturating: a stale `t` (other posts and the consumer moved past
+            // it meanwhile) may be below the head; it is then not "full", and
+            // the CAS below fails and reloads it.
+            if t.saturating_sub(B::load(&self.head_seen, Ordering::Acquire)) >= self.capacity {
                 let h = B::load(&self.head, Ordering::Acquire);
                 B::fetch_max(&self.head_seen, h, Ordering::Release);
-                if t.wrapping_sub(h) >= self.capacity {
+                if t.saturating_sub(h) >= self.capacity {
                     return Err(msg);
                 }
             }
@@ -436,7 +441,7 @@ pub(crate) mod loom_models {
             a.store(v, order);
         }
         fn cas_weak(a: &AtomicU64, current: u64, new: u64) -> Result<u64, u64> {
-            a.compare_exchange_weak(current, new, Ordering::SeqCst, Ordering::Relaxed)
+            a.compare_exchange_weak(current, new, Ordering::SeqCst, Ordering::Acquire)
         }
         fn fetch_max(a: &AtomicU64, v: u64, order: Ordering) {
             a.fetch_max(v, order);
@@ -521,6 +526,34 @@ pub(crate) mod loom_models {
             assert!(q.is_empty());
             got.dedup();
             assert_eq!(got.len(), sent, "a message arrived twice");
+        });
+    }
+
+    /// Found in review: a producer's stale tail (others posted, the consumer
+    /// took) once made it report "full" on a ring that never held more than
+    /// its capacity. Every post must succeed here.
+    #[test]
+    fn loom_mpsc_a_stale_tail_is_never_full() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(|| {
+            let q = Arc::new(Mpsc::<u32, Loom>::new(2));
+            let q2 = q.clone();
+            let a = thread::spawn(move || q2.try_send(100).is_ok());
+            for i in 0..3u32 {
+                assert!(q.try_send(i).is_ok(), "post {i} refused");
+                loop {
+                    match q.consumer().expect("one consumer").try_recv() {
+                        Some(100) => {}
+                        Some(m) => {
+                            assert_eq!(m, i);
+                            break;
+                        }
+                        None => thread::yield_now(),
+                    }
+                }
+            }
+            assert!(a.join().unwrap(), "spurious full: the ring never held 2");
         });
     }
 

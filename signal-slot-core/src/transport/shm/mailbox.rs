@@ -17,37 +17,21 @@ pub(crate) struct MailboxAddr {
 }
 
 /// Serializes this process's producers per target mailbox (a ring has one
-/// producer process; its threads take turns). Held all at once across `fork`.
+/// producer process; its threads take turns). A spin lock: it is held for a
+/// record copy only, and its unlock is a plain store (a mutex's is a locked
+/// exchange). Held all at once across `fork`.
 /// Each on a line of its own: threads sending to different loops do not share.
-static PRODUCER_LOCKS: [CachePadded<ProducerLock>; MAX_MAILBOXES] =
-    [const { CachePadded::new(ProducerLock::new()) }; MAX_MAILBOXES];
-
-/// A spin lock biased towards the thread that keeps sending.
 ///
-/// Any locked instruction (a compare-and-swap taking a spin lock) waits for
-/// the store buffer to drain, that is for the cache lines of the previous
-/// record, which the consumer keeps reading: measured, that was a third of a
-/// send. So a thread that took the lock many times in a row becomes its
-/// *owner* and enters with plain stores: it marks itself `busy`, then
-/// re-checks that it still owns the lock. Another thread revokes the bias
-/// under the spin lock: it clears `owner`, runs a heavy barrier (see
-/// `transport::barrier`; the owner's side is a light one), then waits until the
-/// owner is not busy. Either the owner's re-check sees the revocation (and it
-/// takes the spin lock like anyone), or its `busy` is visible to the revoker.
-/// A revocation costs a `membarrier` system call; each one doubles the run of
-/// acquisitions a thread needs before it is biased again, so threads that
-/// take turns settle on the plain spin lock.
-struct ProducerLock {
+/// A lock biased to the thread that keeps sending (entered with plain stores)
+/// was tried and removed: with one `busy` flag per lock, a thread whose bias
+/// was revoked while it was preempted could clear the flag of the next owner
+/// and let a third thread in beside it (review, 2026-11-30). Doing it right
+/// needs a flag per thread that outlives the thread.
+static PRODUCER_LOCKS: [CachePadded<SpinLock>; MAX_MAILBOXES] =
+    [const { CachePadded::new(SpinLock::new()) }; MAX_MAILBOXES];
+
+struct SpinLock {
     held: AtomicBool,
-    /// The biased thread's token (0: none). Changed only under `held`.
-    owner: AtomicU64,
-    /// The owner is inside. Written only by the owner.
-    busy: AtomicBool,
-    /// Under `held`: the thread of the last acquisitions, how many in a row,
-    /// and revocations so far.
-    streak_of: AtomicU64,
-    streak: AtomicU32,
-    revocations: AtomicU32,
     /// Producer state guarded by the lock: the head last read from the ring of
     /// process `head_of - 1` into this mailbox (see `RingView::push_with`).
     /// Tagged with the process, so a forked child, which writes its own ring,
@@ -56,63 +40,17 @@ struct ProducerLock {
     head_seen: AtomicU64,
 }
 
-/// Acquisitions in a row before a thread is biased (doubled per revocation).
-const BIAS_AFTER: u32 = 64;
-
-thread_local! {
-    /// This thread's token for [`ProducerLock::owner`] (0: not assigned yet).
-    static TOKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
-
-#[inline]
-fn thread_token() -> u64 {
-    TOKEN.with(|t| {
-        let v = t.get();
-        if v != 0 {
-            return v;
-        }
-        let v = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-        t.set(v);
-        v
-    })
-}
-
-impl ProducerLock {
+impl SpinLock {
     const fn new() -> Self {
-        ProducerLock {
+        SpinLock {
             held: AtomicBool::new(false),
-            owner: AtomicU64::new(0),
-            busy: AtomicBool::new(false),
-            streak_of: AtomicU64::new(0),
-            streak: AtomicU32::new(0),
-            revocations: AtomicU32::new(0),
             head_of: AtomicU32::new(0),
             head_seen: AtomicU64::new(0),
         }
     }
 
     #[inline]
-    fn lock(&self) -> ProducerGuard<'_> {
-        let me = thread_token();
-        if self.owner.load(Ordering::Relaxed) == me {
-            self.busy.store(true, Ordering::Relaxed);
-            // Paired with the revoker's heavy barrier (see the type's doc).
-            barrier::light();
-            if self.owner.load(Ordering::Relaxed) == me {
-                // The owner set `owner` itself under `held`, and any other
-                // holder since revoked it: what they wrote happens before
-                // (through `held`) the acquisition that re-biased this thread.
-                return ProducerGuard::Biased(&self.busy);
-            }
-            self.busy.store(false, Ordering::Release);
-        }
-        self.lock_slow(me, false)
-    }
-
-    #[cold]
-    fn lock_slow(&self, me: u64, for_fork: bool) -> ProducerGuard<'_> {
+    fn lock(&self) -> SpinGuard<'_> {
         let backoff = crossbeam_utils::Backoff::new();
         while self
             .held
@@ -121,63 +59,22 @@ impl ProducerLock {
         {
             backoff.snooze();
         }
-        let owner = self.owner.load(Ordering::Relaxed);
-        if owner != 0 && (owner != me || for_fork) {
-            self.owner.store(0, Ordering::Relaxed);
-            // Cannot fail once registered (see `barrier::heavy`); if it ever
-            // does, try again rather than race the owner.
-            while !barrier::heavy() {
-                std::thread::yield_now();
-            }
-            let backoff = crossbeam_utils::Backoff::new();
-            while self.busy.load(Ordering::Acquire) {
-                backoff.snooze();
-            }
-            let r = self.revocations.load(Ordering::Relaxed);
-            self.revocations
-                .store(r.saturating_add(1), Ordering::Relaxed);
-        } else if owner == 0 && !for_fork && barrier::asymmetric_here() {
-            let streak = if self.streak_of.load(Ordering::Relaxed) == me {
-                self.streak.load(Ordering::Relaxed).saturating_add(1)
-            } else {
-                self.streak_of.store(me, Ordering::Relaxed);
-                1
-            };
-            self.streak.store(streak, Ordering::Relaxed);
-            let need = BIAS_AFTER << self.revocations.load(Ordering::Relaxed).min(10);
-            if streak >= need {
-                // From the next acquisition on (this one holds `held`).
-                self.owner.store(me, Ordering::Relaxed);
-                self.streak.store(0, Ordering::Relaxed);
-            }
-        }
-        ProducerGuard::Locked(&self.held)
+        SpinGuard(&self.held)
     }
 }
 
-pub(crate) enum ProducerGuard<'a> {
-    Biased(&'a AtomicBool),
-    Locked(&'a AtomicBool),
-}
+pub(crate) struct SpinGuard<'a>(&'a AtomicBool);
 
-impl Drop for ProducerGuard<'_> {
+impl Drop for SpinGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        match self {
-            ProducerGuard::Biased(busy) => busy.store(false, Ordering::Release),
-            ProducerGuard::Locked(held) => held.store(false, Ordering::Release),
-        }
+        self.0.store(false, Ordering::Release);
     }
 }
 
-/// Takes every producer lock, revoking any bias (before `fork`, so no child
-/// inherits one held).
-pub(crate) fn lock_all_producers() -> Vec<ProducerGuard<'static>> {
-    let me = thread_token();
-    PRODUCER_LOCKS
-        .iter()
-        .map(|l| l.lock_slow(me, true))
-        .collect()
+/// Takes every producer lock (before `fork`, so no child inherits one held).
+pub(crate) fn lock_all_producers() -> Vec<SpinGuard<'static>> {
+    PRODUCER_LOCKS.iter().map(|l| l.lock()).collect()
 }
 
 /// Writes one record of `len` bytes (filled by `fill`) from process `me` into
