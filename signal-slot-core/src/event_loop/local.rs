@@ -364,7 +364,7 @@ impl LoopLocal {
     /// a slow async slot cannot grow memory without bound.
     fn wait_for_object(&self, cell: &ObjectCell, w: Waiting) {
         let mut backlog = cell.backlog.borrow_mut();
-        if backlog.len() >= self.shared.capacity {
+        if backlog.len() >= self.shared.inbox.capacity() {
             drop(backlog);
             self.shared
                 .counters

@@ -93,9 +93,6 @@ pub(crate) struct LoopShared {
     /// The name again, shared cheaply (requests name each receiver's loop).
     pub(crate) label: Arc<str>,
     pub(crate) inbox: Inbox<Envelope, Control>,
-    /// The inbox's capacity; also the most messages an object busy with an
-    /// async slot keeps waiting (beyond it they are dropped and counted).
-    pub(crate) capacity: usize,
     /// Written by the loop thread on every message: kept off the producers' lines.
     pub(crate) counters: crossbeam_utils::CachePadded<Counters>,
     state: AtomicU8,
@@ -199,7 +196,6 @@ impl LoopShared {
             label: Arc::from(name.as_str()),
             name,
             inbox: Inbox::new(1),
-            capacity: 1,
             counters: Default::default(),
             state: AtomicU8::new(RUNNING),
             started: AtomicBool::new(true),
@@ -494,7 +490,6 @@ impl EventLoopBuilder {
             mailbox: OnceLock::new(),
             mailbox_released: AtomicBool::new(false),
             inbox: Inbox::new(self.capacity),
-            capacity: self.capacity,
             counters: Default::default(),
             state: AtomicU8::new(IDLE),
             started: AtomicBool::new(false),

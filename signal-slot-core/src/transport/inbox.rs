@@ -38,6 +38,11 @@ impl<D, C> Inbox<D, C> {
         }
     }
 
+    /// The most data messages it holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.data.capacity()
+    }
+
     /// Queues a data message, waiting up to `wait` for room (`None`: not at all).
     #[inline]
     pub(crate) fn post(&self, msg: D, wait: Option<Duration>) -> Result<(), PostError<D>> {
