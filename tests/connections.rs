@@ -310,3 +310,44 @@ fn emit_with_no_connection_is_fine_and_try_emit_reports_unbound() {
     h.value().emit((1,));
     assert_eq!(h.value().try_emit((2,)), Ok(()));
 }
+
+#[test]
+fn a_loop_emitting_from_its_slots_sees_every_connection_change_at_once() {
+    // Emissions from a slot of the receivers' own loop call them directly;
+    // connecting, disconnecting and queued connections between two such
+    // emissions take effect for the very next one.
+    let Rig { lp, src, sink, rx } = rig("changes");
+    let (other, orx) = Sink::new();
+    let other = lp.event_loop().add(uid("other"), other).unwrap();
+
+    let c = src.value().connect(&sink.on_value()).unwrap();
+    src.emit_values().invoke((2,)).unwrap();
+    assert_eq!(take(&rx, 2), ["value 0", "value 1"]);
+
+    let o = src.value().connect(&other.on_value()).unwrap();
+    src.emit_values().invoke((2,)).unwrap();
+    assert_eq!(take(&rx, 2), ["value 0", "value 1"]);
+    assert_eq!(take(&orx, 2), ["value 0", "value 1"]);
+
+    c.disconnect().unwrap();
+    src.emit_values().invoke((1,)).unwrap();
+    assert_eq!(take(&orx, 1), ["value 0"]);
+
+    o.disconnect().unwrap();
+    src.value()
+        .connect_with(
+            &sink.on_value(),
+            ConnectOptions::new().kind(ConnectionKind::Queued),
+        )
+        .unwrap();
+    src.emit_values().invoke((3,)).unwrap();
+    assert_eq!(take(&rx, 3), ["value 0", "value 1", "value 2"]);
+
+    // A marker through another signal: nothing else arrived.
+    src.tick().connect(&sink.on_tick()).unwrap();
+    src.tick().connect(&other.on_tick()).unwrap();
+    src.tick().emit(());
+    assert_eq!(take(&rx, 1), ["tick"]);
+    assert_eq!(take(&orx, 1), ["tick"]);
+    assert_eq!(lp.event_loop().stats().dropped_total(), 0);
+}

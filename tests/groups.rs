@@ -230,3 +230,76 @@ fn a_single_shot_member_takes_one_emission_then_leaves_its_group() {
     assert_eq!(stats.members[0].delivered, 9);
     assert!(rx.try_recv().is_err());
 }
+
+/// Emits jobs from its own slot, so receivers on its loop are called directly.
+#[derive(EventLoopObject, Default)]
+struct Batcher {
+    #[signal]
+    job: Signal<(u64,)>,
+}
+
+#[slots]
+impl Batcher {
+    fn send(&mut self, n: u64) {
+        for j in 0..n {
+            self.job.emit((j,));
+        }
+    }
+}
+
+#[test]
+fn members_on_the_emitting_loop_are_called_in_turn() {
+    let lp = thread_loop("same-loop-group");
+    let b = lp
+        .event_loop()
+        .add(uid("batcher"), Batcher::default())
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let w1 = worker(&lp, "w1", &tx, None);
+    let w2 = worker(&lp, "w2", &tx, None);
+    for w in [&w1, &w2] {
+        b.job()
+            .connect_with(&w.work(), ConnectOptions::new().group("pool"))
+            .unwrap();
+    }
+    b.send().invoke((10,)).unwrap();
+    let got = collect(&rx, 10);
+    // Called directly, in emission order, one member after the other.
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    let turn: Vec<&str> = (0..10).map(|i| ["w1", "w2"][i % 2]).collect();
+    assert_eq!(names, turn);
+    assert_eq!(
+        got.iter().map(|(_, j)| *j).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    // A member leaving mid-stream: the other takes everything after.
+    let c1 = b
+        .job()
+        .group_stats("pool")
+        .map(|s| s.members.iter().map(|m| m.delivered).collect::<Vec<_>>());
+    assert_eq!(c1, Some(vec![5, 5]));
+    b.job().disconnect(&w1.work()).unwrap();
+    b.send().invoke((3,)).unwrap();
+    assert_eq!(
+        collect(&rx, 3),
+        [
+            ("w2".to_string(), 0),
+            ("w2".to_string(), 1),
+            ("w2".to_string(), 2)
+        ]
+    );
+    // A member on another loop too: each emission still reaches one member.
+    let other = thread_loop("same-loop-group-other");
+    let w3 = worker(&other, "w3", &tx, None);
+    b.job()
+        .connect_with(&w3.work(), ConnectOptions::new().group("pool"))
+        .unwrap();
+    b.send().invoke((4,)).unwrap();
+    let got = collect(&rx, 4);
+    let mut jobs: Vec<u64> = got.iter().map(|(_, j)| *j).collect();
+    jobs.sort_unstable();
+    assert_eq!(jobs, [0, 1, 2, 3]);
+    assert_eq!(got.iter().filter(|(n, _)| n == "w3").count(), 2);
+    assert!(rx.try_recv().is_err());
+    assert_eq!(lp.event_loop().stats().dropped_total(), 0);
+}

@@ -48,6 +48,14 @@ const SPIN_YIELDS: u32 = 4;
 /// less (see `LoopLocal::spin_budget`).
 const YIELD_SWITCHED: Duration = Duration::from_micros(2);
 
+/// [`LoopLocal::receiver`] while no slot runs. A table would need 2^32
+/// objects before a real key equals it (and that one would then only lose its
+/// `object_id()` inside its slots).
+const NO_RECEIVER: ObjectKey = ObjectKey {
+    index: u32::MAX,
+    generation: u32::MAX,
+};
+
 thread_local! {
     /// Id of the loop this thread runs (0: none). Read on every emit.
     static LOOP_ID: Cell<u64> = const { Cell::new(0) };
@@ -143,8 +151,10 @@ pub(super) struct LoopLocal {
     controls: RefCell<VecDeque<Control>>,
     pub(super) timers: RefCell<Timers>,
     stop: Cell<bool>,
-    /// The object whose slot runs now, for `object_id()` of objects with no signal.
-    receiver: Cell<Option<ObjectKey>>,
+    /// The object whose slot runs now, for `object_id()` of objects with no
+    /// signal; [`NO_RECEIVER`] when none. A plain key, not an `Option`: saved
+    /// and restored around every direct call in one load and one store.
+    receiver: Cell<ObjectKey>,
     /// Buffer for private copies of mailbox records.
     record_copy: Cell<Vec<u8>>,
     /// An async slot's task, registered by its thunk during the call and
@@ -181,7 +191,10 @@ fn with_current<R>(f: impl FnOnce(&LoopLocal) -> R) -> Option<R> {
 /// The id of the object whose slot runs on this thread now.
 pub(crate) fn current_receiver_id() -> Option<ObjectId> {
     with_current(|l| {
-        let key = l.receiver.get()?;
+        let key = l.receiver.get();
+        if key == NO_RECEIVER {
+            return None;
+        }
         l.lookup(key).map(|c| c.shared.id.clone())
     })
     .flatten()
@@ -229,10 +242,40 @@ pub(super) fn call_direct<A: SignalArgs>(
     })
 }
 
+/// The whole direct call of a slot that takes no metadata, out of line in
+/// one function: the emit fast path of a signal field whose one connection
+/// (or group) is such a slot calls only this. `Err(args)` when the call
+/// cannot be made here (another loop's receiver, a busy one): the caller
+/// takes the general path, which queues.
+#[inline(never)]
+pub(crate) fn call_here<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result<(), A> {
+    if LOOP_ID.with(Cell::get) != t.loop_id.0 {
+        return Err(args);
+    }
+    // A counted reference instead of a borrow held across the call: the same
+    // cost (one count up and down), and the closure stays small enough for
+    // the thread-local access to inline here.
+    match CURRENT.with(|c| c.borrow().clone()) {
+        Some(l) => l.call_slot(t, args, None),
+        None => Err(args),
+    }
+}
+
 impl LoopLocal {
     /// [`call_direct`] on this loop.
     #[inline(never)]
     fn call_direct<A: SignalArgs>(
+        &self,
+        t: &SlotTarget<A>,
+        args: A,
+        meta: Option<&Meta>,
+    ) -> Result<(), A> {
+        self.call_slot(t, args, meta)
+    }
+
+    /// The direct call itself, inlined into its two callers.
+    #[inline(always)]
+    fn call_slot<A: SignalArgs>(
         &self,
         t: &SlotTarget<A>,
         args: A,
@@ -298,7 +341,7 @@ pub(super) fn run(
         controls: RefCell::new(VecDeque::new()),
         timers: RefCell::new(Timers::default()),
         stop: Cell::new(false),
-        receiver: Cell::new(None),
+        receiver: Cell::new(NO_RECEIVER),
         record_copy: Cell::new(Vec::new()),
         pending: RefCell::new(None),
         async_used: Cell::new(false),
@@ -424,7 +467,7 @@ impl LoopLocal {
             task: id,
         }));
         let mut cx = Context::from_waker(&waker);
-        let previous = self.receiver.replace(Some(task.cell.shared.key));
+        let previous = self.receiver.replace(task.cell.shared.key);
         let result = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
         self.receiver.set(previous);
         match result {
@@ -488,20 +531,27 @@ impl LoopLocal {
     /// Runs one slot call with panic isolation and accounting.
     #[inline]
     fn run_slot(&self, cell: &ObjectCell, slot: &'static str, f: impl FnOnce()) {
-        let previous = self.receiver.replace(Some(cell.shared.key));
+        let previous = self.receiver.replace(cell.shared.key);
         let result = catch_unwind(AssertUnwindSafe(f));
         self.receiver.set(previous);
         self.shared.counters.delivered_by_loop();
         if let Err(payload) = result {
-            self.shared.counters.panicked_by_loop();
-            log::error!(
-                "event loop {:?}: slot {}::{} panicked: {}; the loop goes on",
-                self.shared.name,
-                cell.shared.id,
-                slot,
-                panic_message(&payload)
-            );
+            self.slot_panicked(cell, slot, payload);
         }
+    }
+
+    /// Counts and logs a slot's panic (out of line: the call path stays small).
+    #[cold]
+    #[inline(never)]
+    fn slot_panicked(&self, cell: &ObjectCell, slot: &'static str, payload: Box<dyn Any + Send>) {
+        self.shared.counters.panicked_by_loop();
+        log::error!(
+            "event loop {:?}: slot {}::{} panicked: {}; the loop goes on",
+            self.shared.name,
+            cell.shared.id,
+            slot,
+            panic_message(&payload)
+        );
     }
 
     /// The live object at `key`: the previous message's receiver when it is the

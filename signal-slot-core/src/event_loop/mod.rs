@@ -20,7 +20,7 @@ mod thread;
 mod timer;
 
 pub(crate) use control::{Control, Envelope};
-pub(crate) use local::{current_loop_id, current_receiver_id};
+pub(crate) use local::{call_here, current_loop_id, current_receiver_id};
 #[cfg(feature = "async")]
 pub(crate) use local::{spawn_slot_task, SlotFuture};
 pub(crate) use stats::Counters;

@@ -1,6 +1,7 @@
 use crate::error::EmitError;
 use crate::event_loop::LoopId;
 use crate::object::ObjectId;
+use crate::signal::fast::Fast;
 use crate::signal::retained::Retained;
 use crate::signal::shared::Emission;
 use crate::signal::{Conn, Headers, SignalArgs, SignalControl, SignalRef, SignalShared};
@@ -38,11 +39,31 @@ pub struct Signal<A: SignalArgs> {
 
 struct Bound<A> {
     shared: Arc<SignalShared<A>>,
-    /// The connection list as of `version`; refreshed when the signal's version
-    /// moves, so an emit takes no lock.
-    cache: RefCell<(u64, Arc<[Conn<A>]>)>,
+    /// The connection list as of a version of the signal; refreshed when the
+    /// version moves, so an emit takes no lock.
+    cache: RefCell<Cached<A>>,
     /// The signal retains its value (a copy here: read on every emit).
     retained: bool,
+}
+
+/// A field's copy of its signal's connection list.
+struct Cached<A> {
+    version: u64,
+    list: Arc<[Conn<A>]>,
+    /// How a plain emit delivers to `list`.
+    fast: Fast<A>,
+}
+
+impl<A: SignalArgs> Cached<A> {
+    fn of(shared: &SignalShared<A>) -> Self {
+        let (version, list) = shared.snapshot();
+        let fast = Fast::of(&list);
+        Self {
+            version,
+            list,
+            fast,
+        }
+    }
 }
 
 impl<A: SignalArgs> Signal<A> {
@@ -56,7 +77,7 @@ impl<A: SignalArgs> Signal<A> {
     #[inline]
     pub fn emit(&self, args: A) {
         if let Some(b) = &self.bound {
-            b.emit(args, None, None);
+            b.emit_plain(args);
         }
     }
 
@@ -65,7 +86,7 @@ impl<A: SignalArgs> Signal<A> {
     /// [`Message::headers`](crate::Message::headers).
     pub fn emit_with_headers(&self, args: A, headers: Headers) {
         if let Some(b) = &self.bound {
-            b.emit(args, Some(Arc::new(headers)), None);
+            b.emit_general(args, Some(Arc::new(headers)), None);
         }
     }
 
@@ -76,7 +97,7 @@ impl<A: SignalArgs> Signal<A> {
         match &self.bound {
             Some(b) => {
                 let mut report = Vec::new();
-                b.emit(args, None, Some(&mut report));
+                b.emit_general(args, None, Some(&mut report));
                 EmitError::from_report(report)
             }
             None => Err(EmitError::Unbound),
@@ -176,8 +197,30 @@ impl<A: SignalArgs> Signal<A> {
 }
 
 impl<A: SignalArgs> Bound<A> {
+    /// A plain emit to a list the fast path serves is one call here; the rest
+    /// (retained values, a moved list, several connections, a receiver
+    /// elsewhere) is [`emit_general`](Self::emit_general).
     #[inline]
-    fn emit(
+    fn emit_plain(&self, args: A) {
+        if self.retained {
+            return self.emit_general(args, None, None);
+        }
+        // A shared borrow: a slot that emits this signal again takes the fast
+        // path too.
+        let args = match self.cache.try_borrow() {
+            Ok(c) if c.version == self.shared.version() => match c.fast.deliver(args) {
+                Ok(()) => return,
+                Err(args) => args,
+            },
+            _ => args,
+        };
+        self.emit_general(args, None, None)
+    }
+
+    /// Every emit that carries headers or wants a report, and the plain ones
+    /// the fast path did not serve.
+    #[inline(never)]
+    fn emit_general(
         &self,
         args: A,
         headers: Option<Arc<Headers>>,
@@ -191,11 +234,11 @@ impl<A: SignalArgs> Bound<A> {
         let version = self.shared.version();
         match self.cache.try_borrow_mut() {
             Ok(mut cache) => {
-                if cache.0 != version {
-                    *cache = self.shared.snapshot();
+                if cache.version != version {
+                    *cache = Cached::of(&self.shared);
                 }
                 self.shared
-                    .deliver(&cache.1, args, &Emission::PLAIN, report);
+                    .deliver(&cache.list, args, &Emission::PLAIN, report);
             }
             // Only re-entrant use of the same field gets here; take the shared path.
             Err(_) => self.shared.emit_shared(args, Emission::PLAIN, report),
@@ -281,7 +324,7 @@ impl SignalBinder {
             retained,
         ));
         self.signals.push(shared.clone());
-        let cache = RefCell::new(shared.snapshot());
+        let cache = RefCell::new(Cached::of(&shared));
         let retained = shared.is_retained();
         signal.bound = Some(Bound {
             shared,

@@ -28,6 +28,7 @@
 
 pub(crate) mod connection;
 pub(crate) mod directory;
+mod fast;
 mod field;
 mod group;
 mod message;
