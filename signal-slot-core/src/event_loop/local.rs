@@ -244,14 +244,11 @@ pub(super) fn call_direct<A: SignalArgs>(
 
 /// The whole direct call of a slot that takes no metadata, out of line in
 /// one function: the emit fast path of a signal field whose one connection
-/// (or group) is such a slot calls only this. `Err(args)` when the call
-/// cannot be made here (another loop's receiver, a busy one): the caller
-/// takes the general path, which queues.
+/// (or group) is such a slot calls only this, once it checked that this
+/// thread runs the receiver's loop. `Err(args)` when the call cannot be made
+/// (a busy receiver): the caller takes the general path, which queues.
 #[inline(never)]
 pub(crate) fn call_here<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result<(), A> {
-    if LOOP_ID.with(Cell::get) != t.loop_id.0 {
-        return Err(args);
-    }
     // A counted reference instead of a borrow held across the call: the same
     // cost (one count up and down), and the closure stays small enough for
     // the thread-local access to inline here.

@@ -353,6 +353,21 @@ fn post_here<A: SignalArgs>(t: &SlotTarget<A>, args: A, meta: Option<Arc<Meta>>)
     local::post_local(Envelope::new(t, args, meta));
 }
 
+/// A plain emit's delivery to `t` from a signal field's fast path (see
+/// `signal/fast.rs`): the direct call when this thread runs `t`'s loop, else
+/// the post, both without the general path's metadata and reports (a failed
+/// post is counted where it failed). `Err(args)` only when the direct call
+/// could not be made (a busy receiver): the general path queues it.
+#[inline(always)]
+pub(crate) fn deliver_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result<(), A> {
+    if local::current_loop_id() == Some(t.loop_id) {
+        local::call_here(t, args)
+    } else {
+        let _ = deliver_elsewhere(t, args, None, true);
+        Ok(())
+    }
+}
+
 /// [`deliver`] to another loop's inbox or another process's mailbox.
 #[inline(never)]
 fn deliver_elsewhere<A: SignalArgs>(

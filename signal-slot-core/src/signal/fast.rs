@@ -19,9 +19,11 @@ use crate::signal::{Conn, ConnectionKind, SignalArgs, SlotTarget, Target};
 pub(crate) enum Fast<A> {
     /// No connections: nothing to do.
     Empty,
-    /// One plain slot: called directly when this thread runs its loop.
+    /// One plain slot: called directly when this thread runs its loop, else
+    /// posted to its loop or process.
     Slot(SlotTarget<A>),
-    /// A group of one plain slot: the same call, and the member's count.
+    /// A group of one plain slot: the same call on its loop, and the member's
+    /// count.
     Lone(SlotTarget<A>, Member<A>),
     /// A group whose members are plain slots of one loop: the member whose
     /// turn it is gets called directly when this thread runs that loop.
@@ -77,8 +79,13 @@ impl<A: SignalArgs> Fast<A> {
     pub(crate) fn deliver(&self, args: A) -> Result<(), A> {
         match self {
             Fast::Empty => Ok(()),
-            Fast::Slot(t) => event_loop::call_here(t, args),
+            Fast::Slot(t) => event_loop::deliver_plain(t, args),
             Fast::Lone(t, m) => {
+                // Elsewhere, the general path: a failed post is the group's
+                // to count.
+                if event_loop::current_loop_id() != Some(t.loop_id) {
+                    return Err(args);
+                }
                 event_loop::call_here(t, args)?;
                 m.took();
                 Ok(())
