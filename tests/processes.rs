@@ -673,6 +673,11 @@ impl Answerer {
     fn boom(&mut self, n: u64) -> u64 {
         panic!("boom {n}");
     }
+    /// Answers after `ms` milliseconds.
+    fn slow(&mut self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
     /// Says it started, then takes its time (the test kills the process).
     fn hang(&mut self, n: u64) -> u64 {
         self.entered.emit((n,));
@@ -782,6 +787,35 @@ fn requests_to_slots_in_a_child() {
         .unwrap();
     let r = rx.recv_timeout(DEADLINE).unwrap();
     assert_eq!(r.values().copied().collect::<Vec<_>>(), [42]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+/// A blocking request that reads its own answers (nobody else reads the reply
+/// mailbox meanwhile): an answer after the timeout is counted late when the
+/// next request reads it, and never taken for that request's answer.
+fn a_late_answer_from_a_child_is_counted() {
+    let p = EventLoopProcess::new("late-answering").unwrap();
+    let a = p
+        .event_loop()
+        .add("slow-answerer", Answerer::default())
+        .unwrap();
+    let main = EventLoop::new("late-asking");
+    let asker = main.add("late-asker", Asker::default()).unwrap();
+    asker.question().connect(&a.slow()).unwrap();
+    p.start().unwrap();
+    let before = signal_slot::late_replies();
+    let r = asker
+        .question()
+        .request::<u64>((300,), Duration::from_millis(50))
+        .unwrap();
+    assert!(r.answers().is_empty(), "{r:?}");
+    assert_eq!(r.missing().len(), 1, "{r:?}");
+    assert_eq!(r.missing()[0].receiver(), a.id());
+    // The child answers in order: the late answer comes first.
+    let r = asker.question().request::<u64>((1,), DEADLINE).unwrap();
+    assert_eq!(r.values().copied().collect::<Vec<_>>(), [1], "{r:?}");
+    assert_eq!(signal_slot::late_replies(), before + 1);
     p.stop().unwrap();
     assert!(p.join().unwrap().success());
 }
@@ -1169,6 +1203,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_group_member_killed_and_another_joining,
         requests_to_slots_in_a_child,
         a_receiver_killed_during_a_request_is_missing,
+        a_late_answer_from_a_child_is_counted,
     ];
     #[cfg(feature = "async")]
     all.push((

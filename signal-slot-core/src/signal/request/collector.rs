@@ -14,10 +14,39 @@ pub(super) enum Outcome {
     /// Answered in this process.
     Local(Box<dyn Any + Send>, &'static str),
     /// Answered from another process with the requested type: its encoding.
-    Remote(Vec<u8>),
+    Remote(Encoded),
     Failed(ReplyError),
     /// Its process died before answering: reported missing.
     Gone,
+}
+
+/// An answer's encoding, copied out of the reply record: small ones (most
+/// answers: a number, a short string) inline, so reading them allocates nothing.
+pub(super) enum Encoded {
+    Inline(u8, [u8; Encoded::INLINE]),
+    Heap(Vec<u8>),
+}
+
+impl Encoded {
+    const INLINE: usize = 30;
+
+    pub(super) fn new(bytes: &[u8]) -> Self {
+        match u8::try_from(bytes.len()) {
+            Ok(n) if bytes.len() <= Self::INLINE => {
+                let mut b = [0; Self::INLINE];
+                b[..bytes.len()].copy_from_slice(bytes);
+                Encoded::Inline(n, b)
+            }
+            _ => Encoded::Heap(bytes.to_vec()),
+        }
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Encoded::Inline(n, b) => &b[..usize::from(*n)],
+            Encoded::Heap(v) => v,
+        }
+    }
 }
 
 pub(super) struct Entry {
@@ -47,8 +76,11 @@ pub(super) struct Collector {
     pub(super) gather: Mutex<Gather>,
     /// The thread blocked in `request`, unparked when the last answer arrives.
     pub(super) waiter: Option<std::thread::Thread>,
-    /// Registered in [`IN_FLIGHT`] (some receiver is in another process).
+    /// Some receiver is in another process.
     pub(super) remote: bool,
+    /// Registered in [`IN_FLIGHT`], for answers read by another thread than
+    /// the requester (not needed when it reads all its answers itself).
+    registered: bool,
 }
 
 /// Requests with a receiver in another process, by id, for their replies.
@@ -91,13 +123,18 @@ pub(super) fn late_reply() {
 }
 
 impl Collector {
+    /// `findable`: register the request (if remote) so that answers read by
+    /// other threads (the control thread, another requester reading the
+    /// reply mailbox) find it.
     pub(super) fn new(
         expected: &'static str,
         entries: Vec<Entry>,
         waiter: Option<std::thread::Thread>,
         on_done: Option<OnDone>,
+        findable: bool,
     ) -> Arc<Self> {
         let remote = entries.iter().any(|e| e.proc.is_some());
+        let registered = remote && findable;
         let c = Arc::new(Collector {
             id: u64::from(system::my_incarnation()) << 48
                 | NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
@@ -110,8 +147,9 @@ impl Collector {
             }),
             waiter,
             remote,
+            registered,
         });
-        if remote {
+        if registered {
             lock(&IN_FLIGHT).insert(c.id, Arc::downgrade(&c));
         }
         c
@@ -217,7 +255,7 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        if self.remote {
+        if self.registered {
             lock(&IN_FLIGHT).remove(&self.id);
         }
     }

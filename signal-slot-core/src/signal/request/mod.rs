@@ -220,7 +220,8 @@ fn send_one<A: SignalArgs>(
 /// Turns the gathered entries into the typed answer.
 fn responses<R: SignalArgs>(entries: Vec<Entry>) -> Responses<R> {
     let mut out = Responses {
-        answers: Vec::new(),
+        // Most receivers answer: one allocation of the right size.
+        answers: Vec::with_capacity(entries.len()),
         missing: Vec::new(),
         failures: Vec::new(),
     };
@@ -237,7 +238,7 @@ fn responses<R: SignalArgs>(entries: Vec<Entry>) -> Responses<R> {
             }
             Some(Outcome::Local(v, got)) => v.downcast::<R>().map(|v| *v).map_err(|_| wrong(got)),
             Some(Outcome::Remote(bytes)) => {
-                codec::decode::<R>(&bytes).map_err(|e| ReplyError::Codec(e.to_string()))
+                codec::decode::<R>(bytes.bytes()).map_err(|e| ReplyError::Codec(e.to_string()))
             }
             Some(Outcome::Failed(error)) => Err(error),
         };
@@ -288,24 +289,30 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     }
     let entries = entries(targets.clone());
     let n = entries.len();
+    // Answers from other processes come to the reply mailbox, read by the
+    // waiting thread (or, if no mailbox is free, to the control thread's).
+    let replies = if entries.iter().any(|e| e.proc.is_some()) {
+        crate::process::replies::mailbox()
+    } else {
+        None
+    };
+    // Reading the reply mailbox from before sending on, this thread reads
+    // every answer to this request itself: the request need not be findable
+    // by others (a later answer, read after we left, is counted late).
+    let role = replies.and_then(|_| crate::process::replies::Drainer::try_take());
     let c = Collector::new(
         std::any::type_name::<R>(),
         entries,
         Some(std::thread::current()),
         None,
+        role.is_none(),
     );
-    // Answers from other processes come to the reply mailbox, read by the
-    // waiting thread (or, if no mailbox is free, to the control thread's).
-    let replies = if c.remote {
-        crate::process::replies::mailbox()
-    } else {
-        None
-    };
     let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
     send_all(shared, targets, n, &c, args, reply_to);
     match replies {
         Some(addr) => crate::process::replies::wait(
             addr,
+            role,
             &mut |rec| on_reply_record_for(rec, Some(&c)),
             &|| c.remaining.load(Ordering::Acquire) == 0,
             started,
@@ -380,7 +387,13 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
     });
     let entries = entries(targets.clone());
     let n = entries.len();
-    let c = Collector::new(std::any::type_name::<R>(), entries, None, Some(on_done));
+    let c = Collector::new(
+        std::any::type_name::<R>(),
+        entries,
+        None,
+        Some(on_done),
+        true,
+    );
     deadlines::watch(&c, deadline);
     let reply_to = crate::process::control::my_control_mailbox();
     send_all(shared, targets, n, &c, args, reply_to);
