@@ -7,7 +7,7 @@ use crate::transport::shm::system;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 /// What became of one receiver.
 pub(super) enum Outcome {
@@ -74,7 +74,8 @@ pub(super) struct Collector {
     pub(super) remaining: AtomicUsize,
     /// A framework lock: held for short updates only, never while waiting.
     pub(super) gather: Mutex<Gather>,
-    /// The thread blocked in `request`, unparked when the last answer arrives.
+    /// The thread blocked in `request`, unparked when the last answer arrives
+    /// (`None` when only that thread completes entries).
     pub(super) waiter: Option<std::thread::Thread>,
     /// Some receiver is in another process.
     pub(super) remote: bool,
@@ -195,7 +196,7 @@ impl Collector {
 
     /// Ends the gathering (all in, or the deadline): what is not in is
     /// missing. The blocking form gets the entries; the slot-delivered form
-    /// delivers them (once).
+    /// delivers them (once; later calls get what is left: nothing).
     pub(super) fn finish(&self) -> Option<Vec<Entry>> {
         let mut g = lock(&self.gather);
         g.finished = true;
@@ -206,9 +207,17 @@ impl Collector {
                 f(entries);
                 None
             }
-            None if self.waiter.is_some() => Some(std::mem::take(&mut g.entries)),
-            None => None,
+            None => Some(std::mem::take(&mut g.entries)),
         }
+    }
+
+    /// The entries of a collector nobody else holds any more.
+    pub(super) fn take_entries(&mut self) -> Vec<Entry> {
+        let g = self
+            .gather
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut g.entries)
     }
 
     /// Marks the gathering finished; for the slot-delivered form, hands back

@@ -300,10 +300,14 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     // every answer to this request itself: the request need not be findable
     // by others (a later answer, read after we left, is counted late).
     let role = replies.and_then(|_| crate::process::replies::Drainer::try_take());
+    // Woken by whoever else completes an entry: a loop of this process, or
+    // (a registered request) the thread that read the answer. Not needed
+    // when this thread reads all the answers itself.
+    let others = role.is_none() || entries.iter().any(|e| e.proc.is_none());
     let c = Collector::new(
         std::any::type_name::<R>(),
         entries,
-        Some(std::thread::current()),
+        others.then(std::thread::current),
         None,
         role.is_none(),
     );
@@ -322,7 +326,13 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
         ),
         None => wait(&c, deadline),
     }
-    Ok(responses(c.finish().unwrap_or_default()))
+    // Usually nothing else holds the collector now: it is taken apart without
+    // its lock (answers arriving later find nothing, as after `finish`).
+    let entries = match Arc::try_unwrap(c) {
+        Ok(mut c) => c.take_entries(),
+        Err(c) => c.finish().unwrap_or_default(),
+    };
+    Ok(responses(entries))
 }
 
 /// Waits until every answer is in, the deadline passes, or the processes
