@@ -745,6 +745,26 @@ fn requests_to_slots_in_a_child() {
     for a in askers {
         a.join().unwrap();
     }
+    // The same with the receiver in the child only: the reading thread
+    // gathers its own answers apart (no lock), the others' through theirs.
+    asker.question().disconnect_all();
+    asker.question().connect(&a.double()).unwrap();
+    let askers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let q = asker.question();
+            std::thread::spawn(move || {
+                for n in 0..300 {
+                    let v = t * 1000 + n;
+                    let r = q.request::<u64>((v,), DEADLINE).unwrap();
+                    assert_eq!(r.values().copied().collect::<Vec<_>>(), [v * 2]);
+                }
+            })
+        })
+        .collect();
+    for a in askers {
+        a.join().unwrap();
+    }
+    asker.question().connect(&b.double()).unwrap();
     // Another type than the slot returns: a failure, never a value.
     let r = asker.question().request::<i32>((1,), DEADLINE).unwrap();
     assert_eq!(r.failures().len(), 2, "{r:?}");
