@@ -673,6 +673,11 @@ impl Answerer {
     fn boom(&mut self, n: u64) -> u64 {
         panic!("boom {n}");
     }
+    /// Answers after `ms` milliseconds.
+    fn slow(&mut self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
     /// Says it started, then takes its time (the test kills the process).
     fn hang(&mut self, n: u64) -> u64 {
         self.entered.emit((n,));
@@ -740,6 +745,26 @@ fn requests_to_slots_in_a_child() {
     for a in askers {
         a.join().unwrap();
     }
+    // The same with the receiver in the child only: the reading thread
+    // gathers its own answers apart (no lock), the others' through theirs.
+    asker.question().disconnect_all();
+    asker.question().connect(&a.double()).unwrap();
+    let askers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let q = asker.question();
+            std::thread::spawn(move || {
+                for n in 0..300 {
+                    let v = t * 1000 + n;
+                    let r = q.request::<u64>((v,), DEADLINE).unwrap();
+                    assert_eq!(r.values().copied().collect::<Vec<_>>(), [v * 2]);
+                }
+            })
+        })
+        .collect();
+    for a in askers {
+        a.join().unwrap();
+    }
+    asker.question().connect(&b.double()).unwrap();
     // Another type than the slot returns: a failure, never a value.
     let r = asker.question().request::<i32>((1,), DEADLINE).unwrap();
     assert_eq!(r.failures().len(), 2, "{r:?}");
@@ -782,6 +807,35 @@ fn requests_to_slots_in_a_child() {
         .unwrap();
     let r = rx.recv_timeout(DEADLINE).unwrap();
     assert_eq!(r.values().copied().collect::<Vec<_>>(), [42]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+/// A blocking request that reads its own answers (nobody else reads the reply
+/// mailbox meanwhile): an answer after the timeout is counted late when the
+/// next request reads it, and never taken for that request's answer.
+fn a_late_answer_from_a_child_is_counted() {
+    let p = EventLoopProcess::new("late-answering").unwrap();
+    let a = p
+        .event_loop()
+        .add("slow-answerer", Answerer::default())
+        .unwrap();
+    let main = EventLoop::new("late-asking");
+    let asker = main.add("late-asker", Asker::default()).unwrap();
+    asker.question().connect(&a.slow()).unwrap();
+    p.start().unwrap();
+    let before = signal_slot::late_replies();
+    let r = asker
+        .question()
+        .request::<u64>((300,), Duration::from_millis(50))
+        .unwrap();
+    assert!(r.answers().is_empty(), "{r:?}");
+    assert_eq!(r.missing().len(), 1, "{r:?}");
+    assert_eq!(r.missing()[0].receiver(), a.id());
+    // The child answers in order: the late answer comes first.
+    let r = asker.question().request::<u64>((1,), DEADLINE).unwrap();
+    assert_eq!(r.values().copied().collect::<Vec<_>>(), [1], "{r:?}");
+    assert_eq!(signal_slot::late_replies(), before + 1);
     p.stop().unwrap();
     assert!(p.join().unwrap().success());
 }
@@ -1169,6 +1223,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_group_member_killed_and_another_joining,
         requests_to_slots_in_a_child,
         a_receiver_killed_during_a_request_is_missing,
+        a_late_answer_from_a_child_is_counted,
     ];
     #[cfg(feature = "async")]
     all.push((

@@ -83,11 +83,13 @@ pub(crate) fn wake() {
     }
 }
 
-/// Holds the drainer role; gives it up when dropped.
-struct Drainer;
+/// Holds the drainer role; gives it up when dropped. A requester that holds
+/// it from before sending until its answers are in reads them all itself.
+pub(crate) struct Drainer;
 
 impl Drainer {
-    fn try_take() -> Option<Self> {
+    /// The role, if no other thread of this process holds it.
+    pub(crate) fn try_take() -> Option<Self> {
         let me = system::my_proc() + 1;
         let v = DRAINER.load(Ordering::Acquire);
         if v == me {
@@ -106,12 +108,19 @@ impl Drop for Drainer {
     }
 }
 
+/// Records up to this size are copied to the stack to be parsed (larger
+/// ones to the heap).
+const SMALL_RECORD: usize = 256;
+
 /// Waits until `done()` or the deadline (the request started at `started`):
-/// reads the reply mailbox `addr` when no other thread does, handing each
-/// answer (to this thread's request or another's) to `on_record`, and calls
-/// `tick` every `period` (to notice dead processes).
+/// reads the reply mailbox `addr` when no other thread does (`role`: the
+/// caller holds that role already), handing each answer (to this thread's
+/// request or another's) to `on_record`, and calls `tick` every `period` (to
+/// notice dead processes).
+#[allow(clippy::too_many_arguments)] // one wait's parts, all needed
 pub(crate) fn wait(
     addr: MailboxAddr,
+    mut role: Option<Drainer>,
     on_record: &mut dyn FnMut(&[u8]),
     done: &dyn Fn() -> bool,
     started: Instant,
@@ -125,7 +134,8 @@ pub(crate) fn wait(
     let consumer = MailboxConsumer::new(region, addr);
     // Made when first needed: most answers come while polling.
     let mut bell: Option<Doorbell> = None;
-    let mut copy = Vec::new();
+    let mut small = [0u8; SMALL_RECORD];
+    let mut big = Vec::new();
     // Drained while polling (flags stay up, see `MailboxConsumer::drain_polling`),
     // settled before sleeping, as a loop does with its mailbox.
     let mut drain = |consumer: &MailboxConsumer| {
@@ -133,10 +143,19 @@ pub(crate) fn wait(
             usize::MAX,
             |_, rec| {
                 // Parsed from a private copy: the peer could still write the shared bytes.
-                copy.clear();
-                copy.extend_from_slice(rec);
+                let copy = match small.get_mut(..rec.len()) {
+                    Some(b) => {
+                        b.copy_from_slice(rec);
+                        &*b
+                    }
+                    None => {
+                        big.clear();
+                        big.extend_from_slice(rec);
+                        &big[..]
+                    }
+                };
                 match copy.first() {
-                    Some(&crate::signal::request::KIND_REPLY) => on_record(&copy),
+                    Some(&crate::signal::request::KIND_REPLY) => on_record(copy),
                     _ => log::error!("reply mailbox: record of unknown kind skipped"),
                 }
             },
@@ -151,7 +170,7 @@ pub(crate) fn wait(
         if done() {
             return;
         }
-        let Some(_role) = Drainer::try_take() else {
+        let Some(_role) = role.take().or_else(Drainer::try_take) else {
             let now = Instant::now();
             if now >= deadline {
                 return;
@@ -166,21 +185,15 @@ pub(crate) fn wait(
         };
         // The drainer: read, poll a little, sleep on the doorbell, repeat.
         loop {
-            if drain(&consumer) > 0 {
+            // Looked at first: the answer to a request just sent is not in yet.
+            if consumer.has_records() && drain(&consumer) > 0 {
                 polls = 0;
             }
             if done() {
                 return;
             }
             if polls < SPIN_POLLS + SPIN_YIELDS {
-                while polls < SPIN_POLLS + SPIN_YIELDS && !consumer.has_records() && !done() {
-                    if polls < SPIN_POLLS {
-                        std::hint::spin_loop();
-                    } else {
-                        std::thread::yield_now();
-                    }
-                    polls += 1;
-                }
+                poll(&consumer, done, &mut polls);
                 continue;
             }
             let now = Instant::now();
@@ -203,5 +216,19 @@ pub(crate) fn wait(
             })
             .sleep(|| consumer.has_work() || done(), Some(nap));
         }
+    }
+}
+
+/// Polls until a record or `done()`, or the polls are used up. Out of line:
+/// profiles show the polling apart from the work of a request.
+#[inline(never)]
+fn poll(consumer: &MailboxConsumer, done: &dyn Fn() -> bool, polls: &mut u32) {
+    while *polls < SPIN_POLLS + SPIN_YIELDS && !consumer.has_records() && !done() {
+        if *polls < SPIN_POLLS {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+        *polls += 1;
     }
 }

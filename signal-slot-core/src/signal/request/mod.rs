@@ -22,7 +22,7 @@ mod deadlines;
 mod types;
 mod wire;
 
-use collector::{Collector, Entry, OnDone, Outcome};
+use collector::{Collector, Entry, OnDone, Outcome, Solo};
 
 /// How many answers this process received after their request had ended
 /// (its timeout passed, so the receiver was reported missing in
@@ -37,8 +37,8 @@ pub fn late_replies() -> u64 {
     collector::LATE_REPLIES.load(Ordering::Relaxed)
 }
 pub use types::{Answer, Failure, ReplyError, RequestError, Responder, Responses};
-use wire::on_reply_record_for;
 pub(crate) use wire::{on_reply_record, send_reply, RequestTag, KIND_REPLY};
+use wire::{on_reply_record_for, on_reply_record_solo};
 
 use crate::error::DropReason;
 use crate::signal::reply::{ReplyFn, ReplyValue};
@@ -137,13 +137,37 @@ fn describe<A: SignalArgs>(shared: &SignalShared<A>) -> String {
     format!("{}/{}", shared.owner, shared.name)
 }
 
-/// Sends the request to every target; answers arrive in `c`.
-/// Sends the request to the `n` targets; answers arrive in `c`.
+/// Where the answers of a request go.
+#[derive(Clone, Copy)]
+enum Sink<'a> {
+    Shared(&'a Arc<Collector>),
+    /// Only the requester's thread completes entries (every receiver is in
+    /// another process).
+    Solo(&'a Solo),
+}
+
+impl Sink<'_> {
+    fn id(self) -> u64 {
+        match self {
+            Sink::Shared(c) => c.id,
+            Sink::Solo(s) => s.id,
+        }
+    }
+
+    fn complete(self, index: usize, outcome: Outcome) {
+        match self {
+            Sink::Shared(c) => c.complete(index, outcome),
+            Sink::Solo(s) => s.complete(index, outcome),
+        }
+    }
+}
+
+/// Sends the request to the `n` targets; answers arrive in `sink`.
 fn send_all<'a, A: SignalArgs>(
     shared: &SignalShared<A>,
     targets: impl Iterator<Item = &'a SlotTarget<A>> + Clone,
     n: usize,
-    c: &Arc<Collector>,
+    sink: Sink<'_>,
     args: A,
     reply_to: Option<MailboxAddr>,
 ) {
@@ -157,7 +181,7 @@ fn send_all<'a, A: SignalArgs>(
         // The last target gets the arguments themselves, the others a clone.
         let a = if i + 1 < n { args.clone() } else { args.take() };
         let Some(a) = a else { return };
-        send_one(i, t, a, meta.as_ref(), c, reply_to);
+        send_one(i, t, a, meta.as_ref(), sink, reply_to);
     }
 }
 
@@ -166,16 +190,16 @@ fn send_one<A: SignalArgs>(
     t: &SlotTarget<A>,
     args: A,
     meta: Option<&Meta>,
-    c: &Arc<Collector>,
+    sink: Sink<'_>,
     reply_to: Option<MailboxAddr>,
 ) {
-    let failed = |e: ReplyError| c.complete(index, Outcome::Failed(e));
+    let failed = |e: ReplyError| sink.complete(index, Outcome::Failed(e));
     if t.recv.lp.is_remote() {
         let Some(reply_to) = reply_to else {
             return failed(ReplyError::Undelivered(DropReason::ReceiverGone));
         };
         let tag = RequestTag {
-            id: c.id,
+            id: sink.id(),
             index: u32::try_from(index).unwrap_or(u32::MAX),
             requester: system::my_proc(),
             reply_to,
@@ -186,6 +210,11 @@ fn send_one<A: SignalArgs>(
         }
         return;
     }
+    // A solo request has no receiver here (a loop once handed to another
+    // process stays remote, so this is not expected).
+    let Sink::Shared(c) = sink else {
+        return failed(ReplyError::Undelivered(DropReason::ReceiverGone));
+    };
     let reply = t
         .recv
         .slots
@@ -220,7 +249,8 @@ fn send_one<A: SignalArgs>(
 /// Turns the gathered entries into the typed answer.
 fn responses<R: SignalArgs>(entries: Vec<Entry>) -> Responses<R> {
     let mut out = Responses {
-        answers: Vec::new(),
+        // Most receivers answer: one allocation of the right size.
+        answers: Vec::with_capacity(entries.len()),
         missing: Vec::new(),
         failures: Vec::new(),
     };
@@ -237,7 +267,7 @@ fn responses<R: SignalArgs>(entries: Vec<Entry>) -> Responses<R> {
             }
             Some(Outcome::Local(v, got)) => v.downcast::<R>().map(|v| *v).map_err(|_| wrong(got)),
             Some(Outcome::Remote(bytes)) => {
-                codec::decode::<R>(&bytes).map_err(|e| ReplyError::Codec(e.to_string()))
+                codec::decode::<R>(bytes.bytes()).map_err(|e| ReplyError::Codec(e.to_string()))
             }
             Some(Outcome::Failed(error)) => Err(error),
         };
@@ -288,24 +318,52 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     }
     let entries = entries(targets.clone());
     let n = entries.len();
-    let c = Collector::new(
-        std::any::type_name::<R>(),
-        entries,
-        Some(std::thread::current()),
-        None,
-    );
     // Answers from other processes come to the reply mailbox, read by the
     // waiting thread (or, if no mailbox is free, to the control thread's).
-    let replies = if c.remote {
+    let replies = if entries.iter().any(|e| e.proc.is_some()) {
         crate::process::replies::mailbox()
     } else {
         None
     };
+    // Reading the reply mailbox from before sending on, this thread reads
+    // every answer to this request itself: the request need not be findable
+    // by others (a later answer, read after we left, is counted late).
+    let role = replies.and_then(|_| crate::process::replies::Drainer::try_take());
     let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
-    send_all(shared, targets, n, &c, args, reply_to);
+    let solo = role.is_some() && entries.iter().all(|e| e.proc.is_some());
+    if let (Some(addr), true) = (replies, solo) {
+        // The common case: nobody else completes an entry, so the answers are
+        // gathered without locks or atomics.
+        let solo = Solo::new(std::any::type_name::<R>(), entries);
+        send_all(shared, targets, n, Sink::Solo(&solo), args, reply_to);
+        crate::process::replies::wait(
+            addr,
+            role,
+            &mut |rec| on_reply_record_solo(rec, &solo),
+            &|| solo.is_done(),
+            started,
+            deadline,
+            LIVENESS_PERIOD,
+            &|| solo.check_processes(),
+        );
+        return Ok(responses(solo.into_entries()));
+    }
+    // Woken by whoever else completes an entry: a loop of this process, or
+    // (a registered request) the thread that read the answer. Not needed
+    // when this thread reads all the answers itself.
+    let others = role.is_none() || entries.iter().any(|e| e.proc.is_none());
+    let c = Collector::new(
+        std::any::type_name::<R>(),
+        entries,
+        others.then(std::thread::current),
+        None,
+        role.is_none(),
+    );
+    send_all(shared, targets, n, Sink::Shared(&c), args, reply_to);
     match replies {
         Some(addr) => crate::process::replies::wait(
             addr,
+            role,
             &mut |rec| on_reply_record_for(rec, Some(&c)),
             &|| c.remaining.load(Ordering::Acquire) == 0,
             started,
@@ -315,7 +373,13 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
         ),
         None => wait(&c, deadline),
     }
-    Ok(responses(c.finish().unwrap_or_default()))
+    // Usually nothing else holds the collector now: it is taken apart without
+    // its lock (answers arriving later find nothing, as after `finish`).
+    let entries = match Arc::try_unwrap(c) {
+        Ok(mut c) => c.take_entries(),
+        Err(c) => c.finish().unwrap_or_default(),
+    };
+    Ok(responses(entries))
 }
 
 /// Waits until every answer is in, the deadline passes, or the processes
@@ -380,9 +444,15 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
     });
     let entries = entries(targets.clone());
     let n = entries.len();
-    let c = Collector::new(std::any::type_name::<R>(), entries, None, Some(on_done));
+    let c = Collector::new(
+        std::any::type_name::<R>(),
+        entries,
+        None,
+        Some(on_done),
+        true,
+    );
     deadlines::watch(&c, deadline);
     let reply_to = crate::process::control::my_control_mailbox();
-    send_all(shared, targets, n, &c, args, reply_to);
+    send_all(shared, targets, n, Sink::Shared(&c), args, reply_to);
     Ok(())
 }

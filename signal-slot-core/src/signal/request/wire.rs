@@ -1,6 +1,7 @@
 //! How requests and answers cross processes: the request tag a call record
 //! carries, and the reply record.
 
+use super::collector::{Encoded, Solo};
 use super::{Collector, Outcome, ReplyError};
 use crate::error::DropReason;
 use crate::signal::reply::Encoder;
@@ -9,7 +10,6 @@ use crate::transport::codec;
 use crate::transport::shm::mailbox::{self, MailboxAddr};
 use crate::transport::shm::ring::RingError;
 use crate::transport::shm::system;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// First byte of a reply record (call records start with 1, control ones with 2).
@@ -155,39 +155,76 @@ pub(crate) fn on_reply_record(rec: &[u8]) {
 
 /// Handles a reply record read by the requester blocked on `own` (an answer
 /// to `own` needs no look-up and no wake-up).
-pub(super) fn on_reply_record_for(rec: &[u8], own: Option<&Arc<Collector>>) {
+pub(super) fn on_reply_record_for(rec: &[u8], own: Option<&Collector>) {
+    let Some((id, index, status, rest)) = parse(rec) else {
+        return;
+    };
+    match own {
+        Some(c) if c.id == id => c.complete_from(index, outcome(c.expected, status, rest), true),
+        _ => others(id, index, status, rest),
+    }
+}
+
+/// Handles a reply record read by the requester of `own`, which nobody else
+/// completes: its answers go to `own`, others' to their requests.
+pub(super) fn on_reply_record_solo(rec: &[u8], own: &Solo) {
+    let Some((id, index, status, rest)) = parse(rec) else {
+        return;
+    };
+    if id == own.id {
+        own.complete(index, outcome(own.expected, status, rest));
+    } else {
+        others(id, index, status, rest);
+    }
+}
+
+/// A reply record's request id, receiver index, status and what follows.
+fn parse(rec: &[u8]) -> Option<(u64, usize, u8, &[u8])> {
     let Some(head) = rec.get(..REPLY_HEADER) else {
         log::error!("reply record shorter than its header skipped");
-        return;
+        return None;
     };
     let mut id = [0; 8];
     id.copy_from_slice(&head[1..9]);
-    let id = u64::from_le_bytes(id);
     let index = u32::from_le_bytes([head[9], head[10], head[11], head[12]]) as usize;
-    let rest = &rec[REPLY_HEADER..];
-    let by_waiter = own.is_some_and(|c| c.id == id);
-    let c = match own {
-        Some(c) if by_waiter => Some(c.clone()),
-        _ => Collector::lookup(id),
-    };
-    let Some(c) = c else {
+    Some((
+        u64::from_le_bytes(id),
+        index,
+        head[13],
+        &rec[REPLY_HEADER..],
+    ))
+}
+
+/// An answer to another request than the reader's: to its collector, if
+/// still in flight.
+fn others(id: u64, index: usize, status: u8, rest: &[u8]) {
+    match Collector::lookup(id) {
+        Some(c) => c.complete_from(index, outcome(c.expected, status, rest), false),
         // Finished meanwhile (timed out): the receiver was reported missing.
-        super::collector::late_reply();
-        return;
-    };
-    let outcome = match head[13] {
+        None => super::collector::late_reply(),
+    }
+}
+
+/// What a reply record's status and rest say, for a request of `expected`.
+fn outcome(expected: &str, status: u8, rest: &[u8]) -> Outcome {
+    match status {
         STATUS_VALUE => {
             let parsed = rest.get(..2).and_then(|l| {
                 let n = usize::from(u16::from_le_bytes([l[0], l[1]]));
-                let name = std::str::from_utf8(rest.get(2..2 + n)?).ok()?;
-                Some((name, &rest[2 + n..]))
+                Some((rest.get(2..2 + n)?, &rest[2 + n..]))
             });
             match parsed {
-                Some((name, bytes)) if name == c.expected => Outcome::Remote(bytes.to_vec()),
-                Some((name, _)) => Outcome::Failed(ReplyError::WrongType {
-                    expected: c.expected.to_string(),
-                    got: name.to_string(),
-                }),
+                // Compared as bytes: the expected name is valid UTF-8 already.
+                Some((name, bytes)) if name == expected.as_bytes() => {
+                    Outcome::Remote(Encoded::new(bytes))
+                }
+                Some((name, _)) => match std::str::from_utf8(name) {
+                    Ok(name) => Outcome::Failed(ReplyError::WrongType {
+                        expected: expected.to_string(),
+                        got: name.to_string(),
+                    }),
+                    Err(_) => Outcome::Failed(ReplyError::Codec("malformed reply".into())),
+                },
                 None => Outcome::Failed(ReplyError::Codec("malformed reply".into())),
             }
         }
@@ -195,6 +232,5 @@ pub(super) fn on_reply_record_for(rec: &[u8], own: Option<&Arc<Collector>>) {
             Ok(e) => Outcome::Failed(e),
             Err(e) => Outcome::Failed(ReplyError::Codec(e.to_string())),
         },
-    };
-    c.complete_from(index, outcome, by_waiter);
+    }
 }
