@@ -314,6 +314,10 @@ impl Timers {
     pub(super) fn fire_idle(l: &LoopLocal) -> bool {
         let current: Vec<(Arc<TimerShared>, u64)> = {
             let mut timers = l.timers.borrow_mut();
+            // Every idle round of every loop comes here: most have none.
+            if timers.idle.is_empty() {
+                return false;
+            }
             timers.idle.retain(|(t, g)| t.is_current(*g));
             timers.idle.clone()
         };
