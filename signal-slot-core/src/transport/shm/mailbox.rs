@@ -124,7 +124,7 @@ pub(crate) fn send_with(
     // the rings
     // (see `transport::barrier`): if our flag is still set, the consumer has
     // not cleared it yet and will see the record when it does.
-    barrier::light();
+    barrier::light(&mb.fences);
     if mb.dirty.load(Ordering::Relaxed) & bit == 0 {
         // The consumer cleared the mask (it may be about to sleep): flag the
         // ring, then check the doorbell, ordered by full fences on both sides
@@ -144,6 +144,7 @@ pub(crate) fn claim(region: &Region, owner: u32) -> Option<MailboxAddr> {
         region.ring(index, p).skip_all();
     }
     let header = region.mailbox_header(index);
+    barrier::reset(&header.fences, &header.grace_end);
     header.dirty.store(0, Ordering::SeqCst);
     let generation = header.generation.load(Ordering::Acquire);
     Some(MailboxAddr { index, generation })
@@ -195,8 +196,9 @@ impl MailboxConsumer {
         // Producers that found their flag set before the swap published their
         // records before it (see `transport::barrier`).
         let mut left = 0;
-        if !barrier::heavy() {
-            // Not ordered: keep the flags up so the caller does not sleep.
+        if !barrier::consumer(&header.fences, &header.grace_end) {
+            // Not ordered yet (for a bounded time, see `transport::barrier`):
+            // keep the flags up so the caller does not sleep.
             left = mask;
         }
         let (n, rest) = self.drain_rings(mask, budget, true, f, corrupt);
@@ -270,8 +272,10 @@ impl MailboxConsumer {
     pub(crate) fn settle(&self) -> bool {
         let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
-        // See `transport::barrier`; without it, do not sleep.
-        let mut busy = if barrier::heavy() { 0 } else { mask };
+        // See `transport::barrier`; without it (for a bounded time), do not
+        // sleep.
+        let ordered = barrier::consumer(&header.fences, &header.grace_end);
+        let mut busy = if ordered { 0 } else { mask };
         let mut rest = mask;
         while rest != 0 {
             let p = rest.trailing_zeros();
@@ -324,5 +328,60 @@ impl MailboxConsumer {
             }
         }
         (n, left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::barrier;
+    use std::time::{Duration, Instant};
+
+    /// A system region of small rings, for the life of the test process.
+    fn region() -> &'static Region {
+        Box::leak(Box::new(Region::create(4096).unwrap()))
+    }
+
+    /// Drains everything, returning the records' first bytes.
+    fn drain(c: &MailboxConsumer) -> Vec<u8> {
+        let mut got = Vec::new();
+        c.drain(usize::MAX, |_, r| got.push(r[0]), |_, why| panic!("{why}"));
+        got
+    }
+
+    /// Settles until the consumer may sleep; fails if that takes `limit`.
+    fn settle_within(c: &MailboxConsumer, limit: Duration) -> Duration {
+        let t = Instant::now();
+        while c.settle() {
+            assert!(t.elapsed() < limit, "the consumer never may sleep");
+            std::hint::spin_loop();
+        }
+        t.elapsed()
+    }
+
+    #[test]
+    fn a_failing_barrier_switches_the_mailbox_to_full_fences_then_sleeps() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let header = region.mailbox_header(addr.index);
+        assert_eq!(header.fences.load(Ordering::Relaxed), barrier::LIGHT);
+        barrier::fail_on_this_thread();
+        let c = MailboxConsumer::new(region, addr);
+        send(region, addr.index, 1, 8, |b| b.fill(1)).unwrap();
+        assert!(c.has_work());
+        assert_eq!(drain(&c), [1]);
+        // The failed barrier switched the mailbox; the consumer keeps its
+        // flags up for the grace only (before the fix: forever, spinning).
+        assert_eq!(header.fences.load(Ordering::Relaxed), barrier::FULL);
+        assert!(c.has_work(), "flags kept up while unordered");
+        settle_within(&c, Duration::from_secs(5));
+        assert!(!c.has_work());
+        // From now on producers fence fully and flag the ring themselves: a
+        // send after the settle is seen, and the consumer sleeps at once after.
+        send(region, addr.index, 1, 8, |b| b.fill(2)).unwrap();
+        assert!(c.has_work());
+        assert_eq!(drain(&c), [2]);
+        assert!(settle_within(&c, Duration::from_secs(5)) < barrier::GRACE);
+        assert!(!c.has_work());
     }
 }
