@@ -2,7 +2,7 @@
 //! a dirty mask naming the rings with news, and the loop's doorbell.
 
 use super::region::{MailboxHeader, Region, MAX_MAILBOXES, MAX_PROCS};
-use super::ring::RingError;
+use super::ring::{Damage, RingError};
 use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::transport::barrier;
 use crate::transport::doorbell::wake_if_sleeping;
@@ -179,17 +179,17 @@ impl MailboxConsumer {
         self.region.mailbox_header(self.addr.index)
     }
 
-    /// Hands up to `budget` records to `f` (with the producer's process index),
-    /// clearing the mask first: for a consumer that sleeps on [`has_work`]
-    /// right after. A ring found corrupt is emptied and reported through
-    /// `corrupt`.
+    /// Hands up to `budget` records to `f` (with the producer's process index;
+    /// each a private copy), clearing the mask first: for a consumer that
+    /// sleeps on [`has_work`] right after. Damage found in a ring is got past
+    /// and reported through `corrupt` (see `ring`), once.
     ///
     /// [`has_work`]: Self::has_work
     pub(crate) fn drain(
         &self,
         budget: usize,
         f: impl FnMut(u32, &[u8]),
-        corrupt: impl FnMut(u32, &'static str),
+        corrupt: impl FnMut(u32, Damage),
     ) -> usize {
         let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
@@ -219,7 +219,7 @@ impl MailboxConsumer {
         &self,
         budget: usize,
         f: impl FnMut(u32, &[u8]),
-        corrupt: impl FnMut(u32, &'static str),
+        corrupt: impl FnMut(u32, Damage),
     ) -> usize {
         let mask = self.header().dirty.load(Ordering::SeqCst);
         self.drain_rings(mask, budget, false, f, corrupt).0
@@ -270,6 +270,15 @@ impl MailboxConsumer {
     /// after that read, so the heavy barrier here makes its record visible to
     /// the ring reads below (see `transport::barrier`).
     pub(crate) fn settle(&self) -> bool {
+        self.settle_reporting(|from, damage| {
+            log::error!("ring from process {from} damaged: {damage}");
+        })
+    }
+
+    /// [`settle`](Self::settle), reporting the damage found on the way (a
+    /// consumer sent astray in a ring, see `RingView::check_stalled`) through
+    /// `corrupt`.
+    pub(crate) fn settle_reporting(&self, mut corrupt: impl FnMut(u32, Damage)) -> bool {
         let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
         // See `transport::barrier`; without it (for a bounded time), do not
@@ -280,9 +289,16 @@ impl MailboxConsumer {
         while rest != 0 {
             let p = rest.trailing_zeros();
             rest &= rest - 1;
-            if !self.region.ring(self.addr.index, p).is_empty() {
-                busy |= 1 << p;
+            let ring = self.region.ring(self.addr.index, p);
+            if ring.is_empty() {
+                // Before sleeping (not while polling: it reads the
+                // producer's line).
+                let Some(damage) = ring.check_stalled() else {
+                    continue;
+                };
+                corrupt(p, damage);
             }
+            busy |= 1 << p;
         }
         if busy != 0 {
             header.dirty.fetch_or(busy, Ordering::SeqCst);
@@ -298,7 +314,7 @@ impl MailboxConsumer {
         budget: usize,
         find_left: bool,
         mut f: impl FnMut(u32, &[u8]),
-        mut corrupt: impl FnMut(u32, &'static str),
+        mut corrupt: impl FnMut(u32, Damage),
     ) -> (usize, u64) {
         // Start at a different producer each round so one busy producer cannot
         // starve the others of the budget.
@@ -315,16 +331,21 @@ impl MailboxConsumer {
             rotated &= rotated - 1;
             let ring = self.region.ring(self.addr.index, p);
             let room = budget.saturating_sub(n);
-            match ring.drain(room, |rec| f(p, rec)) {
-                Ok(k) => n += k,
-                Err(RingError::Corrupt(why)) => {
-                    ring.skip_all();
-                    corrupt(p, why);
-                }
-                Err(_) => {}
+            let drained = ring.drain(room, |rec| f(p, rec));
+            n += drained.records;
+            if let Some(damage) = drained.damage {
+                corrupt(p, damage);
             }
-            if find_left && !ring.is_empty() {
-                left |= 1 << p;
+            if find_left {
+                // A consumer about to sleep: also the check before sleeping.
+                if ring.is_empty() {
+                    if let Some(damage) = ring.check_stalled() {
+                        corrupt(p, damage);
+                    }
+                }
+                if !ring.is_empty() {
+                    left |= 1 << p;
+                }
             }
         }
         (n, left)
