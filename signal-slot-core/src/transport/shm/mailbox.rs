@@ -92,8 +92,45 @@ pub(crate) fn send(
     })
 }
 
+thread_local! {
+    /// Mailboxes whose producer lock this thread holds (bit `m`).
+    static FILLING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks a mailbox's producer lock as held by this thread while it lives
+/// (also when `fill` unwinds).
+struct Filling(u64);
+
+impl Filling {
+    /// None if this thread holds that lock already.
+    #[inline]
+    fn enter(to: u32) -> Option<Self> {
+        let bit = 1u64 << (to % 64);
+        FILLING.with(|f| {
+            let held = f.get();
+            (held & bit == 0).then(|| {
+                f.set(held | bit);
+                Filling(bit)
+            })
+        })
+    }
+}
+
+impl Drop for Filling {
+    #[inline]
+    fn drop(&mut self) {
+        FILLING.with(|f| f.set(f.get() & !self.0));
+    }
+}
+
 /// Like [`send`], for a `fill` that may fail (`false`: nothing is sent,
 /// [`RingError::Unfilled`]).
+///
+/// A `fill` that itself sends to mailbox `to` (user code run while filling,
+/// a `Serialize` impl) would spin forever on the lock its own thread holds:
+/// that nested send is refused ([`RingError::Unfilled`], logged) instead.
+/// Callers that run user code encode it before calling this (see
+/// `event_loop::remote::post`).
 pub(crate) fn send_with(
     region: &Region,
     to: u32,
@@ -105,6 +142,13 @@ pub(crate) fn send_with(
         .get(to as usize)
         .ok_or(RingError::Corrupt("mailbox index"))?;
     {
+        let Some(_filling) = Filling::enter(to) else {
+            log::error!(
+                "a record to mailbox {to} was sent while this thread wrote another one \
+                 to it (from inside its encoding): refused"
+            );
+            return Err(RingError::Unfilled);
+        };
         let _g = lock.lock();
         // Relaxed: the lock orders these between this process's producers.
         let mut head_seen = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
@@ -378,6 +422,27 @@ mod tests {
             std::hint::spin_loop();
         }
         t.elapsed()
+    }
+
+    #[test]
+    fn a_send_nested_in_the_fill_of_another_to_the_same_mailbox_is_refused() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let other = claim(region, 0).unwrap();
+        let mut nested = Vec::new();
+        send(region, addr.index, 1, 8, |b| {
+            // Before: spun forever on the lock this thread holds.
+            nested.push(send(region, addr.index, 1, 8, |b| b.fill(9)));
+            nested.push(send(region, other.index, 1, 8, |b| b.fill(3)));
+            b.fill(1);
+        })
+        .unwrap();
+        assert_eq!(nested, [Err(RingError::Unfilled), Ok(())]);
+        assert_eq!(drain(&MailboxConsumer::new(region, addr)), [1]);
+        assert_eq!(drain(&MailboxConsumer::new(region, other)), [3]);
+        // The lock and the mark were released.
+        send(region, addr.index, 1, 8, |b| b.fill(2)).unwrap();
+        assert_eq!(drain(&MailboxConsumer::new(region, addr)), [2]);
     }
 
     #[test]
