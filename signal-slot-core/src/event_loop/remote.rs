@@ -26,6 +26,8 @@ const KIND_CALL: u8 = 1;
 const HEADER: usize = 16;
 const FLAG_META: u8 = 1;
 const FLAG_REQUEST: u8 = 2;
+/// Encoded arguments up to this size are built on the stack.
+const SMALL_ARGS: usize = 128;
 
 thread_local! {
     /// Reused encode buffer of the metadata.
@@ -69,15 +71,15 @@ pub(super) fn post<A: SignalArgs>(
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
-    with_scratch(&ARGS_SCRATCH, |encoded| {
-        codec::encode_into(args, encoded).map_err(|e| {
-            log::error!(
-                "slot {}::{}: arguments not encodable: {e}",
-                t.recv.id,
-                t.name
-            );
-            DropReason::Encode
-        })?;
+    let unencodable = |e: &dyn std::fmt::Display| {
+        log::error!(
+            "slot {}::{}: arguments not encodable: {e}",
+            t.recv.id,
+            t.name
+        );
+        DropReason::Encode
+    };
+    let post_bytes = |encoded: &[u8]| {
         post_with(
             lp,
             t,
@@ -91,7 +93,18 @@ pub(super) fn post<A: SignalArgs>(
                 true
             },
         )
-    })
+    };
+    // Most argument tuples are a few dozen bytes: on the stack, no
+    // thread-local; larger ones in this thread's buffer.
+    let mut small = [0u8; SMALL_ARGS];
+    match codec::encode_to_slice(args, &mut small) {
+        Ok(Some(encoded)) => post_bytes(encoded),
+        Ok(None) => with_scratch(&ARGS_SCRATCH, |encoded| {
+            codec::encode_into(args, encoded).map_err(|e| unencodable(&e))?;
+            post_bytes(encoded)
+        }),
+        Err(e) => Err(unencodable(&e)),
+    }
 }
 
 /// Like [`post`], with the argument tuple already encoded (a retained value):
