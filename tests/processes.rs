@@ -478,6 +478,61 @@ fn garbage_records_are_counted_and_skipped() {
     assert!(p.join().unwrap().success());
 }
 
+/// An argument whose `Serialize` first runs [`NESTED_SEND`] (each time):
+/// user code that sends while its own record is being encoded.
+#[derive(Clone, serde::Deserialize)]
+struct Nested(u64);
+
+static NESTED_SEND: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+impl serde::Serialize for Nested {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Some(f) = NESTED_SEND.get() {
+            f();
+        }
+        s.serialize_newtype_struct("Nested", &self.0)
+    }
+}
+
+/// Lives in the child: takes a [`Nested`].
+#[derive(EventLoopObject, Default)]
+struct NestedSink {
+    #[signal]
+    got: Signal<(u64,)>,
+}
+
+#[slots]
+impl NestedSink {
+    fn on_nested(&mut self, n: Nested) {
+        self.got.emit((n.0,));
+    }
+}
+
+fn a_serialize_impl_that_sends_to_the_same_loop_does_not_deadlock() {
+    let (_t, sink, rx) = parent_sink();
+    let (p, echo) = child_echo("nested");
+    let nested = p
+        .event_loop()
+        .add("nested-sink", NestedSink::default())
+        .unwrap();
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    nested.got().connect(&sink.on_value()).unwrap();
+    p.start().unwrap();
+    // Sends to the same child loop (the same mailbox) from inside the
+    // encoding of a record to it.
+    let inner = echo.clone();
+    let _ = NESTED_SEND.set(Box::new(move || {
+        inner.on_value().invoke((1,)).expect("the nested send");
+    }));
+    nested.on_nested().invoke((Nested(2),)).unwrap();
+    // The nested call was written first (the outer one is encoded, once,
+    // before it is written). Before: the size pass ran the nested send
+    // freely, the encoding pass under the mailbox's lock spun forever.
+    assert_eq!(take(&rx, 2), ["value 1", "value 2"]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
 fn connect_and_disconnect_while_both_run() {
     let (_t, sink, rx) = parent_sink();
     let src_loop = EventLoop::new("source-loop");
@@ -1210,6 +1265,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         full_ring_policies_apply_and_count,
         a_message_over_the_limit_is_refused_whole,
         garbage_records_are_counted_and_skipped,
+        a_serialize_impl_that_sends_to_the_same_loop_does_not_deadlock,
         connect_and_disconnect_while_both_run,
         child_to_child_connections_made_by_the_parent,
         a_process_started_later_joins_the_running_system,

@@ -155,8 +155,6 @@ pub(super) struct LoopLocal {
     /// signal; [`NO_RECEIVER`] when none. A plain key, not an `Option`: saved
     /// and restored around every direct call in one load and one store.
     receiver: Cell<ObjectKey>,
-    /// Buffer for private copies of mailbox records.
-    record_copy: Cell<Vec<u8>>,
     /// An async slot's task, registered by its thunk during the call and
     /// started by the caller once the object is no longer borrowed.
     pending: RefCell<Option<(&'static str, StartTask)>>,
@@ -339,7 +337,6 @@ pub(super) fn run(
         timers: RefCell::new(Timers::default()),
         stop: Cell::new(false),
         receiver: Cell::new(NO_RECEIVER),
-        record_copy: Cell::new(Vec::new()),
         pending: RefCell::new(None),
         async_used: Cell::new(false),
         tasks: RefCell::new(HashMap::new()),
@@ -697,25 +694,22 @@ impl LoopLocal {
         }
         let addr = *self.shared.mailbox.get().expect("checked by mailbox()");
         let mut last = None;
-        // Reused across drains (a drain is often a record or two).
-        let mut copy = self.record_copy.take();
+        // `rec` is a private copy already (see `transport::shm::ring`).
         let n = mb.drain_polling(
             BATCH,
-            |_from, rec| {
-                // Parse a private copy: the peer could still write the shared bytes.
-                copy.clear();
-                copy.extend_from_slice(rec);
-                self.dispatch_record(&copy, addr, &mut last, false);
-            },
-            |from, why| {
-                self.shared.counters.decode_error(
-                    &self.shared.name,
-                    &format_args!("ring from process {from} corrupt: {why}"),
-                )
-            },
+            |_from, rec| self.dispatch_record(rec, addr, &mut last, false),
+            |from, why| self.ring_damaged(from, why),
         );
-        self.record_copy.set(copy);
         n > 0
+    }
+
+    /// Damage found in the ring from process `from` (skipped; see
+    /// `transport::shm::ring`): counted as one undecodable record.
+    fn ring_damaged(&self, from: u32, why: impl std::fmt::Display) {
+        self.shared.counters.decode_error(
+            &self.shared.name,
+            &format_args!("ring from process {from} corrupt: {why}"),
+        )
     }
 
     /// `waited`: the record comes from its object's backlog (it runs even
@@ -902,7 +896,10 @@ impl LoopLocal {
             let mailbox = self.mailbox();
             // The mailbox's flags stay up while the loop polls (see
             // `drain_polling`); they are cleared only here, before sleeping.
-            if mailbox.as_ref().is_some_and(MailboxConsumer::settle) {
+            if mailbox
+                .as_ref()
+                .is_some_and(|m| m.settle_reporting(|from, why| self.ring_damaged(from, why)))
+            {
                 continue;
             }
             self.shared

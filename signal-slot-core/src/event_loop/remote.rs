@@ -26,14 +26,42 @@ const KIND_CALL: u8 = 1;
 const HEADER: usize = 16;
 const FLAG_META: u8 = 1;
 const FLAG_REQUEST: u8 = 2;
+/// Encoded arguments up to this size are built on the stack.
+const SMALL_ARGS: usize = 128;
 
 thread_local! {
     /// Reused encode buffer of the metadata.
     static META_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Reused encode buffer of the arguments.
+    static ARGS_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Sends one call to `t`'s loop in process `owner` through `addr`. The
-/// arguments are encoded straight into the ring (size first, then the bytes).
+/// Runs `f` with this thread's buffer in `cell`, emptied; with a fresh one
+/// if the thread's is in use (a send nested in another's encoding).
+fn with_scratch<R>(
+    cell: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+    f: impl FnOnce(&mut Vec<u8>) -> R,
+) -> R {
+    cell.with(|s| {
+        let mut fresh = Vec::new();
+        let mut guard = s.try_borrow_mut();
+        let buf = match guard.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut fresh,
+        };
+        buf.clear();
+        f(buf)
+    })
+}
+
+/// Sends one call to `t`'s loop in process `owner` through `addr`.
+///
+/// The arguments are encoded into a private buffer first, then copied into
+/// the ring under the mailbox's producer lock: the user's `Serialize` runs
+/// with no lock held, so one that itself sends (to this mailbox or another
+/// one, whose lock another thread may hold while it waits for ours) cannot
+/// deadlock. Encoding straight into the ring saved a copy of a few dozen
+/// bytes but ran user code under a spin lock.
 pub(super) fn post<A: SignalArgs>(
     lp: &LoopShared,
     t: &SlotTarget<A>,
@@ -43,24 +71,40 @@ pub(super) fn post<A: SignalArgs>(
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
-    let args_len = codec::encoded_size(args).map_err(|e| {
+    let unencodable = |e: &dyn std::fmt::Display| {
         log::error!(
             "slot {}::{}: arguments not encodable: {e}",
             t.recv.id,
             t.name
         );
         DropReason::Encode
-    })?;
-    post_with(
-        lp,
-        t,
-        meta.map(Meta::to_wire),
-        request,
-        addr,
-        owner,
-        args_len,
-        |buf| codec::encode_exact(args, buf),
-    )
+    };
+    let post_bytes = |encoded: &[u8]| {
+        post_with(
+            lp,
+            t,
+            meta.map(Meta::to_wire),
+            request,
+            addr,
+            owner,
+            encoded.len(),
+            |buf| {
+                buf.copy_from_slice(encoded);
+                true
+            },
+        )
+    };
+    // Most argument tuples are a few dozen bytes: on the stack, no
+    // thread-local; larger ones in this thread's buffer.
+    let mut small = [0u8; SMALL_ARGS];
+    match codec::encode_to_slice(args, &mut small) {
+        Ok(Some(encoded)) => post_bytes(encoded),
+        Ok(None) => with_scratch(&ARGS_SCRATCH, |encoded| {
+            codec::encode_into(args, encoded).map_err(|e| unencodable(&e))?;
+            post_bytes(encoded)
+        }),
+        Err(e) => Err(unencodable(&e)),
+    }
 }
 
 /// Like [`post`], with the argument tuple already encoded (a retained value):
@@ -122,14 +166,7 @@ fn post_with<A: SignalArgs>(
             write_args(&mut buf[head..])
         });
     };
-    META_SCRATCH.with(|s| {
-        let mut fresh = Vec::new();
-        let mut guard = s.try_borrow_mut();
-        let m = match guard.as_deref_mut() {
-            Ok(buf) => buf,
-            Err(_) => &mut fresh,
-        };
-        m.clear();
+    with_scratch(&META_SCRATCH, |m| {
         if codec::encode_into(&wire, m).is_err() {
             return Err(DropReason::Encode);
         }
@@ -176,8 +213,9 @@ fn send_call<A: SignalArgs>(
             Ok(()) => return Ok(()),
             Err(RingError::TooLarge) => return Err(DropReason::TooLarge),
             Err(RingError::Unfilled) => {
+                // Logged by the mailbox when nested in another record's fill.
                 log::error!(
-                    "slot {}::{}: arguments encoded to another size than announced",
+                    "slot {}::{}: the record could not be written",
                     t.recv.id,
                     t.name
                 );

@@ -278,11 +278,8 @@ pub(crate) fn start_thread(region: &'static Region, me: u32) {
             loop {
                 consumer.drain(
                     usize::MAX,
-                    // Copied out first: the peer could still write the shared bytes.
-                    |_, rec| {
-                        let copy = rec.to_vec();
-                        handle_record(&copy)
-                    },
+                    // A private copy already (see `transport::shm::ring`).
+                    |_, rec| handle_record(rec),
                     |from, why| log::error!("control ring from process {from} corrupt: {why}"),
                 );
                 bell.sleep(|| consumer.has_work(), None);

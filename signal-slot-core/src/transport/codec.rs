@@ -21,6 +21,18 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<
     }
 }
 
+/// Encodes `value` into the start of `buf`; `None` if it does not fit.
+pub(crate) fn encode_to_slice<'b, T: Serialize>(
+    value: &T,
+    buf: &'b mut [u8],
+) -> Result<Option<&'b mut [u8]>, CodecError> {
+    match postcard::to_slice(value, buf) {
+        Ok(used) => Ok(Some(used)),
+        Err(postcard::Error::SerializeBufferFull) => Ok(None),
+        Err(e) => Err(CodecError(e.to_string())),
+    }
+}
+
 /// Bytes the encoding of `value` takes (a dry run of the encoder).
 pub(crate) fn encoded_size<T: Serialize>(value: &T) -> Result<usize, CodecError> {
     postcard::experimental::serialized_size(value).map_err(|e| CodecError(e.to_string()))

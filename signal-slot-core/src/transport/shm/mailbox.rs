@@ -2,7 +2,7 @@
 //! a dirty mask naming the rings with news, and the loop's doorbell.
 
 use super::region::{MailboxHeader, Region, MAX_MAILBOXES, MAX_PROCS};
-use super::ring::RingError;
+use super::ring::{Damage, RingError};
 use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::transport::barrier;
 use crate::transport::doorbell::wake_if_sleeping;
@@ -92,8 +92,45 @@ pub(crate) fn send(
     })
 }
 
+thread_local! {
+    /// Mailboxes whose producer lock this thread holds (bit `m`).
+    static FILLING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks a mailbox's producer lock as held by this thread while it lives
+/// (also when `fill` unwinds).
+struct Filling(u64);
+
+impl Filling {
+    /// None if this thread holds that lock already.
+    #[inline]
+    fn enter(to: u32) -> Option<Self> {
+        let bit = 1u64 << (to % 64);
+        FILLING.with(|f| {
+            let held = f.get();
+            (held & bit == 0).then(|| {
+                f.set(held | bit);
+                Filling(bit)
+            })
+        })
+    }
+}
+
+impl Drop for Filling {
+    #[inline]
+    fn drop(&mut self) {
+        FILLING.with(|f| f.set(f.get() & !self.0));
+    }
+}
+
 /// Like [`send`], for a `fill` that may fail (`false`: nothing is sent,
 /// [`RingError::Unfilled`]).
+///
+/// A `fill` that itself sends to mailbox `to` (user code run while filling,
+/// a `Serialize` impl) would spin forever on the lock its own thread holds:
+/// that nested send is refused ([`RingError::Unfilled`], logged) instead.
+/// Callers that run user code encode it before calling this (see
+/// `event_loop::remote::post`).
 pub(crate) fn send_with(
     region: &Region,
     to: u32,
@@ -105,6 +142,13 @@ pub(crate) fn send_with(
         .get(to as usize)
         .ok_or(RingError::Corrupt("mailbox index"))?;
     {
+        let Some(_filling) = Filling::enter(to) else {
+            log::error!(
+                "a record to mailbox {to} was sent while this thread wrote another one \
+                 to it (from inside its encoding): refused"
+            );
+            return Err(RingError::Unfilled);
+        };
         let _g = lock.lock();
         // Relaxed: the lock orders these between this process's producers.
         let mut head_seen = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
@@ -124,7 +168,7 @@ pub(crate) fn send_with(
     // the rings
     // (see `transport::barrier`): if our flag is still set, the consumer has
     // not cleared it yet and will see the record when it does.
-    barrier::light();
+    barrier::light(&mb.fences);
     if mb.dirty.load(Ordering::Relaxed) & bit == 0 {
         // The consumer cleared the mask (it may be about to sleep): flag the
         // ring, then check the doorbell, ordered by full fences on both sides
@@ -144,6 +188,7 @@ pub(crate) fn claim(region: &Region, owner: u32) -> Option<MailboxAddr> {
         region.ring(index, p).skip_all();
     }
     let header = region.mailbox_header(index);
+    barrier::reset(&header.fences, &header.grace_end);
     header.dirty.store(0, Ordering::SeqCst);
     let generation = header.generation.load(Ordering::Acquire);
     Some(MailboxAddr { index, generation })
@@ -178,25 +223,26 @@ impl MailboxConsumer {
         self.region.mailbox_header(self.addr.index)
     }
 
-    /// Hands up to `budget` records to `f` (with the producer's process index),
-    /// clearing the mask first: for a consumer that sleeps on [`has_work`]
-    /// right after. A ring found corrupt is emptied and reported through
-    /// `corrupt`.
+    /// Hands up to `budget` records to `f` (with the producer's process index;
+    /// each a private copy), clearing the mask first: for a consumer that
+    /// sleeps on [`has_work`] right after. Damage found in a ring is got past
+    /// and reported through `corrupt` (see `ring`), once.
     ///
     /// [`has_work`]: Self::has_work
     pub(crate) fn drain(
         &self,
         budget: usize,
         f: impl FnMut(u32, &[u8]),
-        corrupt: impl FnMut(u32, &'static str),
+        corrupt: impl FnMut(u32, Damage),
     ) -> usize {
         let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
         // Producers that found their flag set before the swap published their
         // records before it (see `transport::barrier`).
         let mut left = 0;
-        if !barrier::heavy() {
-            // Not ordered: keep the flags up so the caller does not sleep.
+        if !barrier::consumer(&header.fences, &header.grace_end) {
+            // Not ordered yet (for a bounded time, see `transport::barrier`):
+            // keep the flags up so the caller does not sleep.
             left = mask;
         }
         let (n, rest) = self.drain_rings(mask, budget, true, f, corrupt);
@@ -217,7 +263,7 @@ impl MailboxConsumer {
         &self,
         budget: usize,
         f: impl FnMut(u32, &[u8]),
-        corrupt: impl FnMut(u32, &'static str),
+        corrupt: impl FnMut(u32, Damage),
     ) -> usize {
         let mask = self.header().dirty.load(Ordering::SeqCst);
         self.drain_rings(mask, budget, false, f, corrupt).0
@@ -268,17 +314,35 @@ impl MailboxConsumer {
     /// after that read, so the heavy barrier here makes its record visible to
     /// the ring reads below (see `transport::barrier`).
     pub(crate) fn settle(&self) -> bool {
+        self.settle_reporting(|from, damage| {
+            log::error!("ring from process {from} damaged: {damage}");
+        })
+    }
+
+    /// [`settle`](Self::settle), reporting the damage found on the way (a
+    /// consumer sent astray in a ring, see `RingView::check_stalled`) through
+    /// `corrupt`.
+    pub(crate) fn settle_reporting(&self, mut corrupt: impl FnMut(u32, Damage)) -> bool {
         let header = self.header();
         let mask = header.dirty.swap(0, Ordering::SeqCst);
-        // See `transport::barrier`; without it, do not sleep.
-        let mut busy = if barrier::heavy() { 0 } else { mask };
+        // See `transport::barrier`; without it (for a bounded time), do not
+        // sleep.
+        let ordered = barrier::consumer(&header.fences, &header.grace_end);
+        let mut busy = if ordered { 0 } else { mask };
         let mut rest = mask;
         while rest != 0 {
             let p = rest.trailing_zeros();
             rest &= rest - 1;
-            if !self.region.ring(self.addr.index, p).is_empty() {
-                busy |= 1 << p;
+            let ring = self.region.ring(self.addr.index, p);
+            if ring.is_empty() {
+                // Before sleeping (not while polling: it reads the
+                // producer's line).
+                let Some(damage) = ring.check_stalled() else {
+                    continue;
+                };
+                corrupt(p, damage);
             }
+            busy |= 1 << p;
         }
         if busy != 0 {
             header.dirty.fetch_or(busy, Ordering::SeqCst);
@@ -294,7 +358,7 @@ impl MailboxConsumer {
         budget: usize,
         find_left: bool,
         mut f: impl FnMut(u32, &[u8]),
-        mut corrupt: impl FnMut(u32, &'static str),
+        mut corrupt: impl FnMut(u32, Damage),
     ) -> (usize, u64) {
         // Start at a different producer each round so one busy producer cannot
         // starve the others of the budget.
@@ -311,18 +375,99 @@ impl MailboxConsumer {
             rotated &= rotated - 1;
             let ring = self.region.ring(self.addr.index, p);
             let room = budget.saturating_sub(n);
-            match ring.drain(room, |rec| f(p, rec)) {
-                Ok(k) => n += k,
-                Err(RingError::Corrupt(why)) => {
-                    ring.skip_all();
-                    corrupt(p, why);
-                }
-                Err(_) => {}
+            let drained = ring.drain(room, |rec| f(p, rec));
+            n += drained.records;
+            if let Some(damage) = drained.damage {
+                corrupt(p, damage);
             }
-            if find_left && !ring.is_empty() {
-                left |= 1 << p;
+            if find_left {
+                // A consumer about to sleep: also the check before sleeping.
+                if ring.is_empty() {
+                    if let Some(damage) = ring.check_stalled() {
+                        corrupt(p, damage);
+                    }
+                }
+                if !ring.is_empty() {
+                    left |= 1 << p;
+                }
             }
         }
         (n, left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::barrier;
+    use std::time::{Duration, Instant};
+
+    /// A system region of small rings, for the life of the test process.
+    fn region() -> &'static Region {
+        Box::leak(Box::new(Region::create(4096).unwrap()))
+    }
+
+    /// Drains everything, returning the records' first bytes.
+    fn drain(c: &MailboxConsumer) -> Vec<u8> {
+        let mut got = Vec::new();
+        c.drain(usize::MAX, |_, r| got.push(r[0]), |_, why| panic!("{why}"));
+        got
+    }
+
+    /// Settles until the consumer may sleep; fails if that takes `limit`.
+    fn settle_within(c: &MailboxConsumer, limit: Duration) -> Duration {
+        let t = Instant::now();
+        while c.settle() {
+            assert!(t.elapsed() < limit, "the consumer never may sleep");
+            std::hint::spin_loop();
+        }
+        t.elapsed()
+    }
+
+    #[test]
+    fn a_send_nested_in_the_fill_of_another_to_the_same_mailbox_is_refused() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let other = claim(region, 0).unwrap();
+        let mut nested = Vec::new();
+        send(region, addr.index, 1, 8, |b| {
+            // Before: spun forever on the lock this thread holds.
+            nested.push(send(region, addr.index, 1, 8, |b| b.fill(9)));
+            nested.push(send(region, other.index, 1, 8, |b| b.fill(3)));
+            b.fill(1);
+        })
+        .unwrap();
+        assert_eq!(nested, [Err(RingError::Unfilled), Ok(())]);
+        assert_eq!(drain(&MailboxConsumer::new(region, addr)), [1]);
+        assert_eq!(drain(&MailboxConsumer::new(region, other)), [3]);
+        // The lock and the mark were released.
+        send(region, addr.index, 1, 8, |b| b.fill(2)).unwrap();
+        assert_eq!(drain(&MailboxConsumer::new(region, addr)), [2]);
+    }
+
+    #[test]
+    fn a_failing_barrier_switches_the_mailbox_to_full_fences_then_sleeps() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let header = region.mailbox_header(addr.index);
+        assert_eq!(header.fences.load(Ordering::Relaxed), barrier::LIGHT);
+        barrier::fail_on_this_thread();
+        let c = MailboxConsumer::new(region, addr);
+        send(region, addr.index, 1, 8, |b| b.fill(1)).unwrap();
+        assert!(c.has_work());
+        assert_eq!(drain(&c), [1]);
+        // The failed barrier switched the mailbox; the consumer keeps its
+        // flags up for the grace only (before the fix: forever, spinning).
+        assert_eq!(header.fences.load(Ordering::Relaxed), barrier::FULL);
+        assert!(c.has_work(), "flags kept up while unordered");
+        settle_within(&c, Duration::from_secs(5));
+        assert!(!c.has_work());
+        // From now on producers fence fully and flag the ring themselves: a
+        // send after the settle is seen, and the consumer sleeps at once after.
+        send(region, addr.index, 1, 8, |b| b.fill(2)).unwrap();
+        assert!(c.has_work());
+        assert_eq!(drain(&c), [2]);
+        assert!(settle_within(&c, Duration::from_secs(5)) < barrier::GRACE);
+        assert!(!c.has_work());
     }
 }

@@ -81,7 +81,14 @@ pub(crate) struct MailboxHeader {
     pub(crate) generation: AtomicU32,
     /// The process whose loop consumes it.
     pub(crate) owner: AtomicU32,
-    _pad: [u8; 116],
+    /// Which barriers its producers use (`transport::barrier::LIGHT` or
+    /// `FULL`); read by producers on every send, next to the bell they read
+    /// anyway.
+    pub(crate) fences: AtomicU32,
+    /// After a switch to full fences: when the last light send begun before
+    /// it is over for sure (CLOCK_MONOTONIC ns; 0: no wait). The consumer's.
+    pub(crate) grace_end: AtomicU64,
+    _pad: [u8; 104],
     /// Bit p set: the ring of producer process p may have records.
     pub(crate) dirty: AtomicU64,
 }

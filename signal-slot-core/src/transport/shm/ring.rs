@@ -25,10 +25,22 @@
 //! torn record. One killed between a record's word and its `tail` leaves a
 //! published record behind the tail: the next producer of the ring (a process
 //! reusing the slot) steps over it. The peer is not trusted: every position
-//! and length read from shared memory is checked before use; a violation is
-//! [`RingError::Corrupt`], never a panic or an out-of-bounds access, and
-//! nothing is allocated from a length field. A zeroed ring is a valid empty
-//! ring.
+//! and length read from shared memory is checked before use, never a panic or
+//! an out-of-bounds access, and nothing is allocated from an unchecked length
+//! field. A zeroed ring is a valid empty ring.
+//!
+//! The consumer hands every record to its caller as a private copy (a record
+//! the peer rewrites while it is decoded would be a data race and a
+//! check-then-use hazard). A word at the head that no producer writes (a
+//! length beyond the data area, a wrap marker at 0) is [`Damage`]: the
+//! consumer skips to the producer's tail if that is ahead (the bytes between
+//! are lost; where records start in them is unknown), else clears the word so
+//! the producer writes its next record over it, reports it once and goes on. A
+//! producer likewise writes over such a word at its tail. Garbage with a
+//! plausible length reads as a record (the decoder rejects it); if it sends
+//! the consumer between records, the check before sleeping
+//! ([`RingView::check_stalled`]) finds no record where the tail says there
+//! is one and skips to the tail.
 //!
 //! The protocol is written once, generic over the ring's memory ([`RingMem`]):
 //! production views a mapping through raw pointers ([`Mapped`]; monomorphized
@@ -47,6 +59,15 @@ const EMPTY: u32 = 0;
 /// between a record's word and its tail: a wrap marker and the record it points
 /// to at most).
 const MAX_RECOVER: usize = 2;
+
+/// Records up to this size are copied out to the stack (most calls are a few
+/// dozen bytes); larger ones to a buffer per thread.
+const SMALL_RECORD: usize = 256;
+
+thread_local! {
+    /// The consumer's copy of a record larger than [`SMALL_RECORD`].
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// Bytes the ring header takes: head and tail on cache lines of their own.
 pub(crate) const RING_HEADER: usize = 256;
@@ -88,7 +109,13 @@ pub(crate) trait RingMem {
     /// As [`load_word`](Self::load_word); the word is the caller's to write
     /// (the producer's, at a position it owns).
     unsafe fn store_word(&self, off: usize, v: u32, order: Ordering);
-    /// Lends the `len` data bytes at `off` to `f` for reading.
+    /// Replaces the word at `off` by `new` if it is `current`; true if it did.
+    ///
+    /// # Safety
+    /// As [`load_word`](Self::load_word).
+    unsafe fn cas_word(&self, off: usize, current: u32, new: u32) -> bool;
+    /// Lends a private copy of the `len` data bytes at `off` to `f`: the peer
+    /// cannot change what `f` reads.
     ///
     /// # Safety
     /// `off + len <= capacity`, and the range is published to the caller: the
@@ -99,6 +126,57 @@ pub(crate) trait RingMem {
     /// # Safety
     /// `off + len <= capacity`, and the range is owned by the caller.
     unsafe fn write<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R;
+}
+
+/// Damage the consumer found at its head and got past (see the module
+/// comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Damage {
+    pub(crate) why: &'static str,
+    /// Ring bytes discarded to get past it (the records among them are
+    /// unknown); 0 when only a bad word was cleared.
+    pub(crate) skipped: u64,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.skipped {
+            0 => write!(f, "{}; bad word cleared", self.why),
+            n => write!(f, "{}; {n} bytes skipped", self.why),
+        }
+    }
+}
+
+/// What one [`RingView::drain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Drained {
+    /// Records handed out.
+    pub(crate) records: usize,
+    /// Damage found and got past (the drain stops there; the next one goes on).
+    pub(crate) damage: Option<Damage>,
+}
+
+/// What the word at a consumer position says.
+enum Slot {
+    /// Nothing published here yet.
+    Empty,
+    /// A wrap marker without a record at 0: not something a producer
+    /// publishes; the producer steps over it (a predecessor's leftover), so
+    /// wait for it (see `check_stalled` for a tail already beyond).
+    Marker,
+    /// A whole record: its payload at `start + LEN_FIELD`, `skipped` bytes
+    /// of wrap before it.
+    Record {
+        start: usize,
+        skipped: u64,
+        len: usize,
+    },
+    /// A word no producer writes, `word` at offset `at`.
+    Damaged {
+        why: &'static str,
+        at: usize,
+        word: u32,
+    },
 }
 
 /// A ring inside a mapping that outlives it: the production backing.
@@ -169,9 +247,46 @@ impl RingMem for Mapped {
         self.word(off).store(v, order);
     }
     #[inline]
+    unsafe fn cas_word(&self, off: usize, current: u32, new: u32) -> bool {
+        self.word(off)
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+    #[inline]
     unsafe fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        // SAFETY: in bounds, and not written while the slice lives (contract).
-        f(unsafe { std::slice::from_raw_parts(self.data().add(off), len) })
+        // SAFETY: in bounds (contract).
+        let src = unsafe { self.data().add(off) };
+        // Copied with raw pointers, never through a reference into the
+        // mapping: a peer that breaks the protocol can garble the copy (the
+        // decoder rejects it) but not change bytes while they are decoded.
+        if len <= SMALL_RECORD {
+            let mut buf = std::mem::MaybeUninit::<[u8; SMALL_RECORD]>::uninit();
+            let dst = buf.as_mut_ptr().cast::<u8>();
+            // SAFETY: `len` bytes are readable at `src` (contract) and
+            // writable at `dst` (`len <= SMALL_RECORD`); a private buffer
+            // does not overlap the mapping. The first `len` bytes are then
+            // initialized.
+            return f(unsafe {
+                std::ptr::copy_nonoverlapping(src, dst, len);
+                std::slice::from_raw_parts(dst, len)
+            });
+        }
+        // Larger records: a buffer per thread, reused. Taken out of its cell
+        // while `f` runs, so a nested drain (a slot that waits for a reply)
+        // gets a fresh one. `len <= capacity / 2` (checked by the caller), so
+        // it never grows beyond half a ring.
+        let mut buf = SCRATCH.with(std::cell::Cell::take);
+        buf.clear();
+        buf.reserve(len);
+        // SAFETY: as above; `buf` has room for `len` bytes, which the copy
+        // initializes before `set_len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), len);
+            buf.set_len(len);
+        }
+        let r = f(&buf);
+        SCRATCH.with(|s| s.set(buf));
+        r
     }
     #[inline]
     unsafe fn write<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
@@ -232,12 +347,130 @@ impl<M: RingMem> RingView<M> {
         }
     }
 
-    /// True when nothing is published at the consumer's head.
+    /// True when nothing is published at the consumer's head (damage there
+    /// is not empty: the next drain gets past it).
     pub(crate) fn is_empty(&self) -> bool {
+        matches!(
+            self.slot(self.consumer_head() & !7),
+            Slot::Empty | Slot::Marker
+        )
+    }
+
+    /// Reads the word at consumer position `pos` (a multiple of 8).
+    #[inline]
+    fn slot(&self, pos: u64) -> Slot {
+        let capacity = self.mem.capacity();
+        let off = (pos & (capacity as u64 - 1)) as usize;
+        // SAFETY: `off` is a multiple of 8 below capacity. Acquire: pairs
+        // with the producer's Release of the word.
+        let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
+        if w == EMPTY {
+            return Slot::Empty;
+        }
+        let (start, skipped, w) = if w == WRAP {
+            if off == 0 {
+                return Slot::Damaged {
+                    why: "wrap marker at the start",
+                    at: 0,
+                    word: w,
+                };
+            }
+            // SAFETY: offset 0 holds a word. Ordered after the marker's load.
+            let w0 = unsafe { self.mem.load_word(0, Ordering::Acquire) };
+            if w0 == EMPTY || w0 == WRAP {
+                return Slot::Marker;
+            }
+            (0usize, (capacity - off) as u64, w0)
+        } else {
+            (off, 0, w)
+        };
+        let len = (w - 1) as usize;
+        if len > self.max_record() || start + LEN_FIELD + len > capacity {
+            return Slot::Damaged {
+                why: "record beyond the data area",
+                at: start,
+                word: w,
+            };
+        }
+        Slot::Record {
+            start,
+            skipped,
+            len,
+        }
+    }
+
+    /// True if at most [`MAX_RECOVER`] published records from `from` end
+    /// exactly at `to`.
+    fn leftovers_reach(&self, from: u64, to: u64) -> bool {
+        let mut pos = from;
+        for _ in 0..MAX_RECOVER {
+            match self.slot(pos) {
+                Slot::Record { skipped, len, .. } => pos += skipped + record_size(len) as u64,
+                // A marker alone counts as one step (its record may follow).
+                Slot::Marker => {
+                    pos += self.mem.capacity() as u64 - (pos & (self.mem.capacity() as u64 - 1))
+                }
+                _ => return false,
+            }
+            if pos == to {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Consumer: gets past damage at `head`. To the producer's tail if that
+    /// is ahead (released); else clears the bad word, so the producer writes
+    /// its next record over it (it never steps over such a word).
+    fn get_past(&self, head: u64, why: &'static str, at: usize, word: u32) -> Damage {
+        let cap = self.mem.capacity() as u64;
+        // Acquire: every record below the tail is published.
+        let tail = self.mem.load_tail(Ordering::Acquire);
+        if tail % 8 == 0 && tail > head && tail - head <= cap {
+            self.mem.store_head(tail, Ordering::Release);
+            return Damage {
+                why,
+                skipped: tail - head,
+            };
+        }
+        // SAFETY: `at` is a word's offset (from `slot`). Only a word no
+        // producer writes is replaced: if the producer has written over it
+        // meanwhile, the exchange fails and its record stays.
+        unsafe { self.mem.cas_word(at, word, EMPTY) };
+        Damage { why, skipped: 0 }
+    }
+
+    /// Consumer, before sleeping on a ring that looks empty: if the
+    /// producer's tail is ahead of the head, a record must start at the head;
+    /// if none does, garbage with a plausible length sent the consumer between
+    /// records: skip to the tail. A head ahead of the tail is legitimate only
+    /// over a killed producer's leftovers (records from the tail that end at
+    /// the head); otherwise the producer writes where the consumer never
+    /// looks: go back to the tail. Loads the producer's tail: not for the
+    /// polling path.
+    pub(crate) fn check_stalled(&self) -> Option<Damage> {
+        let cap = self.mem.capacity() as u64;
+        // Acquire, before the word below: every record below it is published.
+        let tail = self.mem.load_tail(Ordering::Acquire);
         let head = self.consumer_head();
-        let off = (head & (self.mem.capacity() as u64 - 1)) as usize & !7;
-        // SAFETY: `off` is a multiple of 8 below capacity (a multiple of 8).
-        unsafe { self.mem.load_word(off, Ordering::Acquire) == EMPTY }
+        if tail % 8 != 0 || head % 8 != 0 {
+            return None; // the drain deals with these
+        }
+        let why = if tail > head && tail - head <= cap {
+            match self.slot(head) {
+                Slot::Record { .. } => return None,
+                _ => "no record where the producer's tail says one is",
+            }
+        } else if head > tail && !self.leftovers_reach(tail, head) {
+            "head beyond the producer's tail"
+        } else {
+            return None;
+        };
+        self.mem.store_head(tail, Ordering::Release);
+        Some(Damage {
+            why,
+            skipped: tail.abs_diff(head),
+        })
     }
 
     /// Producer: writes one record of `len` bytes filled by `fill`, and publishes
@@ -277,7 +510,9 @@ impl<M: RingMem> RingView<M> {
         // The word at the tail is 0 (this producer zeroed it with the previous
         // record), unless a predecessor was killed after publishing a record
         // and before moving the tail: step over what it published.
+        let first = tail;
         let mut recovered = 0;
+        let mut looked_at_head = false;
         loop {
             let off = (tail & (cap - 1)) as usize;
             // SAFETY: `off` is a multiple of 8 below capacity.
@@ -285,21 +520,33 @@ impl<M: RingMem> RingView<M> {
             if w == EMPTY {
                 break;
             }
+            let step = if w == WRAP {
+                (off != 0).then_some((capacity - off) as u64)
+            } else {
+                let l = (w - 1) as usize;
+                (l <= self.max_record() && off + LEN_FIELD + l <= capacity)
+                    .then(|| record_size(l) as u64)
+            };
+            // A word no producer writes, in our own space: the record below
+            // writes over it (the consumer clears it too, or skips it).
+            let Some(step) = step else { break };
+            if !looked_at_head {
+                looked_at_head = true;
+                // The consumer may have read them already: below its head
+                // everything is released.
+                let head = self.mem.load_head(Ordering::Acquire);
+                if head % 8 == 0 && head > tail && head - tail <= cap {
+                    tail = head;
+                    continue;
+                }
+            }
             if recovered == MAX_RECOVER {
                 return Err(RingError::Corrupt("records published beyond the tail"));
             }
             recovered += 1;
-            tail += if w == WRAP {
-                (capacity - off) as u64
-            } else {
-                let l = (w - 1) as usize;
-                if l > self.max_record() {
-                    return Err(RingError::Corrupt("record beyond the tail too long"));
-                }
-                record_size(l) as u64
-            };
+            tail += step;
         }
-        if recovered > 0 {
+        if tail != first {
             self.mem.store_tail(tail, Ordering::Release);
         }
         let size = record_size(len) as u64;
@@ -357,58 +604,57 @@ impl<M: RingMem> RingView<M> {
         Ok(())
     }
 
-    /// Consumer: hands up to `max` published records to `f`, then releases them.
-    /// Returns how many were read. Only one thread may consume a ring.
-    pub(crate) fn drain(&self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, RingError> {
-        let capacity = self.mem.capacity();
-        let cap = capacity as u64;
+    /// Consumer: hands up to `max` published records to `f` (each a private
+    /// copy), then releases them. Stops at damage, gets past it and reports
+    /// it (see the module comment). Only one thread may consume a ring.
+    pub(crate) fn drain(&self, max: usize, mut f: impl FnMut(&[u8])) -> Drained {
         let mut head = self.consumer_head();
         if head % 8 != 0 {
-            return Err(RingError::Corrupt("head out of alignment"));
+            // Our own position, garbled: go on from the producer's tail (or
+            // the next aligned position if that is garbled too).
+            let tail = self.mem.load_tail(Ordering::Acquire);
+            let to = if tail % 8 == 0 { tail } else { (head | 7) + 1 };
+            self.mem.store_head(to, Ordering::Release);
+            return Drained {
+                records: 0,
+                damage: Some(Damage {
+                    why: "head out of alignment",
+                    skipped: to.abs_diff(head),
+                }),
+            };
         }
         let mut n = 0;
-        let result = loop {
+        let damaged = loop {
             if n == max {
-                break Ok(n);
+                break None;
             }
-            let off = (head & (cap - 1)) as usize;
-            // SAFETY: `off` is a multiple of 8 below capacity. Acquire: pairs
-            // with the producer's Release of the word.
-            let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
-            if w == EMPTY {
-                break Ok(n);
-            }
-            let (start, skipped, w) = if w == WRAP {
-                if off == 0 {
-                    break Err(RingError::Corrupt("wrap marker at the start"));
+            match self.slot(head) {
+                Slot::Empty | Slot::Marker => break None,
+                Slot::Damaged { why, at, word } => break Some((why, at, word)),
+                Slot::Record {
+                    start,
+                    skipped,
+                    len,
+                } => {
+                    // SAFETY: `[start, start + 4 + len)` lies inside the data
+                    // area (checked by `slot`). Its word was published after
+                    // its bytes, and the producer does not write them until
+                    // `head` moves past them, which happens after `f` returns.
+                    unsafe { self.mem.read(start + LEN_FIELD, len, &mut f) };
+                    head += skipped + record_size(len) as u64;
+                    n += 1;
                 }
-                // SAFETY: offset 0 holds a word. Ordered after the marker's load.
-                let w0 = unsafe { self.mem.load_word(0, Ordering::Acquire) };
-                if w0 == EMPTY || w0 == WRAP {
-                    break Err(RingError::Corrupt("wrap marker without a record"));
-                }
-                (0usize, (capacity - off) as u64, w0)
-            } else {
-                (off, 0, w)
-            };
-            let len = (w - 1) as usize;
-            if len > self.max_record() || start + LEN_FIELD + len > capacity {
-                break Err(RingError::Corrupt("record beyond the data area"));
             }
-            // SAFETY: `[start, start + 4 + len)` lies inside the data area
-            // (checked). Its word was published after its bytes, and the
-            // producer does not write them until `head` moves past them, which
-            // happens after `f` returns.
-            unsafe { self.mem.read(start + LEN_FIELD, len, &mut f) };
-            head += skipped + record_size(len) as u64;
-            n += 1;
         };
         // Release: our reads of the records happen before the producer reuses
         // their bytes.
         if n > 0 {
             self.mem.store_head(head, Ordering::Release);
         }
-        result
+        Drained {
+            records: n,
+            damage: damaged.map(|(why, at, word)| self.get_past(head, why, at, word)),
+        }
     }
 }
 
@@ -440,8 +686,15 @@ mod tests {
 
     fn drain_all(r: &RingView) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        r.drain(usize::MAX, |b| out.push(b.to_vec())).unwrap();
+        let d = r.drain(usize::MAX, |b| out.push(b.to_vec()));
+        assert_eq!(d.damage, None);
         out
+    }
+
+    /// Drains once, expecting damage; returns it.
+    fn damage(r: &RingView) -> Damage {
+        let d = r.drain(10, |_| ());
+        d.damage.expect("damage reported")
     }
 
     #[test]
@@ -490,39 +743,126 @@ mod tests {
         unsafe { ptr::write_unaligned(h.raw().add(RING_HEADER + off).cast::<u32>(), w) };
     }
 
+    /// Pushes `rec`.
+    fn put(r: &RingView, rec: &[u8]) {
+        r.push(rec.len(), |b| b.copy_from_slice(rec)).unwrap();
+    }
+
     #[test]
-    fn corrupt_positions_and_lengths_are_errors_not_panics() {
-        // A word claiming more than the data area holds.
+    fn garbage_at_the_head_is_skipped_once_and_later_records_arrive() {
+        // A word claiming more than the data area holds, in a published
+        // record with another behind it: both are lost (where the second
+        // starts is unknown), the damage is reported once, the ring goes on.
         let mut h = HeapRing::new(256);
-        h.view.push(8, |b| b.fill(1)).unwrap();
+        put(&h.view, b"first");
+        put(&h.view, b"second");
         poke_word(&mut h, 0, 4000);
-        assert!(matches!(
-            h.view.drain(10, |_| ()),
-            Err(RingError::Corrupt(_))
-        ));
+        let d = damage(&h.view);
+        assert_eq!((d.why, d.skipped), ("record beyond the data area", 32));
+        assert!(h.view.is_empty());
+        assert_eq!(drain_all(&h.view), Vec::<Vec<u8>>::new());
+        put(&h.view, b"third");
+        put(&h.view, b"fourth");
+        assert_eq!(drain_all(&h.view), [b"third".to_vec(), b"fourth".to_vec()]);
+
+        // Garbage where nothing is published yet (head = tail): the word is
+        // cleared, and the producer's next record lands there.
+        let mut h = HeapRing::new(256);
+        put(&h.view, b"a");
+        assert_eq!(drain_all(&h.view).len(), 1);
+        poke_word(&mut h, 8, 0xdead_beef);
+        assert!(!h.view.is_empty(), "the next drain must look at it");
+        let d = damage(&h.view);
+        assert_eq!((d.why, d.skipped), ("record beyond the data area", 0));
+        assert!(h.view.is_empty());
+        put(&h.view, b"b");
+        assert_eq!(drain_all(&h.view), [b"b".to_vec()]);
+
+        // The same, but the producer comes first: it writes over the garbage
+        // at its tail (it used to refuse every record from then on).
+        let mut h = HeapRing::new(256);
+        poke_word(&mut h, 0, 0xdead_beef);
+        put(&h.view, b"c");
+        assert_eq!(drain_all(&h.view), [b"c".to_vec()]);
+
         // A record running over the end of the data area.
-        let mut h4 = HeapRing::new(256);
-        h4.view.mem.counter(OFF_HEAD).store(248, Ordering::Relaxed);
-        poke_word(&mut h4, 248, 41);
-        assert!(matches!(
-            h4.view.drain(10, |_| ()),
-            Err(RingError::Corrupt(_))
-        ));
-        // A wrap marker at offset 0, and one with no record after it.
-        let mut h5 = HeapRing::new(256);
-        poke_word(&mut h5, 0, WRAP);
-        assert!(matches!(
-            h5.view.drain(10, |_| ()),
-            Err(RingError::Corrupt(_))
-        ));
-        let mut h6 = HeapRing::new(256);
-        h6.view.mem.counter(OFF_HEAD).store(128, Ordering::Relaxed);
-        poke_word(&mut h6, 128, WRAP);
-        assert!(matches!(
-            h6.view.drain(10, |_| ()),
-            Err(RingError::Corrupt(_))
-        ));
-        // A tail far beyond the head, and an unaligned tail or head.
+        let mut h = HeapRing::new(256);
+        h.view.mem.counter(OFF_HEAD).store(248, Ordering::Relaxed);
+        h.view.mem.counter(OFF_TAIL).store(248, Ordering::Relaxed);
+        poke_word(&mut h, 248, 41);
+        assert_eq!(damage(&h.view).skipped, 0);
+        put(&h.view, b"d");
+        assert_eq!(drain_all(&h.view), [b"d".to_vec()]);
+
+        // A wrap marker at offset 0: cleared, then written over.
+        let mut h = HeapRing::new(256);
+        poke_word(&mut h, 0, WRAP);
+        assert_eq!(damage(&h.view).why, "wrap marker at the start");
+        put(&h.view, b"e");
+        assert_eq!(drain_all(&h.view), [b"e".to_vec()]);
+
+        // A wrap marker with no record at 0: nothing to read yet (not a
+        // spin); the producer steps over it and its record arrives.
+        let mut h = HeapRing::new(256);
+        h.view.mem.counter(OFF_HEAD).store(128, Ordering::Relaxed);
+        h.view.mem.counter(OFF_TAIL).store(128, Ordering::Relaxed);
+        poke_word(&mut h, 128, WRAP);
+        assert!(h.view.is_empty());
+        assert_eq!(drain_all(&h.view).len(), 0);
+        assert_eq!(h.view.check_stalled(), None);
+        put(&h.view, b"f");
+        assert_eq!(drain_all(&h.view), [b"f".to_vec()]);
+
+        // An unaligned head (our own word, garbled): back to the tail.
+        let h = HeapRing::new(256);
+        put(&h.view, b"g");
+        h.view.mem.counter(OFF_HEAD).store(3, Ordering::Relaxed);
+        assert_eq!(damage(&h.view).why, "head out of alignment");
+        put(&h.view, b"h");
+        assert_eq!(drain_all(&h.view), [b"h".to_vec()]);
+    }
+
+    #[test]
+    fn a_consumer_sent_astray_by_a_plausible_length_finds_its_way_back() {
+        // Garbage with a plausible length reads as a record (the decoder
+        // rejects it) and lands the consumer between records: before
+        // sleeping, the consumer sees the tail ahead with no record at its
+        // head, and skips to the tail.
+        let mut h = HeapRing::new(256);
+        put(&h.view, b"first");
+        put(&h.view, &[0; 20]);
+        poke_word(&mut h, 0, 21); // 20 bytes: ends in the middle of record 2
+        let got = drain_all(&h.view);
+        assert_eq!(got.len(), 1, "one garbage record");
+        assert!(h.view.is_empty());
+        let d = h.view.check_stalled().expect("stall found");
+        assert_eq!(d.skipped, 16);
+        assert_eq!(h.view.check_stalled(), None);
+        put(&h.view, b"third");
+        assert_eq!(drain_all(&h.view), [b"third".to_vec()]);
+
+        // A head garbled ahead of the tail: the producer writes where the
+        // consumer never looks, until the consumer goes back to the tail.
+        let h = HeapRing::new(256);
+        h.view.mem.counter(OFF_HEAD).store(64, Ordering::Relaxed);
+        put(&h.view, b"lost");
+        assert_eq!(drain_all(&h.view).len(), 0);
+        let d = h.view.check_stalled().expect("stall found");
+        assert_eq!(d.why, "head beyond the producer's tail");
+        put(&h.view, b"found");
+        assert_eq!(drain_all(&h.view), [b"found".to_vec()]);
+    }
+
+    #[test]
+    fn a_producer_refuses_garbage_beyond_its_tail_that_looks_like_records() {
+        // Plausible records beyond the tail, more than a killed producer
+        // leaves, not read by the consumer: an error for the sender.
+        let mut h = HeapRing::new(256);
+        poke_word(&mut h, 0, 1);
+        poke_word(&mut h, 8, 1);
+        poke_word(&mut h, 16, 1);
+        assert!(matches!(h.view.push(1, |_| ()), Err(RingError::Corrupt(_))));
+        // A tail far beyond the head, or unaligned.
         let h2 = HeapRing::new(256);
         h2.view
             .mem
@@ -536,22 +876,6 @@ mod tests {
         h3.view.mem.counter(OFF_TAIL).store(3, Ordering::Relaxed);
         assert!(matches!(
             h3.view.push(1, |_| ()),
-            Err(RingError::Corrupt(_))
-        ));
-        h3.view.mem.counter(OFF_HEAD).store(3, Ordering::Relaxed);
-        assert!(matches!(
-            h3.view.drain(10, |_| ()),
-            Err(RingError::Corrupt(_))
-        ));
-        assert!(h3.view.is_empty());
-        // Garbage published beyond the tail, more than a killed producer
-        // leaves.
-        let mut h7 = HeapRing::new(256);
-        poke_word(&mut h7, 0, 1);
-        poke_word(&mut h7, 8, 1);
-        poke_word(&mut h7, 16, 1);
-        assert!(matches!(
-            h7.view.push(1, |_| ()),
             Err(RingError::Corrupt(_))
         ));
     }
@@ -638,14 +962,14 @@ mod tests {
         });
         let mut next = 0u32;
         while next < N {
-            r.drain(usize::MAX, |b| {
+            let d = r.drain(usize::MAX, |b| {
                 let i = u32::from_le_bytes(b[..4].try_into().unwrap());
                 assert_eq!(i, next);
                 assert_eq!(b.len(), (i % 61) as usize + 4);
                 assert!(b[4..].iter().all(|x| *x == i as u8));
                 next += 1;
-            })
-            .unwrap();
+            });
+            assert_eq!(d.damage, None);
         }
         producer.join().unwrap();
         drop(h);
@@ -744,6 +1068,11 @@ mod model_mem {
         unsafe fn store_word(&self, off: usize, v: u32, order: Ordering) {
             self.buf.words[off / 8].store(v, order);
         }
+        unsafe fn cas_word(&self, off: usize, current: u32, new: u32) -> bool {
+            self.buf.words[off / 8]
+                .compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        }
         unsafe fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
             let v: Vec<u8> = (off..off + len).map(|i| self.read_byte(i)).collect();
             f(&v)
@@ -798,14 +1127,13 @@ mod loom_models {
     fn consume(r: &super::RingView<model_mem::ModelMem>, lens: &[usize], max: usize) {
         let mut got = 0;
         while got < lens.len() {
-            let n = r
-                .drain(max, |b| {
-                    assert!(got < lens.len(), "more records than pushed");
-                    assert_eq!(b, &record(lens, got)[..], "record {got}");
-                    got += 1;
-                })
-                .unwrap();
-            if n == 0 {
+            let d = r.drain(max, |b| {
+                assert!(got < lens.len(), "more records than pushed");
+                assert_eq!(b, &record(lens, got)[..], "record {got}");
+                got += 1;
+            });
+            assert_eq!(d.damage, None);
+            if d.records == 0 {
                 thread::yield_now();
             }
         }
