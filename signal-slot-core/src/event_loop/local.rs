@@ -549,26 +549,46 @@ impl LoopLocal {
     }
 
     /// The live object at `key`: the previous message's receiver when it is the
-    /// same (streams usually are), else a lookup. A miss is counted as a drop.
-    fn receiver_of(&self, key: ObjectKey, last: &Option<Rc<ObjectCell>>) -> Option<Rc<ObjectCell>> {
+    /// same (streams usually are), else a lookup, kept in `last` for the next
+    /// message (borrowed from there: no count up and down per message). A
+    /// miss is counted as a drop and leaves `last` as it was.
+    #[inline]
+    fn receiver_of<'l>(
+        &self,
+        key: ObjectKey,
+        last: &'l mut Option<Rc<ObjectCell>>,
+    ) -> Option<&'l Rc<ObjectCell>> {
         // The common case of a stream: the same receiver again.
-        if let Some(c) = last {
-            if c.shared.key == key && c.shared.is_alive() {
-                return Some(c.clone());
-            }
+        let same = last
+            .as_ref()
+            .is_some_and(|c| c.shared.key == key && c.shared.is_alive());
+        if !same && !self.look_up_receiver(key, last) {
+            return None;
         }
+        last.as_ref()
+    }
+
+    /// [`receiver_of`](Self::receiver_of) for a receiver other than the last:
+    /// false (counted) if it is gone.
+    #[inline(never)]
+    fn look_up_receiver(&self, key: ObjectKey, last: &mut Option<Rc<ObjectCell>>) -> bool {
         let cell = self.lookup(key).or_else(|| {
             // The object's Install may still sit in the control queue.
             self.drain_controls();
             self.lookup(key)
         });
-        let found = cell.filter(|c| c.shared.is_alive());
-        if found.is_none() {
-            self.shared
-                .counters
-                .dropped(DropReason::ReceiverGone, &self.shared.name);
+        match cell.filter(|c| c.shared.is_alive()) {
+            Some(c) => {
+                *last = Some(c);
+                true
+            }
+            None => {
+                self.shared
+                    .counters
+                    .dropped(DropReason::ReceiverGone, &self.shared.name);
+                false
+            }
         }
-        found
     }
 
     fn dispatch(&self, env: Envelope) {
@@ -581,11 +601,10 @@ impl LoopLocal {
             return;
         };
         if async_used(self) && cell.blocked() {
-            self.wait_for_object(&cell, Waiting::Envelope(env));
+            self.wait_for_object(cell, Waiting::Envelope(env));
             return;
         }
-        self.run_envelope(&cell, env);
-        *last = Some(cell);
+        self.run_envelope(cell, env);
     }
 
     fn run_envelope(&self, cell: &Rc<ObjectCell>, env: Envelope) {
@@ -749,8 +768,7 @@ impl LoopLocal {
             return;
         };
         if !waited && async_used(self) && cell.blocked() {
-            wait(&cell);
-            *last = Some(cell);
+            wait(cell);
             return;
         }
         let Some(entry) = cell.shared.slots.get(usize::from(call.slot)) else {
@@ -763,22 +781,23 @@ impl LoopLocal {
             return;
         };
         let mut failed = None;
-        self.run_slot(&cell, entry.name, || {
+        self.run_slot(cell, entry.name, || {
             failed = (entry.decode_call)(&mut **object, call.args, call.meta.as_deref()).err();
         });
         drop(object);
-        self.start_pending(&cell);
+        self.start_pending(cell);
         if let Some(e) = failed {
             self.shared.counters.decode_error(
                 &self.shared.name,
                 &format_args!("{}::{}: {e}", cell.shared.id, entry.name),
             );
         }
-        *last = Some(cell);
     }
 
     /// Runs a request from another process and sends the answer back; a
     /// receiver that is gone, a panic or bad arguments are answered too.
+    /// Out of line: a plain call's dispatch stays small.
+    #[inline(never)]
     fn answer_record(
         &self,
         call: remote::Call<'_>,
@@ -813,7 +832,7 @@ impl LoopLocal {
         };
         let mut object = cell.object.try_borrow_mut().map_err(|_| gone)?;
         let mut result = None;
-        self.run_slot(&cell, entry.name, || {
+        self.run_slot(cell, entry.name, || {
             result = Some((entry.decode_reply)(
                 &mut **object,
                 call.args,
@@ -821,8 +840,7 @@ impl LoopLocal {
             ));
         });
         drop(object);
-        self.start_pending(&cell);
-        *last = Some(cell.clone());
+        self.start_pending(cell);
         match result {
             None => Err(ReplyError::Panicked),
             Some(Err(e)) => {

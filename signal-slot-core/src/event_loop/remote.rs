@@ -265,6 +265,7 @@ pub(super) enum Unusable {
 }
 
 /// Parses a record received in mailbox `addr`.
+#[inline]
 pub(super) fn parse(rec: &[u8], addr: MailboxAddr) -> Result<Call<'_>, Unusable> {
     let header = rec
         .get(..HEADER)
