@@ -30,23 +30,101 @@ pub type DecodeReplyFn =
 pub struct ReplyValue(Inner);
 
 enum Inner {
+    /// For a requester in this process (or made outside a [`decode_reply`]).
     Value {
         value: Box<dyn Any + Send>,
         type_name: &'static str,
         codec: &'static Codec,
     },
+    /// For a requester in another process: the value encoded already, in
+    /// place (no allocation) when it takes at most [`INLINE`] bytes.
+    Inline {
+        type_name: &'static str,
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    /// Encoded, longer than [`INLINE`] bytes.
+    Encoded {
+        type_name: &'static str,
+        bytes: Vec<u8>,
+    },
+    /// The value could not be encoded (the codec's message).
+    Unencodable {
+        type_name: &'static str,
+        error: String,
+    },
     /// The slot's return type cannot travel (its name).
     Unanswerable(&'static str),
+}
+
+/// Encodings of at most this many bytes are kept inside the [`ReplyValue`].
+const INLINE: usize = 48;
+
+thread_local! {
+    /// True while a reply thunk runs for a requester in another process (set
+    /// by [`decode_reply`]): the reply is then encoded at once, instead of
+    /// boxed and encoded twice (size, then bytes) later.
+    static FOR_ANOTHER_PROCESS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, replies made on this thread are for a requester in another
+/// process (`true`) or in this one; the previous setting is restored on drop
+/// (a slot can make requests of its own, and can panic).
+pub(crate) struct ReplyMode(bool);
+
+impl ReplyMode {
+    /// Replies for a requester in this process (as values).
+    pub(crate) fn this_process() -> Self {
+        ReplyMode(FOR_ANOTHER_PROCESS.with(|m| m.replace(false)))
+    }
+
+    fn another_process() -> Self {
+        ReplyMode(FOR_ANOTHER_PROCESS.with(|m| m.replace(true)))
+    }
+}
+
+impl Drop for ReplyMode {
+    fn drop(&mut self) {
+        FOR_ANOTHER_PROCESS.with(|m| m.set(self.0));
+    }
 }
 
 impl ReplyValue {
     /// A value that can answer.
     pub fn new<T: Serialize + Send + 'static>(value: T) -> Self {
-        ReplyValue(Inner::Value {
-            value: Box::new(value),
-            type_name: std::any::type_name::<T>(),
-            codec: &CodecOf::<T>::CODEC,
-        })
+        let type_name = std::any::type_name::<T>();
+        if !FOR_ANOTHER_PROCESS.with(Cell::get) {
+            return ReplyValue(Inner::Value {
+                value: Box::new(value),
+                type_name,
+                codec: &CodecOf::<T>::CODEC,
+            });
+        }
+        // One encoding pass, into place when short. postcard is the wire
+        // codec (see `transport::codec`); its slice encoder reports the
+        // length it used, which the codec module does not expose.
+        let mut bytes = [0; INLINE];
+        match postcard::to_slice(&value, &mut bytes) {
+            Ok(used) => {
+                // At most INLINE (< 256) bytes.
+                let len = used.len() as u8;
+                ReplyValue(Inner::Inline {
+                    type_name,
+                    len,
+                    bytes,
+                })
+            }
+            Err(_) => {
+                let mut bytes = Vec::new();
+                match codec::encode_into(&value, &mut bytes) {
+                    Ok(()) => ReplyValue(Inner::Encoded { type_name, bytes }),
+                    Err(e) => ReplyValue(Inner::Unencodable {
+                        type_name,
+                        error: e.to_string(),
+                    }),
+                }
+            }
+        }
     }
 
     /// The answer of a slot whose return type cannot be sent (`type_name`).
@@ -61,27 +139,40 @@ impl ReplyValue {
                 value, type_name, ..
             } => Ok((value, type_name)),
             Inner::Unanswerable(t) => Err(t),
+            // Made for another process: not expected here (the local request
+            // path sets `ReplyMode::this_process`), reported as not answerable.
+            Inner::Inline { type_name, .. }
+            | Inner::Encoded { type_name, .. }
+            | Inner::Unencodable { type_name, .. } => Err(type_name),
         }
     }
 
     /// For a requester in another process: the type name and an encoder of
     /// the value (its size, then its bytes written into exactly that room).
     pub(crate) fn encoder(&self) -> Result<Encoder<'_>, ReplyError> {
+        let codec_error = |type_name: &str, e: &dyn std::fmt::Display| {
+            ReplyError::Codec(format!("reply of type {type_name}: {e}"))
+        };
         match &self.0 {
             Inner::Value {
                 value,
                 type_name,
                 codec,
             } => {
-                let size = (codec.size)(&**value)
-                    .map_err(|e| ReplyError::Codec(format!("reply of type {type_name}: {e}")))?;
+                let size = (codec.size)(&**value).map_err(|e| codec_error(type_name, &e))?;
                 Ok(Encoder {
                     type_name,
                     size,
-                    value: &**value,
-                    write: codec.write,
+                    how: How::Write(&**value, codec.write),
                 })
             }
+            Inner::Inline {
+                type_name,
+                len,
+                bytes,
+            } => Ok(Encoder::bytes(type_name, &bytes[..usize::from(*len)])),
+            Inner::Encoded { type_name, bytes } => Ok(Encoder::bytes(type_name, bytes)),
+            Inner::Unencodable { type_name, error } => Err(codec_error(type_name, error)),
             Inner::Unanswerable(t) => Err(ReplyError::NotAnswerable((*t).to_string())),
         }
     }
@@ -98,15 +189,36 @@ pub(crate) struct Encoder<'a> {
     pub(crate) type_name: &'static str,
     /// Bytes the encoding takes.
     pub(crate) size: usize,
-    value: &'a dyn Any,
-    write: fn(&dyn Any, &mut [u8]) -> bool,
+    how: How<'a>,
 }
 
-impl Encoder<'_> {
+enum How<'a> {
+    /// Encoded already.
+    Bytes(&'a [u8]),
+    /// Encoded when written.
+    Write(&'a dyn Any, fn(&dyn Any, &mut [u8]) -> bool),
+}
+
+impl<'a> Encoder<'a> {
+    fn bytes(type_name: &'static str, bytes: &'a [u8]) -> Self {
+        Encoder {
+            type_name,
+            size: bytes.len(),
+            how: How::Bytes(bytes),
+        }
+    }
+
     /// Writes the encoding into `buf`, exactly [`size`](Self::size) bytes;
     /// false if it did not fill them.
     pub(crate) fn write(&self, buf: &mut [u8]) -> bool {
-        (self.write)(self.value, buf)
+        match self.how {
+            How::Bytes(b) if b.len() == buf.len() => {
+                buf.copy_from_slice(b);
+                true
+            }
+            How::Bytes(_) => false,
+            How::Write(value, write) => write(value, buf),
+        }
     }
 }
 
@@ -184,6 +296,7 @@ pub fn decode_reply<A: SignalArgs>(
     call: ReplyFn<A>,
 ) -> Result<Option<ReplyValue>, CodecError> {
     let args: A = codec::decode(bytes)?;
+    let _mode = ReplyMode::another_process();
     Ok(call(obj, args, meta))
 }
 
@@ -212,5 +325,46 @@ mod tests {
         let mut bytes = vec![0; e.size];
         assert!(e.write(&mut bytes));
         assert_eq!(codec::decode::<String>(&bytes).ok().as_deref(), Some("x"));
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the probe needs the double reference
+    fn replies_for_another_process_are_encoded_once_in_place_or_not() {
+        #[allow(unused_imports)]
+        use super::{ViaNoReply as _, ViaReply as _};
+        let encoded = |r: &ReplyValue| {
+            let Ok(e) = r.encoder() else {
+                panic!("encodes")
+            };
+            let mut bytes = vec![0; e.size];
+            assert!(e.write(&mut bytes));
+            assert!(!e.write(&mut vec![0; e.size + 1]), "exact room only");
+            bytes
+        };
+        let long = "y".repeat(INLINE * 2);
+        let (short, big, local) = {
+            let _mode = ReplyMode::another_process();
+            let short = (&&ReplyProbe::new(7u64)).__reply();
+            let big = (&&ReplyProbe::new(long.clone())).__reply();
+            // A request the slot makes meanwhile is answered by value.
+            let local = {
+                let _inner = ReplyMode::this_process();
+                (&&ReplyProbe::new(8u64)).__reply()
+            };
+            (short, big, local)
+        };
+        assert!(matches!(short.0, Inner::Inline { .. }));
+        assert_eq!(codec::decode::<u64>(&encoded(&short)).ok(), Some(7));
+        assert!(matches!(big.0, Inner::Encoded { .. }));
+        assert_eq!(codec::decode::<String>(&encoded(&big)).ok(), Some(long));
+        assert!(matches!(local.0, Inner::Value { .. }));
+        assert_eq!(codec::decode::<u64>(&encoded(&local)).ok(), Some(8));
+        // The setting was restored: replies are values again.
+        let after = (&&ReplyProbe::new(9u64)).__reply();
+        let Ok((v, _)) = after.into_parts() else {
+            panic!("a value")
+        };
+        assert_eq!(v.downcast_ref::<u64>(), Some(&9));
+        assert_eq!(short.into_parts().err(), Some("u64"));
     }
 }

@@ -94,7 +94,10 @@ fn answer<A: SignalArgs>(obj: &mut dyn Any, args: A, meta: Option<&Meta>) {
         return;
     };
     call.started.store(true, Ordering::Release);
-    let outcome = match (call.reply)(obj, args, Some(meta)) {
+    let mode = crate::signal::reply::ReplyMode::this_process();
+    let reply = (call.reply)(obj, args, Some(meta));
+    drop(mode);
+    let outcome = match reply {
         Some(v) => local_outcome(v),
         None => Outcome::Failed(ReplyError::NotAResponder),
     };
