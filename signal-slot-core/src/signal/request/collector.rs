@@ -299,26 +299,57 @@ impl Drop for Collector {
 /// another process. Shared with nobody, so kept without an `Arc`, a lock or
 /// atomics (each locked instruction costs ~12 ns on the VMs measured, and a
 /// [`Collector`] takes about a dozen per request).
+///
+/// Its entries (who the receivers are: clones of their ids and loop names)
+/// are [filled](Solo::fill) after sending, while the receivers work: a
+/// send that fails before is kept aside until then.
 pub(super) struct Solo {
     pub(super) id: u64,
     pub(super) expected: &'static str,
     entries: RefCell<Vec<Entry>>,
+    /// Outcomes of receivers completed before [`fill`](Solo::fill).
+    early: RefCell<Vec<(usize, Outcome)>>,
+    n: usize,
     remaining: Cell<usize>,
 }
 
 impl Solo {
-    pub(super) fn new(expected: &'static str, entries: Vec<Entry>) -> Self {
+    /// A request to `n` receivers (at least one), entries to be filled.
+    pub(super) fn new(expected: &'static str, n: usize) -> Self {
         Solo {
             id: next_id(),
             expected,
-            remaining: Cell::new(entries.len()),
-            entries: RefCell::new(entries),
+            entries: RefCell::new(Vec::new()),
+            early: RefCell::new(Vec::new()),
+            n,
+            remaining: Cell::new(n),
         }
+    }
+
+    /// The receivers, in sending order (as many as [`new`](Solo::new) was
+    /// told); outcomes recorded meanwhile are moved in.
+    pub(super) fn fill(&self, mut entries: Vec<Entry>) {
+        debug_assert_eq!(entries.len(), self.n);
+        for (i, outcome) in self.early.take() {
+            if let Some(e) = entries.get_mut(i) {
+                e.outcome = Some(outcome);
+            }
+        }
+        *self.entries.borrow_mut() = entries;
     }
 
     /// Records receiver `index`'s outcome (the first one counts).
     pub(super) fn complete(&self, index: usize, outcome: Outcome) {
         let mut entries = self.entries.borrow_mut();
+        if entries.is_empty() {
+            // Not filled yet (a request has at least one receiver).
+            let mut early = self.early.borrow_mut();
+            if index < self.n && !early.iter().any(|(i, _)| *i == index) {
+                early.push((index, outcome));
+                self.remaining.set(self.remaining.get() - 1);
+            }
+            return;
+        }
         if let Some(e) = entries.get_mut(index).filter(|e| e.outcome.is_none()) {
             e.outcome = Some(outcome);
             self.remaining.set(self.remaining.get() - 1);
@@ -353,5 +384,46 @@ impl Solo {
     /// finds no request and is counted late).
     pub(super) fn into_entries(self) -> Vec<Entry> {
         self.entries.into_inner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::ObjectId;
+
+    fn entry(name: &str) -> Entry {
+        Entry {
+            responder: Responder {
+                receiver: ObjectId::new(name).unwrap(),
+                slot: std::borrow::Cow::Borrowed("slot"),
+                loop_name: std::sync::Arc::from("loop"),
+            },
+            proc: Some(1),
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn solo_keeps_outcomes_recorded_before_its_entries_are_filled() {
+        let solo = Solo::new("u64", 3);
+        // Sends that failed before the entries were filled (once each).
+        solo.complete(2, Outcome::Gone);
+        solo.complete(2, Outcome::Failed(ReplyError::Panicked));
+        solo.complete(7, Outcome::Gone);
+        assert!(!solo.is_done());
+        solo.fill(vec![entry("a"), entry("b"), entry("c")]);
+        solo.complete(0, Outcome::Failed(ReplyError::NotAResponder));
+        solo.complete(0, Outcome::Gone);
+        assert!(!solo.is_done());
+        solo.complete(1, Outcome::Gone);
+        assert!(solo.is_done());
+        let entries = solo.into_entries();
+        assert!(matches!(
+            entries[0].outcome,
+            Some(Outcome::Failed(ReplyError::NotAResponder))
+        ));
+        assert!(matches!(entries[1].outcome, Some(Outcome::Gone)));
+        assert!(matches!(entries[2].outcome, Some(Outcome::Gone)));
     }
 }

@@ -251,12 +251,24 @@ fn send_one<A: SignalArgs>(
 
 /// Turns the gathered entries into the typed answer.
 fn responses<R: SignalArgs>(entries: Vec<Entry>) -> Responses<R> {
-    let mut out = Responses {
-        // Most receivers answer: one allocation of the right size.
-        answers: Vec::with_capacity(entries.len()),
-        missing: Vec::new(),
-        failures: Vec::new(),
-    };
+    let n = entries.len();
+    responses_into(Responses::room_for(n), entries)
+}
+
+impl<R> Responses<R> {
+    /// Empty, with room for `n` answers (most receivers answer: one
+    /// allocation of the right size).
+    fn room_for(n: usize) -> Self {
+        Responses {
+            answers: Vec::with_capacity(n),
+            missing: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+}
+
+/// Adds the gathered entries to `out` (see [`responses`]).
+fn responses_into<R: SignalArgs>(mut out: Responses<R>, entries: Vec<Entry>) -> Responses<R> {
     let expected = std::any::type_name::<R>();
     let wrong = |got: &str| ReplyError::WrongType {
         expected: expected.to_string(),
@@ -319,11 +331,11 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
             });
         }
     }
-    let entries = entries(targets.clone());
-    let n = entries.len();
+    let n = targets.clone().count();
+    let remote = |t: &&SlotTarget<A>| t.recv.lp.is_remote();
     // Answers from other processes come to the reply mailbox, read by the
     // waiting thread (or, if no mailbox is free, to the control thread's).
-    let replies = if entries.iter().any(|e| e.proc.is_some()) {
+    let replies = if targets.clone().any(|t| remote(&t)) {
         crate::process::replies::mailbox()
     } else {
         None
@@ -333,12 +345,23 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     // by others (a later answer, read after we left, is counted late).
     let role = replies.and_then(|_| crate::process::replies::Drainer::try_take());
     let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
-    let solo = role.is_some() && entries.iter().all(|e| e.proc.is_some());
+    let solo = role.is_some() && targets.clone().all(|t| remote(&t));
     if let (Some(addr), true) = (replies, solo) {
         // The common case: nobody else completes an entry, so the answers are
         // gathered without locks or atomics.
-        let solo = Solo::new(std::any::type_name::<R>(), entries);
-        send_all(shared, targets, n, Sink::Solo(&solo), args, reply_to);
+        let solo = Solo::new(std::any::type_name::<R>(), n);
+        send_all(
+            shared,
+            targets.clone(),
+            n,
+            Sink::Solo(&solo),
+            args,
+            reply_to,
+        );
+        // While the receivers work (off the round trip): who they are (the
+        // clones of their names) and room for the answers.
+        solo.fill(entries(targets));
+        let out = Responses::room_for(n);
         crate::process::replies::wait(
             addr,
             role,
@@ -349,8 +372,9 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
             LIVENESS_PERIOD,
             &|| solo.check_processes(),
         );
-        return Ok(responses(solo.into_entries()));
+        return Ok(responses_into(out, solo.into_entries()));
     }
+    let entries = entries(targets.clone());
     // Woken by whoever else completes an entry: a loop of this process, or
     // (a registered request) the thread that read the answer. Not needed
     // when this thread reads all the answers itself.
