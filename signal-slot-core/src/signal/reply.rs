@@ -100,31 +100,36 @@ impl ReplyValue {
                 codec: &CodecOf::<T>::CODEC,
             });
         }
-        // One encoding pass, into place when short. postcard is the wire
-        // codec (see `transport::codec`); its slice encoder reports the
-        // length it used, which the codec module does not expose.
+        // One encoding pass, into place when short.
         let mut bytes = [0; INLINE];
-        match postcard::to_slice(&value, &mut bytes) {
-            Ok(used) => {
-                // At most INLINE (< 256) bytes.
-                let len = used.len() as u8;
-                ReplyValue(Inner::Inline {
-                    type_name,
-                    len,
-                    bytes,
-                })
-            }
-            Err(_) => {
+        let short = match codec::encode_to_slice(&value, &mut bytes) {
+            // At most INLINE (< 256) bytes.
+            Ok(Some(used)) => Ok(Some(used.len() as u8)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let inner = match short {
+            Ok(Some(len)) => Inner::Inline {
+                type_name,
+                len,
+                bytes,
+            },
+            Ok(None) => {
                 let mut bytes = Vec::new();
                 match codec::encode_into(&value, &mut bytes) {
-                    Ok(()) => ReplyValue(Inner::Encoded { type_name, bytes }),
-                    Err(e) => ReplyValue(Inner::Unencodable {
+                    Ok(()) => Inner::Encoded { type_name, bytes },
+                    Err(e) => Inner::Unencodable {
                         type_name,
                         error: e.to_string(),
-                    }),
+                    },
                 }
             }
-        }
+            Err(e) => Inner::Unencodable {
+                type_name,
+                error: e.to_string(),
+            },
+        };
+        ReplyValue(inner)
     }
 
     /// The answer of a slot whose return type cannot be sent (`type_name`).
