@@ -22,6 +22,7 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<
 }
 
 /// Encodes `value` into the start of `buf`; `None` if it does not fit.
+#[inline]
 pub(crate) fn encode_to_slice<'b, T: Serialize>(
     value: &T,
     buf: &'b mut [u8],
