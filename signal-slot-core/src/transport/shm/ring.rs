@@ -121,6 +121,8 @@ pub(crate) trait RingMem {
     fn store_tail(&self, v: u64, order: Ordering);
     fn load_head(&self, order: Ordering) -> u64;
     fn store_head(&self, v: u64, order: Ordering);
+    /// A sequentially consistent fence.
+    fn fence_seq_cst(&self);
     /// Loads the record word at data offset `off` atomically.
     ///
     /// # Safety
@@ -260,6 +262,10 @@ impl RingMem for Mapped {
     #[inline]
     fn store_head(&self, v: u64, order: Ordering) {
         self.counter(OFF_HEAD).store(v, order);
+    }
+    #[inline]
+    fn fence_seq_cst(&self) {
+        crate::sync::fence(Ordering::SeqCst);
     }
     #[inline]
     unsafe fn load_word(&self, off: usize, order: Ordering) -> u32 {
@@ -513,9 +519,16 @@ impl<M: RingMem> RingView<M> {
     fn back_to_tail(&self, head: u64, tail: u64) -> bool {
         // The word first (Acquire: a producer's record or marker there was
         // stored after its tail moved to `head`), then the tail again.
-        if matches!(self.slot(head), Slot::Record { .. })
-            || self.mem.load_tail(Ordering::Acquire) != tail
-        {
+        if matches!(self.slot(head), Slot::Record { .. }) {
+            return false;
+        }
+        // If anything read above (the leftovers check) came from the
+        // producer's writes into space released by our head, the producer
+        // loaded that head after storing its tail past `tail`, with a SeqCst
+        // fence before the load (`push_with`); this fence then orders after
+        // that one, so the load below sees the moved tail.
+        self.mem.fence_seq_cst();
+        if self.mem.load_tail(Ordering::Acquire) != tail {
             return false;
         }
         self.mem.store_head(tail, Ordering::Release);
@@ -685,6 +698,11 @@ impl<M: RingMem> RingView<M> {
         if head > tail || end + 8 - head > cap {
             // Acquire: the consumer's reads of the space it released happen
             // before our writes into it (a `head_seen` was loaded the same way).
+            // The SeqCst fence (here only, when the space known free runs out)
+            // orders our tail stores before every write into space this load
+            // releases, for a consumer that looks at those writes and then
+            // at the tail (`back_to_tail`).
+            self.mem.fence_seq_cst();
             head = self.mem.load_head(Ordering::Acquire);
             if head > tail {
                 // Garbled: the consumer goes back to our tail before it
@@ -1210,6 +1228,12 @@ mod model_mem {
         }
         fn store_head(&self, v: u64, order: Ordering) {
             self.buf.head.store(v, order);
+        }
+        fn fence_seq_cst(&self) {
+            #[cfg(loom)]
+            crate::sync::model::fence(Ordering::SeqCst);
+            #[cfg(not(loom))]
+            std::sync::atomic::fence(Ordering::SeqCst);
         }
         unsafe fn load_word(&self, off: usize, order: Ordering) -> u32 {
             self.buf.words[off / 8].load(order)
