@@ -143,13 +143,16 @@ pub(crate) trait RingMem {
     /// cannot change what `f` reads.
     ///
     /// # Safety
-    /// `off + len <= capacity`, and the range is published to the caller: the
-    /// peer does not write it until the caller releases it.
+    /// `off + len <= capacity`, and the range is published to the caller: a
+    /// peer that keeps the protocol does not write it until the caller
+    /// releases it. (One that does not may write it during the copy: the copy
+    /// then holds torn bytes, see [`Mapped`]'s implementation.)
     unsafe fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R;
     /// Lends the `len` data bytes at `off` to `f` for writing.
     ///
     /// # Safety
-    /// `off + len <= capacity`, and the range is owned by the caller.
+    /// `off + len <= capacity`, and the range is owned by the caller: a peer
+    /// that keeps the protocol neither reads nor writes it meanwhile.
     unsafe fn write<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R;
 }
 
@@ -286,15 +289,23 @@ impl RingMem for Mapped {
         // SAFETY: in bounds (contract).
         let src = unsafe { self.data().add(off) };
         // Copied with raw pointers, never through a reference into the
-        // mapping: a peer that breaks the protocol can garble the copy (the
-        // decoder rejects it) but not change bytes while they are decoded.
+        // mapping. What holds: a peer that keeps the protocol does not write
+        // the range during the copy (contract), so the copy is the record. A
+        // peer that breaks it may write the range meanwhile (another process:
+        // nothing this program's compiler sees or orders); then the copy may
+        // hold any mix of old and new bytes, each byte one the peer or the
+        // producer wrote. Every bit pattern is a valid u8 and no reference
+        // into the mapping exists to be invalidated, so that costs a wrong
+        // record (the decoder rejects it or decodes garbage, both checked),
+        // not this process's memory safety; and once copied, the bytes `f`
+        // decodes cannot change under it.
         if len <= SMALL_RECORD {
             let mut buf = std::mem::MaybeUninit::<[u8; SMALL_RECORD]>::uninit();
             let dst = buf.as_mut_ptr().cast::<u8>();
-            // SAFETY: `len` bytes are readable at `src` (contract) and
-            // writable at `dst` (`len <= SMALL_RECORD`); a private buffer
-            // does not overlap the mapping. The first `len` bytes are then
-            // initialized.
+            // SAFETY: `len` bytes of the live mapping are readable at `src`
+            // (contract; possibly torn, see above) and writable at `dst`
+            // (`len <= SMALL_RECORD`); a private buffer does not overlap the
+            // mapping. The first `len` bytes are then initialized.
             return f(unsafe {
                 std::ptr::copy_nonoverlapping(src, dst, len);
                 std::slice::from_raw_parts(dst, len)
@@ -319,8 +330,14 @@ impl RingMem for Mapped {
     }
     #[inline]
     unsafe fn write<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        // SAFETY: in bounds, and nobody else touches it while the slice lives
-        // (contract).
+        // SAFETY: in bounds, and no peer that keeps the protocol reads or
+        // writes the range while the slice lives (contract); `f` is our own
+        // encoder, writing plain bytes. A peer that breaks the protocol may
+        // write the range meanwhile (outside what this process's compiler
+        // orders): `f`'s bytes may then be garbled before they are
+        // published, which the consumer's checks of every record handle
+        // (`push_with` decides every length and offset before `f`, from
+        // nothing in the range).
         f(unsafe { std::slice::from_raw_parts_mut(self.data().add(off), len) })
     }
 }
@@ -801,8 +818,10 @@ impl<M: RingMem> RingView<M> {
                 } => {
                     // SAFETY: `[start, start + 4 + len)` lies inside the data
                     // area (checked by `slot`). Its word was published after
-                    // its bytes, and the producer does not write them until
-                    // `head` moves past them, which happens after `f` returns.
+                    // its bytes, and a producer that keeps the protocol does
+                    // not write them until `head` moves past them, which
+                    // happens after `f` returns (one that does not garbles
+                    // the copy only, see `Mapped::read`).
                     unsafe { self.mem.read(start + LEN_FIELD, len, &mut f) };
                     head += skipped + record_size(len) as u64;
                     n += 1;
