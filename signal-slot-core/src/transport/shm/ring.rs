@@ -115,7 +115,7 @@ pub(crate) enum RingError {
 /// (raw pointers into the region, everything inlined away), the loom models a
 /// backing of loom atomics and loom cells so loom checks every data byte.
 pub(crate) trait RingMem {
-    /// Bytes of the data area (a power of two of at least 64).
+    /// Bytes of the data area (a power of two from 64 to 2^30).
     fn capacity(&self) -> usize;
     fn load_tail(&self, order: Ordering) -> u64;
     fn store_tail(&self, v: u64, order: Ordering);
@@ -371,7 +371,7 @@ impl RingView {
     /// # Safety
     /// `base` must point at `RING_HEADER + capacity` bytes of mapped, 128-byte
     /// aligned memory that stays mapped while the view is used; `capacity` is a
-    /// power of two of at least 64.
+    /// power of two from 64 to 2^30 (record words keep two bits for the lap).
     pub(crate) unsafe fn new(base: *mut u8, capacity: usize) -> Self {
         Self {
             mem: Mapped { base, capacity },
@@ -400,8 +400,9 @@ impl<M: RingMem> RingView<M> {
     pub(crate) fn skip_all(&self) {
         let tail = self.mem.load_tail(Ordering::Acquire);
         // Never back: records between a tail left behind by a killed producer
-        // and the head were read already.
-        if tail > self.consumer_head() {
+        // and the head were read already. A tail out of range is the
+        // producer's to resync.
+        if pos_ok(tail) && tail > self.consumer_head() {
             self.mem.store_head(tail, Ordering::Release);
         }
     }
