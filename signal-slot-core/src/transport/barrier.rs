@@ -147,7 +147,15 @@ pub(crate) fn consumer(mode: &AtomicU32, grace_end: &AtomicU64) -> bool {
         if end == 0 {
             return true;
         }
-        if now_ns() < end {
+        let now = now_ns();
+        if now < end {
+            // The deadline lives in shared memory: one further away than a
+            // grace from now is not ours (a peer wrote it). Clamped, so no
+            // peer keeps the consumer awake beyond a grace per write.
+            let grace = GRACE.as_nanos() as u64;
+            if end - now > grace {
+                grace_end.store(now + grace, Ordering::Relaxed);
+            }
             return false;
         }
         grace_end.store(0, Ordering::Relaxed);
@@ -201,4 +209,23 @@ fn now_ns() -> u64 {
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer writing `u64::MAX` as the grace deadline keeps the consumer
+    /// awake (flags up, no sleep) for one grace at most, not forever.
+    #[test]
+    fn a_grace_deadline_written_by_a_peer_ends_within_a_grace() {
+        let mode = AtomicU32::new(FULL);
+        let grace_end = AtomicU64::new(u64::MAX);
+        let start = std::time::Instant::now();
+        while !consumer(&mode, &grace_end) {
+            assert!(start.elapsed() < GRACE * 50, "still in the grace");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert_eq!(grace_end.load(Ordering::Relaxed), 0);
+    }
 }

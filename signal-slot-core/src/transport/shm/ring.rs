@@ -6,9 +6,14 @@
 //! `pos % capacity` (a power of two). A record is `[u32 word][payload][pad to
 //! 8]` starting at a multiple of 8, its word `len + 1`; a word 0 means "nothing
 //! published here yet". When a record does not fit before the end of the data
-//! area the producer writes it at offset 0 and then the wrap marker `u32::MAX`
-//! where it would have started. Records longer than `capacity / 2` are
-//! refused, so an empty ring takes any allowed record.
+//! area the producer writes it at offset 0 and then the wrap marker (low bits
+//! all ones) where it would have started. Records longer than `capacity / 2`
+//! are refused, so an empty ring takes any allowed record. Every word also
+//! carries the lap of its position (`(pos / capacity) & 3`, in its two high
+//! bits): a word without its position's lap is a leftover of an earlier lap
+//! and reads as nothing published, so a consumer sent past the last record
+//! (by garbage) stops at the end of this lap's records instead of replaying
+//! the previous lap's.
 //!
 //! Each record publishes itself: the producer writes the payload, zeroes the
 //! word where the next record will start, then stores the record's word
@@ -35,12 +40,18 @@
 //! length beyond the data area, a wrap marker at 0) is [`Damage`]: the
 //! consumer skips to the producer's tail if that is ahead (the bytes between
 //! are lost; where records start in them is unknown), else clears the word so
-//! the producer writes its next record over it, reports it once and goes on. A
-//! producer likewise writes over such a word at its tail. Garbage with a
-//! plausible length reads as a record (the decoder rejects it); if it sends
-//! the consumer between records, the check before sleeping
+//! the producer writes its next record over it, reports it once and goes on
+//! (only at the producer's tail, where it stores its next record's word last:
+//! a head beyond the tail goes back to the tail instead). A producer likewise
+//! writes over such a word at its tail, and resyncs a damaged tail to the
+//! records from the consumer's head (refusing one record to report it).
+//! Garbage with a plausible length reads as a record (the decoder rejects
+//! it); if it sends the consumer between records, the check before sleeping
 //! ([`RingView::check_stalled`]) finds no record where the tail says there
-//! is one and skips to the tail.
+//! is one and skips to the tail. A drain reads at most a ring's worth of
+//! bytes (more cannot have been published), so it always returns.
+//! Positions at or beyond 2^62 are damage, so no position arithmetic
+//! overflows.
 //!
 //! The protocol is written once, generic over the ring's memory ([`RingMem`]):
 //! production views a mapping through raw pointers ([`Mapped`]; monomorphized
@@ -52,9 +63,21 @@
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 const LEN_FIELD: usize = 4;
-const WRAP: u32 = u32::MAX;
 /// The word of a position where nothing is published.
 const EMPTY: u32 = 0;
+/// A record word is `lap << LAP_SHIFT | low`: `low` is `len + 1` for a record,
+/// [`WRAP`] for a wrap marker; `lap` is [`lap`] of the word's position, so a
+/// word left over from an earlier lap (or garbage without the right bits) is
+/// not taken for a record of this one. Capacities are at most 2^30 bytes, so
+/// `len + 1 < 2^29` leaves the two high bits free.
+const LAP_SHIFT: u32 = 30;
+const LOW_MASK: u32 = (1 << LAP_SHIFT) - 1;
+/// The low bits of a wrap marker (no record is this long).
+const WRAP: u32 = LOW_MASK;
+/// Positions at or beyond this are out of range (damage): a counter takes
+/// centuries to get there, and arithmetic on positions below it plus a few
+/// capacities cannot overflow.
+const POS_MAX: u64 = 1 << 62;
 /// Records a producer may find published behind its tail (a predecessor killed
 /// between a record's word and its tail: a wrap marker and the record it points
 /// to at most).
@@ -92,12 +115,14 @@ pub(crate) enum RingError {
 /// (raw pointers into the region, everything inlined away), the loom models a
 /// backing of loom atomics and loom cells so loom checks every data byte.
 pub(crate) trait RingMem {
-    /// Bytes of the data area (a power of two of at least 64).
+    /// Bytes of the data area (a power of two from 64 to 2^30).
     fn capacity(&self) -> usize;
     fn load_tail(&self, order: Ordering) -> u64;
     fn store_tail(&self, v: u64, order: Ordering);
     fn load_head(&self, order: Ordering) -> u64;
     fn store_head(&self, v: u64, order: Ordering);
+    /// A sequentially consistent fence.
+    fn fence_seq_cst(&self);
     /// Loads the record word at data offset `off` atomically.
     ///
     /// # Safety
@@ -118,13 +143,16 @@ pub(crate) trait RingMem {
     /// cannot change what `f` reads.
     ///
     /// # Safety
-    /// `off + len <= capacity`, and the range is published to the caller: the
-    /// peer does not write it until the caller releases it.
+    /// `off + len <= capacity`, and the range is published to the caller: a
+    /// peer that keeps the protocol does not write it until the caller
+    /// releases it. (One that does not may write it during the copy: the copy
+    /// then holds torn bytes, see [`Mapped`]'s implementation.)
     unsafe fn read<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R;
     /// Lends the `len` data bytes at `off` to `f` for writing.
     ///
     /// # Safety
-    /// `off + len <= capacity`, and the range is owned by the caller.
+    /// `off + len <= capacity`, and the range is owned by the caller: a peer
+    /// that keeps the protocol neither reads nor writes it meanwhile.
     unsafe fn write<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R;
 }
 
@@ -239,6 +267,10 @@ impl RingMem for Mapped {
         self.counter(OFF_HEAD).store(v, order);
     }
     #[inline]
+    fn fence_seq_cst(&self) {
+        crate::sync::fence(Ordering::SeqCst);
+    }
+    #[inline]
     unsafe fn load_word(&self, off: usize, order: Ordering) -> u32 {
         self.word(off).load(order)
     }
@@ -257,15 +289,23 @@ impl RingMem for Mapped {
         // SAFETY: in bounds (contract).
         let src = unsafe { self.data().add(off) };
         // Copied with raw pointers, never through a reference into the
-        // mapping: a peer that breaks the protocol can garble the copy (the
-        // decoder rejects it) but not change bytes while they are decoded.
+        // mapping. What holds: a peer that keeps the protocol does not write
+        // the range during the copy (contract), so the copy is the record. A
+        // peer that breaks it may write the range meanwhile (another process:
+        // nothing this program's compiler sees or orders); then the copy may
+        // hold any mix of old and new bytes, each byte one the peer or the
+        // producer wrote. Every bit pattern is a valid u8 and no reference
+        // into the mapping exists to be invalidated, so that costs a wrong
+        // record (the decoder rejects it or decodes garbage, both checked),
+        // not this process's memory safety; and once copied, the bytes `f`
+        // decodes cannot change under it.
         if len <= SMALL_RECORD {
             let mut buf = std::mem::MaybeUninit::<[u8; SMALL_RECORD]>::uninit();
             let dst = buf.as_mut_ptr().cast::<u8>();
-            // SAFETY: `len` bytes are readable at `src` (contract) and
-            // writable at `dst` (`len <= SMALL_RECORD`); a private buffer
-            // does not overlap the mapping. The first `len` bytes are then
-            // initialized.
+            // SAFETY: `len` bytes of the live mapping are readable at `src`
+            // (contract; possibly torn, see above) and writable at `dst`
+            // (`len <= SMALL_RECORD`); a private buffer does not overlap the
+            // mapping. The first `len` bytes are then initialized.
             return f(unsafe {
                 std::ptr::copy_nonoverlapping(src, dst, len);
                 std::slice::from_raw_parts(dst, len)
@@ -290,8 +330,14 @@ impl RingMem for Mapped {
     }
     #[inline]
     unsafe fn write<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        // SAFETY: in bounds, and nobody else touches it while the slice lives
-        // (contract).
+        // SAFETY: in bounds, and no peer that keeps the protocol reads or
+        // writes the range while the slice lives (contract); `f` is our own
+        // encoder, writing plain bytes. A peer that breaks the protocol may
+        // write the range meanwhile (outside what this process's compiler
+        // orders): `f`'s bytes may then be garbled before they are
+        // published, which the consumer's checks of every record handle
+        // (`push_with` decides every length and offset before `f`, from
+        // nothing in the range).
         f(unsafe { std::slice::from_raw_parts_mut(self.data().add(off), len) })
     }
 }
@@ -308,11 +354,24 @@ fn record_size(len: usize) -> usize {
     (LEN_FIELD + len + 7) & !7
 }
 
+/// The lap bits of the word at position `pos` of a ring of `cap` bytes (a
+/// power of two): `(pos / cap) & 3`, shifted into place.
+#[inline]
+fn lap(pos: u64, cap: usize) -> u32 {
+    (((pos >> cap.trailing_zeros()) & 3) as u32) << LAP_SHIFT
+}
+
+/// True if `pos` is a position a producer or consumer can legitimately hold.
+#[inline]
+fn pos_ok(pos: u64) -> bool {
+    pos % 8 == 0 && pos < POS_MAX
+}
+
 impl RingView {
     /// # Safety
     /// `base` must point at `RING_HEADER + capacity` bytes of mapped, 128-byte
     /// aligned memory that stays mapped while the view is used; `capacity` is a
-    /// power of two of at least 64.
+    /// power of two from 64 to 2^30 (record words keep two bits for the lap).
     pub(crate) unsafe fn new(base: *mut u8, capacity: usize) -> Self {
         Self {
             mem: Mapped { base, capacity },
@@ -341,8 +400,9 @@ impl<M: RingMem> RingView<M> {
     pub(crate) fn skip_all(&self) {
         let tail = self.mem.load_tail(Ordering::Acquire);
         // Never back: records between a tail left behind by a killed producer
-        // and the head were read already.
-        if tail > self.consumer_head() {
+        // and the head were read already. A tail out of range is the
+        // producer's to resync.
+        if pos_ok(tail) && tail > self.consumer_head() {
             self.mem.store_head(tail, Ordering::Release);
         }
     }
@@ -356,7 +416,9 @@ impl<M: RingMem> RingView<M> {
         )
     }
 
-    /// Reads the word at consumer position `pos` (a multiple of 8).
+    /// Reads the word at consumer position `pos` (a multiple of 8). A word
+    /// without `pos`'s lap bits is a leftover of an earlier lap (or garbage):
+    /// nothing published here in this lap.
     #[inline]
     fn slot(&self, pos: u64) -> Slot {
         let capacity = self.mem.capacity();
@@ -364,10 +426,10 @@ impl<M: RingMem> RingView<M> {
         // SAFETY: `off` is a multiple of 8 below capacity. Acquire: pairs
         // with the producer's Release of the word.
         let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
-        if w == EMPTY {
+        if w == EMPTY || w & !LOW_MASK != lap(pos, capacity) {
             return Slot::Empty;
         }
-        let (start, skipped, w) = if w == WRAP {
+        let (start, skipped, word) = if w & LOW_MASK == WRAP {
             if off == 0 {
                 return Slot::Damaged {
                     why: "wrap marker at the start",
@@ -375,21 +437,28 @@ impl<M: RingMem> RingView<M> {
                     word: w,
                 };
             }
+            let skipped = (capacity - off) as u64;
             // SAFETY: offset 0 holds a word. Ordered after the marker's load.
             let w0 = unsafe { self.mem.load_word(0, Ordering::Acquire) };
-            if w0 == EMPTY || w0 == WRAP {
+            // The producer publishes the record at 0 before its marker: a
+            // marker without it is a predecessor's leftover (stepped over).
+            if w0 == EMPTY
+                || w0 & !LOW_MASK != lap(pos + skipped, capacity)
+                || w0 & LOW_MASK == WRAP
+            {
                 return Slot::Marker;
             }
-            (0usize, (capacity - off) as u64, w0)
+            (0usize, skipped, w0)
         } else {
             (off, 0, w)
         };
-        let len = (w - 1) as usize;
-        if len > self.max_record() || start + LEN_FIELD + len > capacity {
+        let low = word & LOW_MASK;
+        let len = (low as usize).wrapping_sub(1);
+        if low == 0 || len > self.max_record() || start + LEN_FIELD + len > capacity {
             return Slot::Damaged {
                 why: "record beyond the data area",
                 at: start,
-                word: w,
+                word,
             };
         }
         Slot::Record {
@@ -400,16 +469,16 @@ impl<M: RingMem> RingView<M> {
     }
 
     /// True if at most [`MAX_RECOVER`] published records from `from` end
-    /// exactly at `to`.
+    /// exactly at `to` (both in range).
     fn leftovers_reach(&self, from: u64, to: u64) -> bool {
+        let cap = self.mem.capacity() as u64;
         let mut pos = from;
         for _ in 0..MAX_RECOVER {
+            // `pos < from + 2 * cap < POS_MAX + 2^31`: no overflow.
             match self.slot(pos) {
                 Slot::Record { skipped, len, .. } => pos += skipped + record_size(len) as u64,
                 // A marker alone counts as one step (its record may follow).
-                Slot::Marker => {
-                    pos += self.mem.capacity() as u64 - (pos & (self.mem.capacity() as u64 - 1))
-                }
+                Slot::Marker => pos += cap - (pos & (cap - 1)),
                 _ => return false,
             }
             if pos == to {
@@ -420,19 +489,38 @@ impl<M: RingMem> RingView<M> {
     }
 
     /// Consumer: gets past damage at `head`. To the producer's tail if that
-    /// is ahead (released); else clears the bad word, so the producer writes
-    /// its next record over it (it never steps over such a word).
+    /// is ahead (released). Else, where the producer's next record word goes
+    /// (its tail, or the end of records a killed or preempted predecessor
+    /// published beyond it), clears the bad word so the producer writes its
+    /// next record over it (it never steps over such a word). A head beyond
+    /// the tail anywhere else is garbled: the bytes there are the producer's
+    /// (clearing a word could zero a record it is writing), so back to the
+    /// tail.
     fn get_past(&self, head: u64, why: &'static str, at: usize, word: u32) -> Damage {
         let cap = self.mem.capacity() as u64;
         // Acquire: every record below the tail is published.
         let tail = self.mem.load_tail(Ordering::Acquire);
-        if tail % 8 == 0 && tail > head && tail - head <= cap {
+        if pos_ok(tail) && tail > head && tail - head <= cap {
             self.mem.store_head(tail, Ordering::Release);
             return Damage {
                 why,
                 skipped: tail - head,
             };
         }
+        if pos_ok(tail) && head > tail && !self.leftovers_reach(tail, head) {
+            if self.back_to_tail(head, tail) {
+                return Damage {
+                    why,
+                    skipped: head - tail,
+                };
+            }
+            // The producer moved meanwhile: the next drain looks again.
+            return Damage { why, skipped: 0 };
+        }
+        // Here the producer's next record starts at `head` (its tail, or
+        // beyond a damaged tail it resyncs to our head): it writes the
+        // record's payload after this word, and the word itself (a record's
+        // or a marker's, and for a wrap the word at 0) last.
         // SAFETY: `at` is a word's offset (from `slot`). Only a word no
         // producer writes is replaced: if the producer has written over it
         // meanwhile, the exchange fails and its record stays.
@@ -440,37 +528,96 @@ impl<M: RingMem> RingView<M> {
         Damage { why, skipped: 0 }
     }
 
+    /// Consumer: `head` is beyond the producer's `tail` (both in range), and
+    /// not over published leftovers that end at it. Moves the head back to the
+    /// tail, unless a record is published at the head or the tail moved since
+    /// it was loaded: then it was a producer preempted between a record's
+    /// word and its tail, whose records this consumer read (the leftovers
+    /// check may have seen its next lap's bytes). True if it moved the head.
+    fn back_to_tail(&self, head: u64, tail: u64) -> bool {
+        // The word first (Acquire: a producer's record or marker there was
+        // stored after its tail moved to `head`), then the tail again.
+        if matches!(self.slot(head), Slot::Record { .. }) {
+            return false;
+        }
+        // If anything read above (the leftovers check) came from the
+        // producer's writes into space released by our head, the producer
+        // loaded that head after storing its tail past `tail`, with a SeqCst
+        // fence before the load (`push_with`); this fence then orders after
+        // that one, so the load below sees the moved tail.
+        self.mem.fence_seq_cst();
+        if self.mem.load_tail(Ordering::Acquire) != tail {
+            return false;
+        }
+        self.mem.store_head(tail, Ordering::Release);
+        true
+    }
+
     /// Consumer, before sleeping on a ring that looks empty: if the
     /// producer's tail is ahead of the head, a record must start at the head;
     /// if none does, garbage with a plausible length sent the consumer between
     /// records: skip to the tail. A head ahead of the tail is legitimate only
-    /// over a killed producer's leftovers (records from the tail that end at
-    /// the head); otherwise the producer writes where the consumer never
-    /// looks: go back to the tail. Loads the producer's tail: not for the
-    /// polling path.
+    /// over a killed or preempted producer's leftovers (records from the tail
+    /// that end at the head); otherwise the producer writes where the consumer
+    /// never looks: go back to the tail. A head out of range is the drain's
+    /// to fix, a tail out of range the producer's. Loads the producer's tail:
+    /// not for the polling path.
     pub(crate) fn check_stalled(&self) -> Option<Damage> {
+        // Acquire, before the words it reads: every record below it is
+        // published.
+        self.check_stalled_from(self.mem.load_tail(Ordering::Acquire))
+    }
+
+    /// [`check_stalled`](Self::check_stalled) with the producer's tail as
+    /// loaded (a test may load it earlier, as a preempted consumer would).
+    fn check_stalled_from(&self, tail: u64) -> Option<Damage> {
         let cap = self.mem.capacity() as u64;
-        // Acquire, before the word below: every record below it is published.
-        let tail = self.mem.load_tail(Ordering::Acquire);
         let head = self.consumer_head();
-        if tail % 8 != 0 || head % 8 != 0 {
-            return None; // the drain deals with these
-        }
-        let why = if tail > head && tail - head <= cap {
-            match self.slot(head) {
-                Slot::Record { .. } => return None,
-                _ => "no record where the producer's tail says one is",
-            }
-        } else if head > tail && !self.leftovers_reach(tail, head) {
-            "head beyond the producer's tail"
-        } else {
+        if !pos_ok(tail) || !pos_ok(head) {
             return None;
-        };
-        self.mem.store_head(tail, Ordering::Release);
-        Some(Damage {
-            why,
-            skipped: tail.abs_diff(head),
-        })
+        }
+        if tail > head && tail - head <= cap {
+            if let Slot::Record { .. } = self.slot(head) {
+                return None;
+            }
+            self.mem.store_head(tail, Ordering::Release);
+            return Some(Damage {
+                why: "no record where the producer's tail says one is",
+                skipped: tail - head,
+            });
+        }
+        if head > tail && !self.leftovers_reach(tail, head) && self.back_to_tail(head, tail) {
+            return Some(Damage {
+                why: "head beyond the producer's tail",
+                skipped: head - tail,
+            });
+        }
+        None
+    }
+
+    /// Producer: its tail is out of range (unaligned, or more than a ring
+    /// beyond the consumer's head). Goes on after the records published from
+    /// the consumer's head (the consumer may be reading them), so the ring
+    /// works again; refuses this record once to report it.
+    fn resync_tail(&self, head_seen: &mut u64) -> RingError {
+        let cap = self.mem.capacity() as u64;
+        let head = self.mem.load_head(Ordering::Acquire);
+        if !pos_ok(head) {
+            // The consumer fixes its head on its next drain.
+            return RingError::Corrupt("head and tail out of range");
+        }
+        let mut pos = head;
+        // At most a ring's worth of records (each at least 8 bytes).
+        while let Slot::Record { skipped, len, .. } = self.slot(pos) {
+            let next = pos + skipped + record_size(len) as u64;
+            if next + 8 - head > cap {
+                break;
+            }
+            pos = next;
+        }
+        self.mem.store_tail(pos, Ordering::Release);
+        *head_seen = head;
+        RingError::Corrupt("tail out of range; resynced to the consumer's head")
     }
 
     /// Producer: writes one record of `len` bytes filled by `fill`, and publishes
@@ -504,8 +651,8 @@ impl<M: RingMem> RingView<M> {
         let capacity = self.mem.capacity();
         let cap = capacity as u64;
         let mut tail = self.producer_tail();
-        if tail % 8 != 0 {
-            return Err(RingError::Corrupt("tail out of alignment"));
+        if !pos_ok(tail) {
+            return Err(self.resync_tail(head_seen));
         }
         // The word at the tail is 0 (this producer zeroed it with the previous
         // record), unless a predecessor was killed after publishing a record
@@ -517,14 +664,16 @@ impl<M: RingMem> RingView<M> {
             let off = (tail & (cap - 1)) as usize;
             // SAFETY: `off` is a multiple of 8 below capacity.
             let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
-            if w == EMPTY {
+            // A word of an earlier lap is no record of this one.
+            if w == EMPTY || w & !LOW_MASK != lap(tail, capacity) {
                 break;
             }
-            let step = if w == WRAP {
+            let low = w & LOW_MASK;
+            let step = if low == WRAP {
                 (off != 0).then_some((capacity - off) as u64)
             } else {
-                let l = (w - 1) as usize;
-                (l <= self.max_record() && off + LEN_FIELD + l <= capacity)
+                let l = (low as usize).wrapping_sub(1);
+                (low != 0 && l <= self.max_record() && off + LEN_FIELD + l <= capacity)
                     .then(|| record_size(l) as u64)
             };
             // A word no producer writes, in our own space: the record below
@@ -535,7 +684,7 @@ impl<M: RingMem> RingView<M> {
                 // The consumer may have read them already: below its head
                 // everything is released.
                 let head = self.mem.load_head(Ordering::Acquire);
-                if head % 8 == 0 && head > tail && head - tail <= cap {
+                if pos_ok(head) && head > tail && head - tail <= cap {
                     tail = head;
                     continue;
                 }
@@ -558,6 +707,8 @@ impl<M: RingMem> RingView<M> {
         } else {
             (0, to_end as u64)
         };
+        // No overflow: `tail < POS_MAX + 2 * cap` (in range, then at most
+        // two steps of at most a ring each, or a head at most a ring ahead).
         let end = tail + wasted + size;
         // The record and the word after it (zeroed for the next record) must
         // lie in space the consumer released.
@@ -565,9 +716,19 @@ impl<M: RingMem> RingView<M> {
         if head > tail || end + 8 - head > cap {
             // Acquire: the consumer's reads of the space it released happen
             // before our writes into it (a `head_seen` was loaded the same way).
+            // The SeqCst fence (here only, when the space known free runs out)
+            // orders our tail stores before every write into space this load
+            // releases, for a consumer that looks at those writes and then
+            // at the tail (`back_to_tail`).
+            self.mem.fence_seq_cst();
             head = self.mem.load_head(Ordering::Acquire);
-            if head > tail || tail - head > cap {
-                return Err(RingError::Corrupt("head/tail out of range"));
+            if head > tail {
+                // Garbled: the consumer goes back to our tail before it
+                // sleeps (`check_stalled`).
+                return Err(RingError::Corrupt("head beyond the tail"));
+            }
+            if tail - head > cap {
+                return Err(self.resync_tail(head_seen));
             }
             *head_seen = head;
             if end + 8 - head > cap {
@@ -592,12 +753,17 @@ impl<M: RingMem> RingView<M> {
             // Release: the payload and the zeroed next word happen before the
             // consumer's reads after it loads this word. `len <= capacity / 2`,
             // so `len + 1` is neither EMPTY nor WRAP.
-            self.mem
-                .store_word(start, len as u32 + 1, Ordering::Release);
+            // The word carries its position's lap (see `LAP_SHIFT`).
+            self.mem.store_word(
+                start,
+                lap(tail + wasted, capacity) | (len as u32 + 1),
+                Ordering::Release,
+            );
             if wasted > 0 {
                 // The consumer reaches the record at 0 through the marker only:
                 // stored last, it publishes both.
-                self.mem.store_word(off, WRAP, Ordering::Release);
+                self.mem
+                    .store_word(off, lap(tail, capacity) | WRAP, Ordering::Release);
             }
         }
         self.mem.store_tail(end, Ordering::Release);
@@ -609,23 +775,38 @@ impl<M: RingMem> RingView<M> {
     /// it (see the module comment). Only one thread may consume a ring.
     pub(crate) fn drain(&self, max: usize, mut f: impl FnMut(&[u8])) -> Drained {
         let mut head = self.consumer_head();
-        if head % 8 != 0 {
+        if !pos_ok(head) {
             // Our own position, garbled: go on from the producer's tail (or
-            // the next aligned position if that is garbled too).
+            // the next aligned position, or 0, if that is garbled too).
             let tail = self.mem.load_tail(Ordering::Acquire);
-            let to = if tail % 8 == 0 { tail } else { (head | 7) + 1 };
+            let to = if pos_ok(tail) {
+                tail
+            } else if head < POS_MAX {
+                (head | 7) + 1
+            } else {
+                0
+            };
             self.mem.store_head(to, Ordering::Release);
             return Drained {
                 records: 0,
                 damage: Some(Damage {
-                    why: "head out of alignment",
+                    why: if head % 8 != 0 {
+                        "head out of alignment"
+                    } else {
+                        "head out of range"
+                    },
                     skipped: to.abs_diff(head),
                 }),
             };
         }
+        let first = head;
+        let cap = self.mem.capacity() as u64;
         let mut n = 0;
         let damaged = loop {
-            if n == max {
+            // A producer writes at most a ring beyond the head we released:
+            // a batch that read more was sent astray by garbage (and must
+            // not run forever). No overflow: `head < POS_MAX + 2 * cap`.
+            if n == max || head - first >= cap {
                 break None;
             }
             match self.slot(head) {
@@ -638,8 +819,10 @@ impl<M: RingMem> RingView<M> {
                 } => {
                     // SAFETY: `[start, start + 4 + len)` lies inside the data
                     // area (checked by `slot`). Its word was published after
-                    // its bytes, and the producer does not write them until
-                    // `head` moves past them, which happens after `f` returns.
+                    // its bytes, and a producer that keeps the protocol does
+                    // not write them until `head` moves past them, which
+                    // happens after `f` returns (one that does not garbles
+                    // the copy only, see `Mapped::read`).
                     unsafe { self.mem.read(start + LEN_FIELD, len, &mut f) };
                     head += skipped + record_size(len) as u64;
                     n += 1;
@@ -770,7 +953,11 @@ mod tests {
         let mut h = HeapRing::new(256);
         put(&h.view, b"a");
         assert_eq!(drain_all(&h.view).len(), 1);
+        // (Lap 0's bits, as the position's, and a length beyond the area; a
+        // word without the position's lap bits reads as nothing published.)
         poke_word(&mut h, 8, 0xdead_beef);
+        assert!(h.view.is_empty(), "another lap's word");
+        poke_word(&mut h, 8, 0x0ead_beef);
         assert!(!h.view.is_empty(), "the next drain must look at it");
         let d = damage(&h.view);
         assert_eq!((d.why, d.skipped), ("record beyond the data area", 0));
@@ -1062,6 +1249,12 @@ mod model_mem {
         fn store_head(&self, v: u64, order: Ordering) {
             self.buf.head.store(v, order);
         }
+        fn fence_seq_cst(&self) {
+            #[cfg(loom)]
+            crate::sync::model::fence(Ordering::SeqCst);
+            #[cfg(not(loom))]
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
         unsafe fn load_word(&self, off: usize, order: Ordering) -> u32 {
             self.buf.words[off / 8].load(order)
         }
@@ -1165,6 +1358,43 @@ mod loom_models {
         });
     }
 
+    /// The check before sleeping, run whenever a drain finds nothing, never
+    /// fires on a healthy ring: not while the producer is between a record's
+    /// word and its tail (the consumer's head is then beyond the tail it
+    /// loads), nor across a wrap (the record at 0 carries the next lap).
+    /// Records of 20, 13 and 17 bytes in a 64-byte ring, as above.
+    #[test]
+    fn loom_check_stalled_never_fires_on_a_healthy_ring() {
+        const LENS: [usize; 3] = [20, 13, 17];
+        model::check(RUNS, || {
+            let r = model_mem::ring(64);
+            let p = r.clone();
+            let producer = thread::spawn(move || {
+                let mut head_seen = 0;
+                for i in 0..LENS.len() {
+                    push_waiting(&p, &mut head_seen, &record(&LENS, i));
+                }
+            });
+            let mut got = 0;
+            while got < LENS.len() {
+                let d = r.drain(usize::MAX, |b| {
+                    assert_eq!(b, &record(&LENS, got)[..], "record {got}");
+                    got += 1;
+                });
+                assert_eq!(d.damage, None);
+                if d.records == 0 {
+                    if r.is_empty() {
+                        assert_eq!(r.check_stalled(), None);
+                    }
+                    thread::yield_now();
+                }
+            }
+            producer.join().unwrap();
+            assert_eq!(r.check_stalled(), None);
+            assert_eq!(r.consumer_head(), r.producer_tail());
+        });
+    }
+
     /// Records of the largest size (half the ring): each push but the first
     /// finds the ring full (a record and the word after it must fit) until the
     /// consumer, draining one record at a time, releases the one before; the
@@ -1189,5 +1419,204 @@ mod loom_models {
             assert_eq!(r.producer_tail(), 3 * 32);
             assert_eq!(r.consumer_head(), 3 * 32);
         });
+    }
+}
+
+/// Regressions from review: damage another process writes never makes the
+/// consumer replay old records, spin, or send a producer's record astray,
+/// never panics, and the ring always works again.
+#[cfg(test)]
+mod damage_regressions {
+    use super::tests::HeapRing;
+    use super::*;
+
+    fn poke(h: &mut HeapRing, off: usize, w: u32) {
+        // SAFETY: inside the heap ring's data area.
+        unsafe { std::ptr::write_unaligned(h.raw().add(RING_HEADER + off).cast::<u32>(), w) };
+    }
+
+    /// Drains and checks for stalls as the loop does, `rounds` times;
+    /// returns the records delivered.
+    fn run_consumer(r: &RingView, rounds: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        for _ in 0..rounds {
+            r.drain(usize::MAX, |b| got.push(b.to_vec()));
+            if r.is_empty() {
+                let _ = r.check_stalled();
+            }
+        }
+        got
+    }
+
+    /// Pushes `rec` and expects it (and nothing else) to arrive.
+    fn round_trip(r: &RingView, rec: &[u8]) {
+        let mut pushed = r.push(rec.len(), |b| b.copy_from_slice(rec));
+        if let Err(RingError::Corrupt(_)) = pushed {
+            // Reported once; the ring works again.
+            pushed = r.push(rec.len(), |b| b.copy_from_slice(rec));
+        }
+        assert_eq!(pushed, Ok(()));
+        let got = run_consumer(r, 3);
+        assert_eq!(got, vec![rec.to_vec()]);
+    }
+
+    /// A plausible length written over the zero word at an idle head, at every
+    /// lap and several sizes: at most one garbage record is delivered (the
+    /// decoder rejects it), old records of the previous lap are never
+    /// replayed, and the producer goes on.
+    #[test]
+    fn a_plausible_word_at_an_idle_head_replays_nothing_and_the_producer_goes_on() {
+        for laps in 0..12 {
+            for (sizes, word) in [(&[28usize][..], 29u32), (&[12, 28, 4, 44, 20], 5)] {
+                let mut h = HeapRing::new(256);
+                let r = h.view;
+                let mut i = 0usize;
+                while r.producer_tail() < laps * 256 + 40 {
+                    let len = sizes[i % sizes.len()];
+                    r.push(len, |b| b.fill(i as u8)).unwrap();
+                    assert_eq!(run_consumer(&r, 1).len(), 1);
+                    i += 1;
+                }
+                let head = r.consumer_head();
+                assert_eq!(head, r.producer_tail());
+                poke(&mut h, (head % 256) as usize, word);
+                let got = run_consumer(&r, 100);
+                assert!(
+                    got.len() <= 1,
+                    "laps {laps}: replayed {} records",
+                    got.len()
+                );
+                round_trip(&r, b"after");
+            }
+        }
+    }
+
+    /// Uniform records whose payload holds a plausible length at the next
+    /// 8-byte boundary: a consumer displaced by garbage reads payload fields
+    /// as records. It stops within a ring (a drain always returns) and finds
+    /// its way back.
+    #[test]
+    fn a_consumer_displaced_into_payloads_stops_and_finds_its_way_back() {
+        for laps in 0..8u64 {
+            let mut h = HeapRing::new(256);
+            let r = h.view;
+            let mut rec = [0u8; 28];
+            rec[4..8].copy_from_slice(&29u32.to_le_bytes());
+            while r.producer_tail() < laps * 256 + 40 {
+                r.push(28, |b| b.copy_from_slice(&rec)).unwrap();
+                assert_eq!(run_consumer(&r, 1).len(), 1);
+            }
+            let head = r.consumer_head();
+            r.push(28, |b| b.copy_from_slice(&rec)).unwrap();
+            r.push(28, |b| b.copy_from_slice(&rec)).unwrap();
+            // A length of 4: lands 8 bytes into the next record.
+            poke(&mut h, (head % 256) as usize, lap(head, 256) | 5);
+            let mut n = 0;
+            let d = r.drain(usize::MAX, |_| n += 1);
+            assert!(n <= 256 / 8, "a drain of {n} records from one ring");
+            let _ = d;
+            let got = run_consumer(&r, 10);
+            assert!(n + got.len() <= 256 / 8);
+            assert!(r.is_empty());
+            round_trip(&r, b"after");
+        }
+    }
+
+    /// A head garbled ahead of the tail, the consumer running while the
+    /// producer writes a record over that head: the consumer must not clear
+    /// a "bad word" that is the producer's payload.
+    #[test]
+    fn a_garbled_head_ahead_of_the_tail_never_clears_a_payload_being_written() {
+        let h = HeapRing::new(256);
+        let r = h.view;
+        r.mem.counter(OFF_HEAD).store(16, Ordering::Relaxed);
+        let payload = [0xABu8; 40];
+        let mut head_seen = 0;
+        r.push_with(40, &mut head_seen, |b| {
+            b.copy_from_slice(&payload);
+            // The consumer (another process) runs now.
+            let _ = r.drain(10, |_| ());
+            let _ = r.check_stalled();
+            true
+        })
+        .unwrap();
+        let mut got = Vec::new();
+        r.drain(10, |b| got.push(b.to_vec()));
+        assert_eq!(got, vec![payload.to_vec()], "a good record delivered torn");
+    }
+
+    /// Positions near `u64::MAX` (written by another process) neither panic
+    /// (debug builds check overflow) nor stop the ring for good.
+    #[test]
+    fn positions_near_the_end_of_u64_do_not_panic_and_the_ring_recovers() {
+        for (head, tail) in [
+            (u64::MAX, 3),
+            (u64::MAX - 7, u64::MAX - 7),
+            (u64::MAX - 7, 0),
+            (0, u64::MAX - 7),
+            (u64::MAX - 255, u64::MAX - 255),
+        ] {
+            let h = HeapRing::new(256);
+            let r = h.view;
+            r.mem.counter(OFF_HEAD).store(head, Ordering::Relaxed);
+            r.mem.counter(OFF_TAIL).store(tail, Ordering::Relaxed);
+            let _ = r.drain(10, |_| ());
+            let _ = r.check_stalled();
+            let _ = r.push(8, |_| ());
+            let _ = run_consumer(&r, 2);
+            round_trip(&r, b"after");
+        }
+    }
+
+    /// A producer preempted between a record's word and its tail; the
+    /// consumer reads the record, sees the ring empty and loads the old tail;
+    /// the producer then writes nearly a ring (over the old record's bytes).
+    /// The consumer must not go back to the old tail (a ring behind).
+    #[test]
+    fn a_preempted_producer_does_not_send_the_consumer_back_a_lap() {
+        let h = HeapRing::new(256);
+        let r = h.view;
+        r.push(28, |b| b.fill(1)).unwrap(); // [0, 32)
+        r.mem.counter(OFF_TAIL).store(0, Ordering::Relaxed); // not yet stored
+        assert_eq!(run_consumer(&r, 1).len(), 1);
+        assert!(r.is_empty());
+        let stale_tail = r.mem.load_tail(Ordering::Acquire);
+        // The producer resumes: its tail, then records up to the head + ring.
+        r.mem.counter(OFF_TAIL).store(32, Ordering::Relaxed);
+        for i in 0..7 {
+            r.push(28, |b| b.fill(i + 2)).unwrap();
+        }
+        // The word at 0 is zeroed for the record after these.
+        assert_eq!(r.producer_tail(), 256);
+        assert_eq!(r.check_stalled_from(stale_tail), None);
+        assert_eq!(r.consumer_head(), 32);
+        let got = run_consumer(&r, 1);
+        assert_eq!(got, (2..9).map(|i| vec![i; 28]).collect::<Vec<_>>());
+    }
+
+    /// A tail garbled beyond a ring ahead of the head, or unaligned: one
+    /// record is refused to report it, then the producer goes on from the
+    /// consumer's head.
+    #[test]
+    fn a_damaged_tail_is_reported_once_and_the_producer_goes_on() {
+        for bad in [1 << 40, 3, 512 + 8, u64::MAX] {
+            let h = HeapRing::new(256);
+            let r = h.view;
+            r.push(5, |b| b.fill(1)).unwrap();
+            r.mem.counter(OFF_TAIL).store(bad, Ordering::Relaxed);
+            let mut head_seen = 0;
+            let first = r.push_with(3, &mut head_seen, |b| {
+                b.fill(2);
+                true
+            });
+            assert!(matches!(first, Err(RingError::Corrupt(_))), "{bad}");
+            // The record published before the damage is not overwritten.
+            r.push_with(3, &mut head_seen, |b| {
+                b.fill(3);
+                true
+            })
+            .unwrap();
+            assert_eq!(run_consumer(&r, 2), vec![vec![1; 5], vec![3; 3]]);
+        }
     }
 }
