@@ -257,18 +257,7 @@ impl Collector {
         if !self.remote {
             return;
         }
-        let Some(region) = system::region() else {
-            return;
-        };
-        let dead: Vec<usize> = lock(&self.gather)
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| {
-                e.outcome.is_none() && e.proc.is_some_and(|p| !system::proc_alive(region, p))
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let dead = gone(&lock(&self.gather).entries);
         for i in dead {
             self.complete(i, Outcome::Gone);
         }
@@ -362,19 +351,7 @@ impl Solo {
 
     /// Marks the receivers whose process died as gone.
     pub(super) fn check_processes(&self) {
-        let Some(region) = system::region() else {
-            return;
-        };
-        let dead: Vec<usize> = self
-            .entries
-            .borrow()
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| {
-                e.outcome.is_none() && e.proc.is_some_and(|p| !system::proc_alive(region, p))
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let dead = gone(&self.entries.borrow());
         for i in dead {
             self.complete(i, Outcome::Gone);
         }
@@ -385,6 +362,21 @@ impl Solo {
     pub(super) fn into_entries(self) -> Vec<Entry> {
         self.entries.into_inner()
     }
+}
+
+/// The unanswered entries whose receiver's process died.
+fn gone(entries: &[Entry]) -> Vec<usize> {
+    let Some(region) = system::region() else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            e.outcome.is_none() && e.proc.is_some_and(|p| !system::proc_alive(region, p))
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[cfg(test)]
