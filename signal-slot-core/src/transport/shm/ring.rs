@@ -1316,6 +1316,20 @@ mod loom_models {
         }
     }
 
+    /// A producer thread pushing `record(lens, i)` for every `i`, in order.
+    fn spawn_pushing(
+        r: &super::RingView<model_mem::ModelMem>,
+        lens: &'static [usize],
+    ) -> thread::JoinHandle<()> {
+        let p = r.clone();
+        thread::spawn(move || {
+            let mut head_seen = 0;
+            for i in 0..lens.len() {
+                push_waiting(&p, &mut head_seen, &record(lens, i));
+            }
+        })
+    }
+
     /// Drains until `lens.len()` records arrived, `max` per batch; checks each.
     fn consume(r: &super::RingView<model_mem::ModelMem>, lens: &[usize], max: usize) {
         let mut got = 0;
@@ -1344,13 +1358,7 @@ mod loom_models {
         const LENS: [usize; 3] = [20, 13, 17];
         model::check(RUNS, || {
             let r = model_mem::ring(64);
-            let p = r.clone();
-            let producer = thread::spawn(move || {
-                let mut head_seen = 0;
-                for i in 0..LENS.len() {
-                    push_waiting(&p, &mut head_seen, &record(&LENS, i));
-                }
-            });
+            let producer = spawn_pushing(&r, &LENS);
             consume(&r, &LENS, usize::MAX);
             producer.join().unwrap();
             // The wrap happened: tail counts the 16 skipped bytes.
@@ -1368,13 +1376,7 @@ mod loom_models {
         const LENS: [usize; 3] = [20, 13, 17];
         model::check(RUNS, || {
             let r = model_mem::ring(64);
-            let p = r.clone();
-            let producer = thread::spawn(move || {
-                let mut head_seen = 0;
-                for i in 0..LENS.len() {
-                    push_waiting(&p, &mut head_seen, &record(&LENS, i));
-                }
-            });
+            let producer = spawn_pushing(&r, &LENS);
             let mut got = 0;
             while got < LENS.len() {
                 let d = r.drain(usize::MAX, |b| {
