@@ -410,10 +410,10 @@ impl<M: RingMem> RingView<M> {
     /// True when nothing is published at the consumer's head (damage there
     /// is not empty: the next drain gets past it).
     pub(crate) fn is_empty(&self) -> bool {
-        matches!(
-            self.slot(self.consumer_head() & !7),
-            Slot::Empty | Slot::Marker
-        )
+        let head = self.consumer_head();
+        // A head another process garbled is not empty: the drain repairs it
+        // (and no position arithmetic runs on it here).
+        pos_ok(head) && matches!(self.slot(head), Slot::Empty | Slot::Marker)
     }
 
     /// Reads the word at consumer position `pos` (a multiple of 8). A word
@@ -1481,7 +1481,8 @@ mod damage_regressions {
                 }
                 let head = r.consumer_head();
                 assert_eq!(head, r.producer_tail());
-                poke(&mut h, (head % 256) as usize, word);
+                // With this lap's bits: believable (without, it reads empty).
+                poke(&mut h, (head % 256) as usize, lap(head, 256) | word);
                 let got = run_consumer(&r, 100);
                 assert!(
                     got.len() <= 1,
@@ -1509,6 +1510,9 @@ mod damage_regressions {
                 assert_eq!(run_consumer(&r, 1).len(), 1);
             }
             let head = r.consumer_head();
+            // The payload words the displaced consumer lands on carry this
+            // lap's bits, so they read as believable records.
+            rec[4..8].copy_from_slice(&(lap(head, 256) | 29).to_le_bytes());
             r.push(28, |b| b.copy_from_slice(&rec)).unwrap();
             r.push(28, |b| b.copy_from_slice(&rec)).unwrap();
             // A length of 4: lands 8 bytes into the next record.
@@ -1532,16 +1536,22 @@ mod damage_regressions {
         let h = HeapRing::new(256);
         let r = h.view;
         r.mem.counter(OFF_HEAD).store(16, Ordering::Relaxed);
-        let payload = [0xABu8; 40];
+        // The payload word under the garbled head (ring offset 16, payload
+        // bytes 12..16) reads as a damaged word of this lap (an impossible
+        // length), so the consumer's damage path runs on it.
+        let mut payload = [0xABu8; 40];
+        payload[12..16].copy_from_slice(&0x3FFF_0000u32.to_le_bytes());
         let mut head_seen = 0;
+        let mut damage = None;
         r.push_with(40, &mut head_seen, |b| {
             b.copy_from_slice(&payload);
             // The consumer (another process) runs now.
-            let _ = r.drain(10, |_| ());
+            damage = r.drain(10, |_| ()).damage;
             let _ = r.check_stalled();
             true
         })
         .unwrap();
+        assert!(damage.is_some(), "the damage path did not run");
         let mut got = Vec::new();
         r.drain(10, |b| got.push(b.to_vec()));
         assert_eq!(got, vec![payload.to_vec()], "a good record delivered torn");
@@ -1568,6 +1578,21 @@ mod damage_regressions {
             let _ = run_consumer(&r, 2);
             round_trip(&r, b"after");
         }
+    }
+
+    /// `is_empty` (asked before any drain, e.g. before sleeping) on a head
+    /// garbled near the end of u64 with a wrap marker under it: not empty,
+    /// no overflow (it panicked in debug builds), and the drain repairs it.
+    #[test]
+    fn is_empty_on_a_garbled_head_says_not_empty_without_overflow() {
+        let mut h = HeapRing::new(256);
+        let r = h.view;
+        r.mem.counter(OFF_HEAD).store(u64::MAX - 7, Ordering::Relaxed);
+        poke(&mut h, 248, (3 << LAP_SHIFT) | WRAP);
+        poke(&mut h, 0, 29);
+        assert!(!r.is_empty());
+        let _ = run_consumer(&r, 2);
+        round_trip(&r, b"after");
     }
 
     /// A producer preempted between a record's word and its tail; the
