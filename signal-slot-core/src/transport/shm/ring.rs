@@ -1587,7 +1587,9 @@ mod damage_regressions {
     fn is_empty_on_a_garbled_head_says_not_empty_without_overflow() {
         let mut h = HeapRing::new(256);
         let r = h.view;
-        r.mem.counter(OFF_HEAD).store(u64::MAX - 7, Ordering::Relaxed);
+        r.mem
+            .counter(OFF_HEAD)
+            .store(u64::MAX - 7, Ordering::Relaxed);
         poke(&mut h, 248, (3 << LAP_SHIFT) | WRAP);
         poke(&mut h, 0, 29);
         assert!(!r.is_empty());
