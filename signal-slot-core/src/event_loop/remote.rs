@@ -18,7 +18,6 @@ use crate::transport::codec;
 use crate::transport::shm::mailbox::{self, MailboxAddr};
 use crate::transport::shm::ring::RingError;
 use crate::transport::shm::system;
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,33 +25,6 @@ const KIND_CALL: u8 = 1;
 const HEADER: usize = 16;
 const FLAG_META: u8 = 1;
 const FLAG_REQUEST: u8 = 2;
-/// Encoded arguments up to this size are built on the stack.
-const SMALL_ARGS: usize = 128;
-
-thread_local! {
-    /// Reused encode buffer of the metadata.
-    static META_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Reused encode buffer of the arguments.
-    static ARGS_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's buffer in `cell`, emptied; with a fresh one
-/// if the thread's is in use (a send nested in another's encoding).
-fn with_scratch<R>(
-    cell: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
-    f: impl FnOnce(&mut Vec<u8>) -> R,
-) -> R {
-    cell.with(|s| {
-        let mut fresh = Vec::new();
-        let mut guard = s.try_borrow_mut();
-        let buf = match guard.as_deref_mut() {
-            Ok(buf) => buf,
-            Err(_) => &mut fresh,
-        };
-        buf.clear();
-        f(buf)
-    })
-}
 
 /// Sends one call to `t`'s loop in process `owner` through `addr`.
 ///
@@ -71,15 +43,8 @@ pub(super) fn post<A: SignalArgs>(
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
-    let unencodable = |e: &dyn std::fmt::Display| {
-        log::error!(
-            "slot {}::{}: arguments not encodable: {e}",
-            t.recv.id,
-            t.name
-        );
-        DropReason::Encode
-    };
-    let post_bytes = |encoded: &[u8]| {
+    // One encoding pass, with no lock held (see `codec::with_encoded`).
+    let posted = codec::with_encoded(args, |encoded| {
         post_with(
             lp,
             t,
@@ -93,18 +58,15 @@ pub(super) fn post<A: SignalArgs>(
                 true
             },
         )
-    };
-    // Most argument tuples are a few dozen bytes: on the stack, no
-    // thread-local; larger ones in this thread's buffer.
-    let mut small = [0u8; SMALL_ARGS];
-    match codec::encode_to_slice(args, &mut small) {
-        Ok(Some(encoded)) => post_bytes(encoded),
-        Ok(None) => with_scratch(&ARGS_SCRATCH, |encoded| {
-            codec::encode_into(args, encoded).map_err(|e| unencodable(&e))?;
-            post_bytes(encoded)
-        }),
-        Err(e) => Err(unencodable(&e)),
-    }
+    });
+    posted.unwrap_or_else(|e| {
+        log::error!(
+            "slot {}::{}: arguments not encodable: {e}",
+            t.recv.id,
+            t.name
+        );
+        Err(DropReason::Encode)
+    })
 }
 
 /// Like [`post`], with the argument tuple already encoded (a retained value):
@@ -166,10 +128,7 @@ fn post_with<A: SignalArgs>(
             write_args(&mut buf[head..])
         });
     };
-    with_scratch(&META_SCRATCH, |m| {
-        if codec::encode_into(&wire, m).is_err() {
-            return Err(DropReason::Encode);
-        }
+    codec::with_encoded(&wire, |m| {
         let len = head + 4 + m.len() + args_len;
         send_call(lp, t, addr, owner, len, |buf| {
             write_head(buf, FLAG_META);
@@ -180,6 +139,7 @@ fn post_with<A: SignalArgs>(
             write_args(&mut buf[at..])
         })
     })
+    .unwrap_or(Err(DropReason::Encode))
 }
 
 /// The fixed part of a call record.

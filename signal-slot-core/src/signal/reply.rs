@@ -12,6 +12,7 @@ use crate::signal::{Meta, ReplyError, SignalArgs};
 use crate::transport::codec::{self, CodecError};
 use serde::Serialize;
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::Cell;
 
 /// Runs a slot for a request and returns its answer; `None` if the receiver is
@@ -34,7 +35,7 @@ enum Inner {
     Value {
         value: Box<dyn Any + Send>,
         type_name: &'static str,
-        codec: &'static Codec,
+        encode: fn(&dyn Any, &mut Vec<u8>) -> Result<(), CodecError>,
     },
     /// For a requester in another process: the value encoded already, in
     /// place (no allocation) when it takes at most [`INLINE`] bytes.
@@ -97,39 +98,32 @@ impl ReplyValue {
             return ReplyValue(Inner::Value {
                 value: Box::new(value),
                 type_name,
-                codec: &CodecOf::<T>::CODEC,
+                encode: encode_as::<T>,
             });
         }
-        // One encoding pass, into place when short.
-        let mut bytes = [0; INLINE];
-        let short = match codec::encode_to_slice(&value, &mut bytes) {
-            // At most INLINE (< 256) bytes.
-            Ok(Some(used)) => Ok(Some(used.len() as u8)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
-        let inner = match short {
-            Ok(Some(len)) => Inner::Inline {
-                type_name,
-                len,
-                bytes,
-            },
-            Ok(None) => {
-                let mut bytes = Vec::new();
-                match codec::encode_into(&value, &mut bytes) {
-                    Ok(()) => Inner::Encoded { type_name, bytes },
-                    Err(e) => Inner::Unencodable {
-                        type_name,
-                        error: e.to_string(),
-                    },
+        // One encoding pass (the user's `Serialize` runs once), kept in place
+        // when short.
+        let inner = codec::with_encoded(&value, |buf| {
+            if buf.len() <= INLINE {
+                let mut bytes = [0; INLINE];
+                bytes[..buf.len()].copy_from_slice(buf);
+                Inner::Inline {
+                    type_name,
+                    // At most INLINE (< 256).
+                    len: buf.len() as u8,
+                    bytes,
+                }
+            } else {
+                Inner::Encoded {
+                    type_name,
+                    bytes: buf.to_vec(),
                 }
             }
-            Err(e) => Inner::Unencodable {
-                type_name,
-                error: e.to_string(),
-            },
-        };
-        ReplyValue(inner)
+        });
+        ReplyValue(inner.unwrap_or_else(|e| Inner::Unencodable {
+            type_name,
+            error: e.to_string(),
+        }))
     }
 
     /// The answer of a slot whose return type cannot be sent (`type_name`).
@@ -152,8 +146,9 @@ impl ReplyValue {
         }
     }
 
-    /// For a requester in another process: the type name and an encoder of
-    /// the value (its size, then its bytes written into exactly that room).
+    /// For a requester in another process: the type name and the encoded
+    /// value. A value made for this process (an async slot's answer, finished
+    /// outside [`decode_reply`]) is encoded here, before any lock is taken.
     pub(crate) fn encoder(&self) -> Result<Encoder<'_>, ReplyError> {
         let codec_error = |type_name: &str, e: &dyn std::fmt::Display| {
             ReplyError::Codec(format!("reply of type {type_name}: {e}"))
@@ -162,92 +157,47 @@ impl ReplyValue {
             Inner::Value {
                 value,
                 type_name,
-                codec,
+                encode,
             } => {
-                let size = (codec.size)(&**value).map_err(|e| codec_error(type_name, &e))?;
+                let mut bytes = Vec::new();
+                encode(&**value, &mut bytes).map_err(|e| codec_error(type_name, &e))?;
                 Ok(Encoder {
                     type_name,
-                    size,
-                    how: How::Write(&**value, codec.write),
+                    bytes: Cow::Owned(bytes),
                 })
             }
             Inner::Inline {
                 type_name,
                 len,
                 bytes,
-            } => Ok(Encoder::bytes(type_name, &bytes[..usize::from(*len)])),
-            Inner::Encoded { type_name, bytes } => Ok(Encoder::bytes(type_name, bytes)),
+            } => Ok(Encoder {
+                type_name,
+                bytes: Cow::Borrowed(&bytes[..usize::from(*len)]),
+            }),
+            Inner::Encoded { type_name, bytes } => Ok(Encoder {
+                type_name,
+                bytes: Cow::Borrowed(bytes),
+            }),
             Inner::Unencodable { type_name, error } => Err(codec_error(type_name, error)),
             Inner::Unanswerable(t) => Err(ReplyError::NotAnswerable((*t).to_string())),
         }
     }
 }
 
-/// How a reply's value encodes (one per type, shared by its replies).
-struct Codec {
-    size: fn(&dyn Any) -> Result<usize, CodecError>,
-    write: fn(&dyn Any, &mut [u8]) -> bool,
-}
-
-/// A reply value ready to be written into a record.
+/// A reply value ready to be written into a record: encoded already, so no
+/// user code runs while the record is written.
 pub(crate) struct Encoder<'a> {
     pub(crate) type_name: &'static str,
-    /// Bytes the encoding takes.
-    pub(crate) size: usize,
-    how: How<'a>,
+    pub(crate) bytes: Cow<'a, [u8]>,
 }
 
-enum How<'a> {
-    /// Encoded already.
-    Bytes(&'a [u8]),
-    /// Encoded when written.
-    Write(&'a dyn Any, fn(&dyn Any, &mut [u8]) -> bool),
-}
-
-impl<'a> Encoder<'a> {
-    fn bytes(type_name: &'static str, bytes: &'a [u8]) -> Self {
-        Encoder {
-            type_name,
-            size: bytes.len(),
-            how: How::Bytes(bytes),
-        }
-    }
-
-    /// Writes the encoding into `buf`, exactly [`size`](Self::size) bytes;
-    /// false if it did not fill them.
-    pub(crate) fn write(&self, buf: &mut [u8]) -> bool {
-        match self.how {
-            How::Bytes(b) if b.len() == buf.len() => {
-                buf.copy_from_slice(b);
-                true
-            }
-            How::Bytes(_) => false,
-            How::Write(value, write) => write(value, buf),
-        }
-    }
-}
-
-/// The [`Codec`] of `T`, as a constant the reference to which lives forever.
-struct CodecOf<T>(std::marker::PhantomData<T>);
-
-impl<T: Serialize + 'static> CodecOf<T> {
-    const CODEC: Codec = Codec {
-        size: size_as::<T>,
-        write: write_as::<T>,
-    };
-}
-
-fn size_as<T: Serialize + 'static>(v: &dyn Any) -> Result<usize, CodecError> {
+/// Appends the encoding of a `T` held as `dyn Any`.
+fn encode_as<T: Serialize + 'static>(v: &dyn Any, buf: &mut Vec<u8>) -> Result<(), CodecError> {
     match v.downcast_ref::<T>() {
-        Some(v) => codec::encoded_size(v),
+        Some(v) => codec::encode_into(v, buf),
         // `ReplyValue::new` pairs the value with this function: unreachable.
-        None => Ok(0),
+        None => Ok(()),
     }
-}
-
-fn write_as<T: Serialize + 'static>(v: &dyn Any, buf: &mut [u8]) -> bool {
-    v.downcast_ref::<T>()
-        .is_some_and(|v| codec::encode_exact(v, buf))
 }
 
 /// Wraps a slot's return value so the generated code can ask, by autoref
@@ -327,9 +277,7 @@ mod tests {
             panic!("a String encodes")
         };
         assert_eq!(e.type_name, std::any::type_name::<String>());
-        let mut bytes = vec![0; e.size];
-        assert!(e.write(&mut bytes));
-        assert_eq!(codec::decode::<String>(&bytes).ok().as_deref(), Some("x"));
+        assert_eq!(codec::decode::<String>(&e.bytes).ok().as_deref(), Some("x"));
     }
 
     #[test]
@@ -341,10 +289,7 @@ mod tests {
             let Ok(e) = r.encoder() else {
                 panic!("encodes")
             };
-            let mut bytes = vec![0; e.size];
-            assert!(e.write(&mut bytes));
-            assert!(!e.write(&mut vec![0; e.size + 1]), "exact room only");
-            bytes
+            e.bytes.to_vec()
         };
         let long = "y".repeat(INLINE * 2);
         let (short, big, local) = {

@@ -9,7 +9,6 @@ use serde::{de::DeserializeOwned, Serialize};
 pub struct CodecError(String);
 
 /// Appends the encoding of `value` to `buf`.
-#[allow(dead_code)] // the process transport encodes with it
 pub(crate) fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<(), CodecError> {
     let taken = std::mem::take(buf);
     match postcard::to_extend(value, taken) {
@@ -21,29 +20,79 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<
     }
 }
 
-/// Encodes `value` into the start of `buf`; `None` if it does not fit.
+/// Encodings up to this size stay on the stack.
+const STACK: usize = 64;
+
+thread_local! {
+    /// Where encodings longer than [`STACK`] go, reused (taken while in use:
+    /// an encode nested in another's, from a user's `Serialize`, gets a fresh one).
+    static SPILL: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on the encoding of `value`. One pass (a user's `Serialize` runs
+/// once, before `f`: no lock of ours is held while it runs); on the stack up
+/// to [`STACK`] bytes, beyond that in a reused per-thread buffer.
 #[inline]
-pub(crate) fn encode_to_slice<'b, T: Serialize>(
+pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
     value: &T,
-    buf: &'b mut [u8],
-) -> Result<Option<&'b mut [u8]>, CodecError> {
-    match postcard::to_slice(value, buf) {
-        Ok(used) => Ok(Some(used)),
-        Err(postcard::Error::SerializeBufferFull) => Ok(None),
-        Err(e) => Err(CodecError(e.to_string())),
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, CodecError> {
+    let mut out = Spill {
+        stack: [0; STACK],
+        len: 0,
+        heap: None,
+    };
+    postcard::serialize_with_flavor(value, Out(&mut out)).map_err(|e| CodecError(e.to_string()))?;
+    Ok(match out.heap.take() {
+        None => f(&out.stack[..out.len]),
+        Some(heap) => {
+            let r = f(&heap);
+            SPILL.with(|s| s.set(heap));
+            r
+        }
+    })
+}
+
+/// A postcard output on the stack that moves to the heap when it outgrows it.
+struct Spill {
+    stack: [u8; STACK],
+    len: usize,
+    heap: Option<Vec<u8>>,
+}
+
+/// The serializer's handle on a [`Spill`] (borrowed: the buffer is not
+/// moved out when the serializer finishes).
+struct Out<'a>(&'a mut Spill);
+
+impl postcard::ser_flavors::Flavor for Out<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let out = &mut *self.0;
+        if let Some(heap) = &mut out.heap {
+            heap.extend_from_slice(data);
+        } else if let Some(room) = out.stack.get_mut(out.len..out.len + data.len()) {
+            room.copy_from_slice(data);
+            out.len += data.len();
+        } else {
+            let mut heap = SPILL.with(|s| s.take());
+            heap.clear();
+            heap.extend_from_slice(&out.stack[..out.len]);
+            heap.extend_from_slice(data);
+            out.heap = Some(heap);
+        }
+        Ok(())
     }
-}
 
-/// Bytes the encoding of `value` takes (a dry run of the encoder).
-pub(crate) fn encoded_size<T: Serialize>(value: &T) -> Result<usize, CodecError> {
-    postcard::experimental::serialized_size(value).map_err(|e| CodecError(e.to_string()))
-}
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
 
-/// Encodes `value` into exactly `buf`; false if it does not fill `buf` exactly
-/// (a `Serialize` impl that answered [`encoded_size`] differently).
-pub(crate) fn encode_exact<T: Serialize>(value: &T, buf: &mut [u8]) -> bool {
-    let len = buf.len();
-    postcard::to_slice(value, buf).is_ok_and(|used| used.len() == len)
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Decodes a `T` that must use all of `bytes`. Lengths inside the encoding
@@ -75,5 +124,21 @@ mod tests {
         let lying = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
         assert!(decode::<(String,)>(&lying).is_err());
         assert!(decode::<(Vec<u64>,)>(&lying).is_err());
+    }
+
+    #[test]
+    fn with_encoded_matches_encode_into_short_long_and_nested() {
+        for value in ["x".repeat(3), "y".repeat(STACK), "z".repeat(STACK * 5)] {
+            let mut expected = Vec::new();
+            encode_into(&(value.clone(), 7u8), &mut expected).unwrap();
+            let got = with_encoded(&(value.clone(), 7u8), |b| {
+                // An encode nested in the use of another's bytes.
+                let inner = with_encoded(&value, <[u8]>::to_vec).unwrap();
+                assert_eq!(decode::<String>(&inner).unwrap(), value);
+                b.to_vec()
+            })
+            .unwrap();
+            assert_eq!(got, expected);
+        }
     }
 }

@@ -68,7 +68,8 @@ const REPLY_WAIT: Duration = Duration::from_millis(10);
 const STATUS_ERROR: u8 = 1;
 
 /// Sends the answer to a request from process `tag.requester` (called by the
-/// loop that ran the slot), encoded straight into the requester's ring. Gives
+/// loop that ran the slot), copied into the requester's ring
+/// (encoded before: no user code runs under the ring's lock). Gives
 /// up when the requester is gone or its mailbox stays full: the requester
 /// then reports the receiver missing.
 pub(crate) fn send_reply(
@@ -82,7 +83,7 @@ pub(crate) fn send_reply(
     let (status, len) = match &outcome {
         Ok(e) => {
             let name = e.type_name.len().min(usize::from(u16::MAX));
-            (STATUS_VALUE, REPLY_HEADER + 2 + name + e.size)
+            (STATUS_VALUE, REPLY_HEADER + 2 + name + e.bytes.len())
         }
         Err(e) => {
             if let Err(c) = codec::encode_into(e, &mut error) {
@@ -105,7 +106,8 @@ pub(crate) fn send_reply(
                 b[REPLY_HEADER..REPLY_HEADER + 2]
                     .copy_from_slice(&(name.len() as u16).to_le_bytes());
                 b[REPLY_HEADER + 2..at].copy_from_slice(name);
-                e.write(&mut b[at..])
+                b[at..].copy_from_slice(&e.bytes);
+                true
             }
             Err(_) => {
                 b[REPLY_HEADER..].copy_from_slice(&error);
