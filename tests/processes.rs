@@ -761,6 +761,29 @@ impl Gatherer {
     }
 }
 
+/// Four threads making 300 blocking requests each through `q`; each request
+/// must bring `answers` answers, every one twice its argument.
+fn ask_from_four_threads(q: &SignalRef<(u64,)>, answers: usize) {
+    let askers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for n in 0..300 {
+                    let v = t * 1000 + n;
+                    let r = q.request::<u64>((v,), DEADLINE).unwrap();
+                    assert_eq!(
+                        r.values().copied().collect::<Vec<_>>(),
+                        vec![v * 2; answers]
+                    );
+                }
+            })
+        })
+        .collect();
+    for a in askers {
+        a.join().unwrap();
+    }
+}
+
 fn requests_to_slots_in_a_child() {
     use signal_slot::ReplyError;
     let p = EventLoopProcess::new("answering").unwrap();
@@ -785,40 +808,12 @@ fn requests_to_slots_in_a_child() {
     }
     // Several threads asking at once: one reads the answers of all, then
     // hands over when its own request is done.
-    let askers: Vec<_> = (0..4u64)
-        .map(|t| {
-            let q = asker.question();
-            std::thread::spawn(move || {
-                for n in 0..300 {
-                    let v = t * 1000 + n;
-                    let r = q.request::<u64>((v,), DEADLINE).unwrap();
-                    assert_eq!(r.values().copied().collect::<Vec<_>>(), [v * 2, v * 2]);
-                }
-            })
-        })
-        .collect();
-    for a in askers {
-        a.join().unwrap();
-    }
+    ask_from_four_threads(&asker.question(), 2);
     // The same with the receiver in the child only: the reading thread
     // gathers its own answers apart (no lock), the others' through theirs.
     asker.question().disconnect_all();
     asker.question().connect(&a.double()).unwrap();
-    let askers: Vec<_> = (0..4u64)
-        .map(|t| {
-            let q = asker.question();
-            std::thread::spawn(move || {
-                for n in 0..300 {
-                    let v = t * 1000 + n;
-                    let r = q.request::<u64>((v,), DEADLINE).unwrap();
-                    assert_eq!(r.values().copied().collect::<Vec<_>>(), [v * 2]);
-                }
-            })
-        })
-        .collect();
-    for a in askers {
-        a.join().unwrap();
-    }
+    ask_from_four_threads(&asker.question(), 1);
     asker.question().connect(&b.double()).unwrap();
     // Another type than the slot returns: a failure, never a value.
     let r = asker.question().request::<i32>((1,), DEADLINE).unwrap();
