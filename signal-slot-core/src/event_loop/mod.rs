@@ -443,7 +443,10 @@ fn post_remote<A: SignalArgs>(
     count: bool,
 ) -> Result<(), DropReason> {
     let result = match lp.mailbox.get() {
-        Some(addr) => remote::post(lp, t, args, meta, None, *addr, lp.owner()),
+        Some(addr) => match meta {
+            None => remote::post_plain(lp, t, args, *addr, lp.owner()),
+            Some(_) => remote::post(lp, t, args, meta, None, *addr, lp.owner()),
+        },
         None => Err(DropReason::ReceiverGone),
     };
     if let (Err(reason), true) = (result, count) {

@@ -1,6 +1,10 @@
 //! The one wire codec: postcard (compact, serde-based; ipc-channel uses it too,
-//! so the tree carries a single codec).
+//! so the tree carries a single codec). Hot encodings go through our own
+//! serializer of the same format (`encoder`); decoding is postcard's.
 
+mod encoder;
+
+use encoder::Encoder;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// A payload that could not be encoded or decoded.
@@ -42,7 +46,7 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
         len: 0,
         heap: None,
     };
-    postcard::serialize_with_flavor(value, Out(&mut out)).map_err(|e| CodecError(e.to_string()))?;
+    value.serialize(&mut Encoder(&mut out))?;
     Ok(match out.heap.take() {
         None => f(&out.stack[..out.len]),
         Some(heap) => {
@@ -60,38 +64,19 @@ struct Spill {
     heap: Option<Vec<u8>>,
 }
 
-/// The serializer's handle on a [`Spill`] (borrowed: the buffer is not
-/// moved out when the serializer finishes).
-struct Out<'a>(&'a mut Spill);
-
-impl postcard::ser_flavors::Flavor for Out<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        let out = &mut *self.0;
-        if let Some(heap) = &mut out.heap {
-            heap.extend_from_slice(data);
-        } else if let Some(room) = out.stack.get_mut(out.len..out.len + data.len()) {
-            room.copy_from_slice(data);
-            out.len += data.len();
-        } else {
+impl Spill {
+    /// Appends `data` beyond the stack: moves what the stack holds to the
+    /// heap first.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, data: &[u8]) {
+        let heap = self.heap.get_or_insert_with(|| {
             let mut heap = SPILL.with(|s| s.take());
             heap.clear();
-            heap.extend_from_slice(&out.stack[..out.len]);
-            heap.extend_from_slice(data);
-            out.heap = Some(heap);
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.try_extend(&[data])
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
+            heap.extend_from_slice(&self.stack[..self.len]);
+            heap
+        });
+        heap.extend_from_slice(data);
     }
 }
 
