@@ -61,14 +61,7 @@ pub(super) fn post<A: SignalArgs>(
             },
         )
     });
-    posted.unwrap_or_else(|e| {
-        log::error!(
-            "slot {}::{}: arguments not encodable: {e}",
-            t.recv.id,
-            t.name
-        );
-        Err(DropReason::Encode)
-    })
+    posted.unwrap_or_else(|e| not_encodable(t, &e))
 }
 
 /// [`post`] of a plain call (no metadata, not a request): the common emit to
@@ -93,14 +86,21 @@ pub(super) fn post_plain<A: SignalArgs>(
             true
         })
     });
-    posted.unwrap_or_else(|e| {
-        log::error!(
-            "slot {}::{}: arguments not encodable: {e}",
-            t.recv.id,
-            t.name
-        );
-        Err(DropReason::Encode)
-    })
+    posted.unwrap_or_else(|e| not_encodable(t, &e))
+}
+
+/// Logs arguments that could not be encoded (a user's `Serialize` failed).
+#[cold]
+fn not_encodable<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    e: &codec::CodecError,
+) -> Result<(), DropReason> {
+    log::error!(
+        "slot {}::{}: arguments not encodable: {e}",
+        t.recv.id,
+        t.name
+    );
+    Err(DropReason::Encode)
 }
 
 /// `dst.copy_from_slice(src)` for the few bytes of a typical argument tuple
