@@ -174,23 +174,21 @@ impl<A: SignalArgs> Turns<A> {
         let Some(s) = usize::try_from(i).ok().and_then(|i| self.seats.get(i)) else {
             return Err(args);
         };
-        // Moved before the call: a slot that emits this signal again finds
-        // the next member's turn, as on the general path.
+        // The turn moves before the call: a slot that emits this signal
+        // again finds the next member's turn, as on the general path. The
+        // count too: after the call only a refusal has anything to do.
         self.counters.cursor.store(s.next, Ordering::Relaxed);
-        match crate::event_loop::call_here(&s.target, args) {
-            Ok(()) => {
-                took(&s.delivered);
-                Ok(())
-            }
-            Err(args) => Err(self.refused(s, args)),
-        }
+        took(&s.delivered);
+        crate::event_loop::call_here(&s.target, args).map_err(|args| self.refused(s, args))
     }
 
-    /// The turn back to the member that could not be called. Out of line:
-    /// the emit path then keeps only the seat across the call.
+    /// The member could not be called: its count and the turn back. Out of
+    /// line: the emit path then keeps only the seat across the call.
     #[cold]
     #[inline(never)]
     fn refused(&self, s: &Seat<A>, args: A) -> A {
+        let d = &s.delivered;
+        d.store(d.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
         self.counters.cursor.store(s.index, Ordering::Relaxed);
         args
     }
