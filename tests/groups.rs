@@ -247,6 +247,74 @@ impl Batcher {
     }
 }
 
+/// Emits jobs from its own slot and is a member of its own group, so its
+/// turn finds it busy (inside `send`).
+#[derive(EventLoopObject)]
+struct SelfMember {
+    #[signal]
+    job: Signal<(u64,)>,
+    tx: Sender<(String, u64)>,
+}
+
+#[slots]
+impl SelfMember {
+    fn send(&mut self, n: u64) {
+        for j in 0..n {
+            self.job.emit((j,));
+        }
+    }
+
+    fn work(&mut self, job: u64) {
+        let _ = self.tx.send(("self".to_string(), job));
+    }
+}
+
+#[test]
+fn a_busy_member_on_the_emitting_loop_keeps_its_turn_queued() {
+    let lp = thread_loop("busy-member-group");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let s = lp
+        .event_loop()
+        .add(
+            uid("self-member"),
+            SelfMember {
+                job: Signal::new(),
+                tx: tx.clone(),
+            },
+        )
+        .unwrap();
+    let w = worker(&lp, "w", &tx, None);
+    for slot in [s.work(), w.work()] {
+        s.job()
+            .connect_with(&slot, ConnectOptions::new().group("pool"))
+            .unwrap();
+    }
+    s.send().invoke((4,)).unwrap();
+    let mut got = collect(&rx, 4);
+    // The other member is called during `send`; the busy one's turns are
+    // queued behind it, not handed to the other member.
+    assert_eq!(
+        got[..2],
+        [("w".to_string(), 1), ("w".to_string(), 3)],
+        "{got:?}"
+    );
+    got.sort();
+    assert_eq!(
+        got[..2],
+        [("self".to_string(), 0), ("self".to_string(), 2)],
+        "{got:?}"
+    );
+    let delivered = s.job().group_stats("pool").map(|st| {
+        (
+            st.members.iter().map(|m| m.delivered).collect::<Vec<_>>(),
+            st.skipped,
+        )
+    });
+    assert_eq!(delivered, Some((vec![2, 2], 0)));
+    assert!(rx.try_recv().is_err());
+    assert_eq!(lp.event_loop().stats().dropped_total(), 0);
+}
+
 #[test]
 fn members_on_the_emitting_loop_are_called_in_turn() {
     let lp = thread_loop("same-loop-group");

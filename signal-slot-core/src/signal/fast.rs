@@ -9,7 +9,7 @@
 //! the common emit to one call of [`call_here`](crate::event_loop::call_here).
 
 use crate::event_loop::{self, LoopId};
-use crate::signal::group::{Group, Member};
+use crate::signal::group::{Member, Turns};
 use crate::signal::{Conn, ConnectionKind, SignalArgs, SlotTarget, Target};
 
 /// How an emit delivers to a cached list.
@@ -27,7 +27,7 @@ pub(crate) enum Fast<A> {
     Lone(SlotTarget<A>, Member<A>),
     /// A group whose members are plain slots of one loop: the member whose
     /// turn it is gets called directly when this thread runs that loop.
-    Group(Group<A>, LoopId),
+    Group(Turns<A>, LoopId),
     /// Anything else: the general path.
     General,
 }
@@ -63,9 +63,10 @@ impl<A: SignalArgs> Fast<A> {
                         Target::Slot(t) => Fast::Lone(t.clone(), m.clone()),
                         _ => Fast::General,
                     },
-                    (Some(first), _) if loops.all(|l| l == Some(first)) => {
-                        Fast::Group(g.clone(), first)
-                    }
+                    (Some(first), _) if loops.all(|l| l == Some(first)) => match Turns::of(g) {
+                        Some(turns) => Fast::Group(turns, first),
+                        None => Fast::General,
+                    },
                     _ => Fast::General,
                 }
             }
@@ -90,16 +91,13 @@ impl<A: SignalArgs> Fast<A> {
                 m.took();
                 Ok(())
             }
-            Fast::Group(g, lp) => {
+            Fast::Group(turns, lp) => {
                 // Checked before the turn moves: an emit from elsewhere takes
                 // the general path and must find the turn where it was.
                 if event_loop::current_loop_id() != Some(*lp) {
                     return Err(args);
                 }
-                let m = &g.members[g.next_start(g.members.len())];
-                event_loop::call_here(m.target(true), args)?;
-                m.took();
-                Ok(())
+                turns.call_here(args)
             }
             Fast::General => Err(args),
         }

@@ -114,9 +114,90 @@ impl<A> Member<A> {
     /// loop); concurrent emitters may undercount.
     #[inline]
     pub(crate) fn took(&self) {
-        let d = &self.delivered;
-        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        took(&self.delivered);
     }
+}
+
+/// A group laid out for the emit fast path: per member only what a direct
+/// call needs, and the member after it. Built when a field's connection cache
+/// is refreshed; shares the turn and the counts with the [`Group`] it was
+/// built from, so either path continues the other's turn.
+pub(crate) struct Turns<A> {
+    counters: Arc<Counters>,
+    seats: Box<[Seat<A>]>,
+}
+
+struct Seat<A> {
+    /// The member's connected target.
+    target: SlotTarget<A>,
+    delivered: Arc<AtomicU64>,
+    /// The index of the member whose turn is next: no wrap test per emit.
+    next: u64,
+    /// This member's index: a refused call puts the turn back here, and only
+    /// the seat needs keeping across the call.
+    index: u64,
+}
+
+impl<A: SignalArgs> Turns<A> {
+    /// `g` for the fast path; `None` unless every member is a slot.
+    pub(crate) fn of(g: &Group<A>) -> Option<Self> {
+        let n = g.members.len();
+        let seats = g
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| match &m.conn.target {
+                Target::Slot(t) => Some(Seat {
+                    target: t.clone(),
+                    delivered: m.delivered.clone(),
+                    next: if i + 1 < n { i as u64 + 1 } else { 0 },
+                    index: i as u64,
+                }),
+                _ => None,
+            })
+            .collect::<Option<Box<[Seat<A>]>>>()?;
+        Some(Self {
+            counters: g.counters.clone(),
+            seats,
+        })
+    }
+
+    /// Calls the member whose turn it is on this thread's loop (the caller
+    /// checked it runs the members' loop), moving the turn and counting the
+    /// delivery. `Err(args)` with the turn where it was when the call cannot
+    /// be made (the member busy), so the general path starts at the same
+    /// member; also when the turn is out of range (the group changed
+    /// meanwhile), which the general path wraps.
+    #[inline(always)]
+    pub(crate) fn call_here(&self, args: A) -> Result<(), A> {
+        let i = self.counters.cursor.load(Ordering::Relaxed);
+        let Some(s) = usize::try_from(i).ok().and_then(|i| self.seats.get(i)) else {
+            return Err(args);
+        };
+        // The turn moves before the call: a slot that emits this signal
+        // again finds the next member's turn, as on the general path. The
+        // count too: after the call only a refusal has anything to do.
+        self.counters.cursor.store(s.next, Ordering::Relaxed);
+        took(&s.delivered);
+        crate::event_loop::call_here(&s.target, args).map_err(|args| self.refused(s, args))
+    }
+
+    /// The member could not be called: its count and the turn back. Out of
+    /// line: the emit path then keeps only the seat across the call.
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, s: &Seat<A>, args: A) -> A {
+        let d = &s.delivered;
+        d.store(d.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
+        self.counters.cursor.store(s.index, Ordering::Relaxed);
+        args
+    }
+}
+
+/// A member took an emission: see [`Member::took`].
+#[inline(always)]
+fn took(d: &AtomicU64) {
+    d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// A group entry of a connection list. Copy-on-write, like the list.
