@@ -170,6 +170,18 @@ pub(super) struct LoopLocal {
     /// slower than the polls).
     spin_budget: Cell<u32>,
     next_task: Cell<u64>,
+    /// The receiver of the last message dispatched from the inbox or the
+    /// mailbox, kept across batches: a stream, or a ping-pong that hands
+    /// one record per batch, finds it here instead of in the table. Cleared
+    /// whenever an object is uninstalled (see [`LoopLocal::take_last`]), so it
+    /// never keeps a removed object alive.
+    last_receiver: Cell<Option<Rc<ObjectCell>>>,
+    /// Objects uninstalled so far: a batch that took `last_receiver` puts it
+    /// back only if none was uninstalled meanwhile.
+    uninstalls: Cell<u64>,
+    /// [`LoopLocal::mailbox`], once known (the mailbox and the region are
+    /// set once and outlive the loop's run).
+    mailbox_cache: Cell<Option<MailboxConsumer>>,
 }
 
 #[inline]
@@ -342,6 +354,9 @@ pub(super) fn run(
         tasks: RefCell::new(HashMap::new()),
         next_task: Cell::new(0),
         spin_budget: Cell::new(SPIN_POLLS),
+        last_receiver: Cell::new(None),
+        uninstalls: Cell::new(0),
+        mailbox_cache: Cell::new(None),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(l.clone()));
     LOOP_ID.with(|id| id.set(l.shared.id.0));
@@ -389,6 +404,10 @@ impl LoopLocal {
             }
         };
         if let Some(cell) = cell {
+            // The cached receiver may be this object: let it go before the
+            // drop below (and make any batch running now not put it back).
+            self.uninstalls.set(self.uninstalls.get() + 1);
+            drop(self.last_receiver.take());
             self.shared.release_key(key);
             self.drop_backlog(&cell, DropReason::ReceiverGone);
             drop_cell(cell);
@@ -666,19 +685,43 @@ impl LoopLocal {
         let Some(mut inbox) = self.shared.inbox.data_receiver() else {
             return false;
         };
-        let mut last = None;
-        for n in 0..BATCH {
+        let (mut last, epoch) = self.take_last();
+        let mut n = 0;
+        while n < BATCH {
             if inbox
                 .recv_with(|env| self.dispatch_cached(env, &mut last))
                 .is_none()
             {
-                return n > 0;
+                break;
             }
+            n += 1;
             if self.stop.get() {
-                return true;
+                break;
             }
         }
-        true
+        self.keep_last(last, epoch);
+        n > 0
+    }
+
+    /// The receiver cached across batches (see [`LoopLocal::last_receiver`]),
+    /// for a batch to use as its `last`, and the count of uninstalls to hand
+    /// back with it to [`keep_last`](Self::keep_last).
+    #[inline]
+    fn take_last(&self) -> (Option<Rc<ObjectCell>>, u64) {
+        (self.last_receiver.take(), self.uninstalls.get())
+    }
+
+    /// Caches a batch's last receiver for the next batch, unless an object
+    /// was uninstalled since [`take_last`](Self::take_last): it may be this
+    /// one, which must not be kept alive (dropped here through `drop_cell`,
+    /// which drops the object if this was its last reference).
+    #[inline]
+    fn keep_last(&self, last: Option<Rc<ObjectCell>>, epoch: u64) {
+        if self.uninstalls.get() == epoch {
+            self.last_receiver.set(last);
+        } else if let Some(cell) = last {
+            drop_cell(cell);
+        }
     }
 
     /// Runs what was queued locally before this call; later posts wait a round,
@@ -698,27 +741,45 @@ impl LoopLocal {
     }
 
     /// This loop's mailbox, if it has one and this process runs the loop.
+    #[inline]
     fn mailbox(&self) -> Option<MailboxConsumer> {
+        if let Some(mb) = self.mailbox_cache.get() {
+            return Some(mb);
+        }
+        self.find_mailbox()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_mailbox(&self) -> Option<MailboxConsumer> {
         let addr = *self.shared.mailbox.get()?;
-        Some(MailboxConsumer::new(system::region()?, addr))
+        let mb = MailboxConsumer::new(system::region()?, addr);
+        self.mailbox_cache.set(Some(mb));
+        Some(mb)
     }
 
     /// Runs calls that other processes sent.
     fn drain_mailbox(&self) -> bool {
-        let Some(mb) = self.mailbox() else {
-            return false;
-        };
-        if !mb.has_work() {
-            return false;
+        // Records, not flags: while the loop polls, flags stay up after their
+        // rings are drained (see `drain_polling`), and a drain of empty rings
+        // costs several times this look.
+        match self.mailbox() {
+            Some(mb) if mb.has_records() => self.drain_records(mb),
+            _ => false,
         }
-        let addr = *self.shared.mailbox.get().expect("checked by mailbox()");
-        let mut last = None;
+    }
+
+    /// [`drain_mailbox`](Self::drain_mailbox) once records were seen.
+    fn drain_records(&self, mb: MailboxConsumer) -> bool {
+        let addr = mb.addr();
+        let (mut last, epoch) = self.take_last();
         // `rec` is a private copy already (see `transport::shm::ring`).
         let n = mb.drain_polling(
             BATCH,
             |_from, rec| self.dispatch_record(rec, addr, &mut last, false),
             |from, why| self.ring_damaged(from, why),
         );
+        self.keep_last(last, epoch);
         n > 0
     }
 
@@ -894,7 +955,9 @@ impl LoopLocal {
                 // Straight to the records: the other sources were empty a
                 // moment ago and are looked at on the next round anyway.
                 Spun::Records => {
-                    self.drain_mailbox();
+                    if let Some(mb) = self.mailbox() {
+                        self.drain_records(mb);
+                    }
                     if self.stop.get() {
                         break;
                     }
@@ -987,6 +1050,8 @@ impl LoopLocal {
         self.shared
             .state
             .store(super::FINISHED, std::sync::atomic::Ordering::Release);
+        // No more dispatch: objects are dropped below, none kept alive here.
+        drop(self.last_receiver.take());
         self.drain_controls();
         let cells: Vec<Rc<ObjectCell>> = self.objects.borrow().iter().flatten().cloned().collect();
         for c in &cells {
