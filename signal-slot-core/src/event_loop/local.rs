@@ -534,9 +534,7 @@ impl LoopLocal {
             };
             match waiting {
                 Waiting::Envelope(env) => self.run_envelope(cell, env),
-                Waiting::Record(bytes, addr) => {
-                    self.dispatch_record(&bytes, addr, &mut Some(cell.clone()), true)
-                }
+                Waiting::Record(bytes, addr) => self.dispatch_waiting_record(&bytes, addr, cell),
             }
         }
     }
@@ -794,6 +792,9 @@ impl LoopLocal {
 
     /// `waited`: the record comes from its object's backlog (it runs even
     /// though older messages may still wait behind it).
+    ///
+    /// Everything off the plain call's path is out of line (fewer registers
+    /// to save on the way in and out).
     fn dispatch_record(
         &self,
         rec: &[u8],
@@ -801,58 +802,120 @@ impl LoopLocal {
         last: &mut Option<Rc<ObjectCell>>,
         waited: bool,
     ) {
-        let call = match remote::parse(rec, addr) {
+        // Taken apart at once: only the parts a plain call uses stay live
+        // across the calls below (not the whole record, request tag included).
+        let remote::Call {
+            key,
+            slot,
+            meta,
+            args,
+            request,
+        } = match remote::parse(rec, addr) {
             Ok(call) => call,
-            Err(Unusable::Stale) => {
-                self.shared
-                    .counters
-                    .dropped(DropReason::ReceiverGone, &self.shared.name);
-                return;
-            }
-            Err(Unusable::Garbage(why)) => {
-                self.shared.counters.decode_error(&self.shared.name, &why);
-                return;
-            }
+            Err(why) => return self.record_unusable(why),
         };
-        let wait =
-            |cell: &ObjectCell| self.wait_for_object(cell, Waiting::Record(rec.to_vec(), addr));
-        if let Some(tag) = call.request {
-            if let Some(cell) = self
-                .lookup(call.key)
-                .filter(|c| !waited && async_used(self) && c.blocked())
-            {
-                return wait(&cell);
-            }
-            return self.answer_record(call, tag, last);
+        if let Some(tag) = request {
+            let call = remote::Call {
+                key,
+                slot,
+                meta,
+                args,
+                request,
+            };
+            return self.dispatch_request(call, tag, rec, addr, last, waited);
         }
-        let Some(cell) = self.receiver_of(call.key, last) else {
+        let Some(cell) = self.receiver_of(key, last) else {
             return;
         };
         if !waited && async_used(self) && cell.blocked() {
-            wait(cell);
-            return;
+            return self.record_waits(cell, rec, addr);
         }
-        let Some(entry) = cell.shared.slots.get(usize::from(call.slot)) else {
-            self.shared
-                .counters
-                .decode_error(&self.shared.name, &"no such slot");
-            return;
+        let Some(entry) = cell.shared.slots.get(usize::from(slot)) else {
+            return self.no_such_slot();
         };
         let Ok(mut object) = cell.object.try_borrow_mut() else {
             return;
         };
         let mut failed = None;
         self.run_slot(cell, entry.name, || {
-            failed = (entry.decode_call)(&mut **object, call.args, call.meta.as_deref()).err();
+            failed = (entry.decode_call)(&mut **object, args, meta.as_deref()).err();
         });
         drop(object);
         self.start_pending(cell);
         if let Some(e) = failed {
-            self.shared.counters.decode_error(
-                &self.shared.name,
-                &format_args!("{}::{}: {e}", cell.shared.id, entry.name),
-            );
+            self.slot_failed_to_decode(cell, entry.name, e);
         }
+    }
+
+    /// [`dispatch_record`](Self::dispatch_record) of a record that waited in
+    /// its object's backlog (out of line: one copy of the dispatch in the
+    /// drain is enough).
+    #[inline(never)]
+    fn dispatch_waiting_record(&self, rec: &[u8], addr: MailboxAddr, cell: &Rc<ObjectCell>) {
+        self.dispatch_record(rec, addr, &mut Some(cell.clone()), true);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_unusable(&self, why: Unusable) {
+        match why {
+            Unusable::Stale => self
+                .shared
+                .counters
+                .dropped(DropReason::ReceiverGone, &self.shared.name),
+            Unusable::Garbage(why) => self.shared.counters.decode_error(&self.shared.name, &why),
+        }
+    }
+
+    /// A record for an object whose async slot's task owns it: waits in its
+    /// backlog as a private copy.
+    #[cold]
+    #[inline(never)]
+    fn record_waits(&self, cell: &ObjectCell, rec: &[u8], addr: MailboxAddr) {
+        self.wait_for_object(cell, Waiting::Record(rec.to_vec(), addr));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn no_such_slot(&self) {
+        self.shared
+            .counters
+            .decode_error(&self.shared.name, &"no such slot");
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn slot_failed_to_decode(
+        &self,
+        cell: &ObjectCell,
+        slot: &'static str,
+        e: crate::transport::codec::CodecError,
+    ) {
+        self.shared.counters.decode_error(
+            &self.shared.name,
+            &format_args!("{}::{}: {e}", cell.shared.id, slot),
+        );
+    }
+
+    /// A request record: waits behind the task that owns its object, or runs
+    /// and is answered.
+    #[inline(never)]
+    fn dispatch_request(
+        &self,
+        call: remote::Call<'_>,
+        tag: crate::signal::request::RequestTag,
+        rec: &[u8],
+        addr: MailboxAddr,
+        last: &mut Option<Rc<ObjectCell>>,
+        waited: bool,
+    ) {
+        if let Some(cell) = self
+            .lookup(call.key)
+            .filter(|c| !waited && async_used(self) && c.blocked())
+        {
+            return self.record_waits(&cell, rec, addr);
+        }
+        self.answer_record(call, tag, last);
     }
 
     /// Runs a request from another process and sends the answer back; a
