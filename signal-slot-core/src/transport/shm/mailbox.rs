@@ -204,12 +204,18 @@ thread_local! {
 pub(crate) struct MailboxConsumer {
     region: &'static Region,
     addr: MailboxAddr,
+    /// The mailbox's header, looked up once: every poll reads its mask.
+    header: &'static MailboxHeader,
 }
 
 impl MailboxConsumer {
     /// A view of a mailbox this process claimed with [`claim`].
     pub(crate) fn new(region: &'static Region, addr: MailboxAddr) -> Self {
-        Self { region, addr }
+        Self {
+            region,
+            addr,
+            header: region.mailbox_header(addr.index),
+        }
     }
 
     /// The mailbox this consumer reads.
@@ -226,8 +232,9 @@ impl MailboxConsumer {
         self.header().dirty.load(Ordering::SeqCst) != 0
     }
 
+    #[inline]
     fn header(&self) -> &MailboxHeader {
-        self.region.mailbox_header(self.addr.index)
+        self.header
     }
 
     /// Hands up to `budget` records to `f` (with the producer's process index;
