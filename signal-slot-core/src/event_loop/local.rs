@@ -170,6 +170,18 @@ pub(super) struct LoopLocal {
     /// slower than the polls).
     spin_budget: Cell<u32>,
     next_task: Cell<u64>,
+    /// The receiver of the last message dispatched from the inbox or the
+    /// mailbox, kept across batches: a stream, or a ping-pong that hands
+    /// one record per batch, finds it here instead of in the table. Cleared
+    /// whenever an object is uninstalled (see [`LoopLocal::take_last`]), so it
+    /// never keeps a removed object alive.
+    last_receiver: Cell<Option<Rc<ObjectCell>>>,
+    /// Objects uninstalled so far: a batch that took `last_receiver` puts it
+    /// back only if none was uninstalled meanwhile.
+    uninstalls: Cell<u64>,
+    /// [`LoopLocal::mailbox`], once known (the mailbox and the region are
+    /// set once and outlive the loop's run).
+    mailbox_cache: Cell<Option<MailboxConsumer>>,
 }
 
 #[inline]
@@ -342,6 +354,9 @@ pub(super) fn run(
         tasks: RefCell::new(HashMap::new()),
         next_task: Cell::new(0),
         spin_budget: Cell::new(SPIN_POLLS),
+        last_receiver: Cell::new(None),
+        uninstalls: Cell::new(0),
+        mailbox_cache: Cell::new(None),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(l.clone()));
     LOOP_ID.with(|id| id.set(l.shared.id.0));
@@ -389,6 +404,10 @@ impl LoopLocal {
             }
         };
         if let Some(cell) = cell {
+            // The cached receiver may be this object: let it go before the
+            // drop below (and make any batch running now not put it back).
+            self.uninstalls.set(self.uninstalls.get() + 1);
+            drop(self.last_receiver.take());
             self.shared.release_key(key);
             self.drop_backlog(&cell, DropReason::ReceiverGone);
             drop_cell(cell);
@@ -515,9 +534,7 @@ impl LoopLocal {
             };
             match waiting {
                 Waiting::Envelope(env) => self.run_envelope(cell, env),
-                Waiting::Record(bytes, addr) => {
-                    self.dispatch_record(&bytes, addr, &mut Some(cell.clone()), true)
-                }
+                Waiting::Record(bytes, addr) => self.dispatch_waiting_record(&bytes, addr, cell),
             }
         }
     }
@@ -666,19 +683,43 @@ impl LoopLocal {
         let Some(mut inbox) = self.shared.inbox.data_receiver() else {
             return false;
         };
-        let mut last = None;
-        for n in 0..BATCH {
+        let (mut last, epoch) = self.take_last();
+        let mut n = 0;
+        while n < BATCH {
             if inbox
                 .recv_with(|env| self.dispatch_cached(env, &mut last))
                 .is_none()
             {
-                return n > 0;
+                break;
             }
+            n += 1;
             if self.stop.get() {
-                return true;
+                break;
             }
         }
-        true
+        self.keep_last(last, epoch);
+        n > 0
+    }
+
+    /// The receiver cached across batches (see [`LoopLocal::last_receiver`]),
+    /// for a batch to use as its `last`, and the count of uninstalls to hand
+    /// back with it to [`keep_last`](Self::keep_last).
+    #[inline]
+    fn take_last(&self) -> (Option<Rc<ObjectCell>>, u64) {
+        (self.last_receiver.take(), self.uninstalls.get())
+    }
+
+    /// Caches a batch's last receiver for the next batch, unless an object
+    /// was uninstalled since [`take_last`](Self::take_last): it may be this
+    /// one, which must not be kept alive (dropped here through `drop_cell`,
+    /// which drops the object if this was its last reference).
+    #[inline]
+    fn keep_last(&self, last: Option<Rc<ObjectCell>>, epoch: u64) {
+        if self.uninstalls.get() == epoch {
+            self.last_receiver.set(last);
+        } else if let Some(cell) = last {
+            drop_cell(cell);
+        }
     }
 
     /// Runs what was queued locally before this call; later posts wait a round,
@@ -698,27 +739,45 @@ impl LoopLocal {
     }
 
     /// This loop's mailbox, if it has one and this process runs the loop.
+    #[inline]
     fn mailbox(&self) -> Option<MailboxConsumer> {
+        if let Some(mb) = self.mailbox_cache.get() {
+            return Some(mb);
+        }
+        self.find_mailbox()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_mailbox(&self) -> Option<MailboxConsumer> {
         let addr = *self.shared.mailbox.get()?;
-        Some(MailboxConsumer::new(system::region()?, addr))
+        let mb = MailboxConsumer::new(system::region()?, addr);
+        self.mailbox_cache.set(Some(mb));
+        Some(mb)
     }
 
     /// Runs calls that other processes sent.
     fn drain_mailbox(&self) -> bool {
-        let Some(mb) = self.mailbox() else {
-            return false;
-        };
-        if !mb.has_work() {
-            return false;
+        // Records, not flags: while the loop polls, flags stay up after their
+        // rings are drained (see `drain_polling`), and a drain of empty rings
+        // costs several times this look.
+        match self.mailbox() {
+            Some(mb) if mb.has_records() => self.drain_records(mb),
+            _ => false,
         }
-        let addr = *self.shared.mailbox.get().expect("checked by mailbox()");
-        let mut last = None;
+    }
+
+    /// [`drain_mailbox`](Self::drain_mailbox) once records were seen.
+    fn drain_records(&self, mb: MailboxConsumer) -> bool {
+        let addr = mb.addr();
+        let (mut last, epoch) = self.take_last();
         // `rec` is a private copy already (see `transport::shm::ring`).
         let n = mb.drain_polling(
             BATCH,
             |_from, rec| self.dispatch_record(rec, addr, &mut last, false),
             |from, why| self.ring_damaged(from, why),
         );
+        self.keep_last(last, epoch);
         n > 0
     }
 
@@ -733,6 +792,9 @@ impl LoopLocal {
 
     /// `waited`: the record comes from its object's backlog (it runs even
     /// though older messages may still wait behind it).
+    ///
+    /// Everything off the plain call's path is out of line (fewer registers
+    /// to save on the way in and out).
     fn dispatch_record(
         &self,
         rec: &[u8],
@@ -740,58 +802,120 @@ impl LoopLocal {
         last: &mut Option<Rc<ObjectCell>>,
         waited: bool,
     ) {
-        let call = match remote::parse(rec, addr) {
+        // Taken apart at once: only the parts a plain call uses stay live
+        // across the calls below (not the whole record, request tag included).
+        let remote::Call {
+            key,
+            slot,
+            meta,
+            args,
+            request,
+        } = match remote::parse(rec, addr) {
             Ok(call) => call,
-            Err(Unusable::Stale) => {
-                self.shared
-                    .counters
-                    .dropped(DropReason::ReceiverGone, &self.shared.name);
-                return;
-            }
-            Err(Unusable::Garbage(why)) => {
-                self.shared.counters.decode_error(&self.shared.name, &why);
-                return;
-            }
+            Err(why) => return self.record_unusable(why),
         };
-        let wait =
-            |cell: &ObjectCell| self.wait_for_object(cell, Waiting::Record(rec.to_vec(), addr));
-        if let Some(tag) = call.request {
-            if let Some(cell) = self
-                .lookup(call.key)
-                .filter(|c| !waited && async_used(self) && c.blocked())
-            {
-                return wait(&cell);
-            }
-            return self.answer_record(call, tag, last);
+        if let Some(tag) = request {
+            let call = remote::Call {
+                key,
+                slot,
+                meta,
+                args,
+                request,
+            };
+            return self.dispatch_request(call, tag, rec, addr, last, waited);
         }
-        let Some(cell) = self.receiver_of(call.key, last) else {
+        let Some(cell) = self.receiver_of(key, last) else {
             return;
         };
         if !waited && async_used(self) && cell.blocked() {
-            wait(cell);
-            return;
+            return self.record_waits(cell, rec, addr);
         }
-        let Some(entry) = cell.shared.slots.get(usize::from(call.slot)) else {
-            self.shared
-                .counters
-                .decode_error(&self.shared.name, &"no such slot");
-            return;
+        let Some(entry) = cell.shared.slots.get(usize::from(slot)) else {
+            return self.no_such_slot();
         };
         let Ok(mut object) = cell.object.try_borrow_mut() else {
             return;
         };
         let mut failed = None;
         self.run_slot(cell, entry.name, || {
-            failed = (entry.decode_call)(&mut **object, call.args, call.meta.as_deref()).err();
+            failed = (entry.decode_call)(&mut **object, args, meta.as_deref()).err();
         });
         drop(object);
         self.start_pending(cell);
         if let Some(e) = failed {
-            self.shared.counters.decode_error(
-                &self.shared.name,
-                &format_args!("{}::{}: {e}", cell.shared.id, entry.name),
-            );
+            self.slot_failed_to_decode(cell, entry.name, e);
         }
+    }
+
+    /// [`dispatch_record`](Self::dispatch_record) of a record that waited in
+    /// its object's backlog (out of line: one copy of the dispatch in the
+    /// drain is enough).
+    #[inline(never)]
+    fn dispatch_waiting_record(&self, rec: &[u8], addr: MailboxAddr, cell: &Rc<ObjectCell>) {
+        self.dispatch_record(rec, addr, &mut Some(cell.clone()), true);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_unusable(&self, why: Unusable) {
+        match why {
+            Unusable::Stale => self
+                .shared
+                .counters
+                .dropped(DropReason::ReceiverGone, &self.shared.name),
+            Unusable::Garbage(why) => self.shared.counters.decode_error(&self.shared.name, &why),
+        }
+    }
+
+    /// A record for an object whose async slot's task owns it: waits in its
+    /// backlog as a private copy.
+    #[cold]
+    #[inline(never)]
+    fn record_waits(&self, cell: &ObjectCell, rec: &[u8], addr: MailboxAddr) {
+        self.wait_for_object(cell, Waiting::Record(rec.to_vec(), addr));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn no_such_slot(&self) {
+        self.shared
+            .counters
+            .decode_error(&self.shared.name, &"no such slot");
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn slot_failed_to_decode(
+        &self,
+        cell: &ObjectCell,
+        slot: &'static str,
+        e: crate::transport::codec::CodecError,
+    ) {
+        self.shared.counters.decode_error(
+            &self.shared.name,
+            &format_args!("{}::{}: {e}", cell.shared.id, slot),
+        );
+    }
+
+    /// A request record: waits behind the task that owns its object, or runs
+    /// and is answered.
+    #[inline(never)]
+    fn dispatch_request(
+        &self,
+        call: remote::Call<'_>,
+        tag: crate::signal::request::RequestTag,
+        rec: &[u8],
+        addr: MailboxAddr,
+        last: &mut Option<Rc<ObjectCell>>,
+        waited: bool,
+    ) {
+        if let Some(cell) = self
+            .lookup(call.key)
+            .filter(|c| !waited && async_used(self) && c.blocked())
+        {
+            return self.record_waits(&cell, rec, addr);
+        }
+        self.answer_record(call, tag, last);
     }
 
     /// Runs a request from another process and sends the answer back; a
@@ -894,7 +1018,9 @@ impl LoopLocal {
                 // Straight to the records: the other sources were empty a
                 // moment ago and are looked at on the next round anyway.
                 Spun::Records => {
-                    self.drain_mailbox();
+                    if let Some(mb) = self.mailbox() {
+                        self.drain_records(mb);
+                    }
                     if self.stop.get() {
                         break;
                     }
@@ -987,6 +1113,8 @@ impl LoopLocal {
         self.shared
             .state
             .store(super::FINISHED, std::sync::atomic::Ordering::Release);
+        // No more dispatch: objects are dropped below, none kept alive here.
+        drop(self.last_receiver.take());
         self.drain_controls();
         let cells: Vec<Rc<ObjectCell>> = self.objects.borrow().iter().flatten().cloned().collect();
         for c in &cells {
