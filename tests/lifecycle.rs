@@ -196,3 +196,42 @@ fn dropping_an_event_loop_thread_stops_and_joins_it() {
     drop(t);
     assert_eq!(lp.state(), LoopState::Finished);
 }
+
+/// Tells when it is dropped.
+#[derive(EventLoopObject)]
+struct DropTeller {
+    tx: crossbeam_channel::Sender<String>,
+}
+
+impl Drop for DropTeller {
+    fn drop(&mut self) {
+        let _ = self.tx.send("dropped".into());
+    }
+}
+
+#[slots]
+impl DropTeller {
+    fn on_value(&mut self, v: u64) {
+        let _ = self.tx.send(format!("value {v}"));
+    }
+}
+
+#[test]
+fn a_removed_receiver_the_loop_last_called_is_dropped_at_once() {
+    // The loop keeps the receiver of its last message at hand between
+    // batches: removing it must still drop it then, not at the next message.
+    let dst = EventLoopThread::new(uid("dst"));
+    let src_loop = thread_loop("src");
+    let src = src_loop
+        .event_loop()
+        .add(uid("source"), Source::default())
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let d = dst.event_loop().add(uid("d"), DropTeller { tx }).unwrap();
+    src.value().connect(&d.on_value()).unwrap();
+    dst.start().unwrap();
+    src.value().emit((1,));
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "value 1");
+    d.remove().unwrap();
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "dropped");
+}
