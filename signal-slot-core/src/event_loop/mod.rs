@@ -424,7 +424,10 @@ pub(crate) fn deliver_request<A: SignalArgs>(
 ) -> Result<(), DropReason> {
     let lp = &t.recv.lp;
     let result = match lp.mailbox.get() {
-        Some(addr) => remote::post(lp, t, args, meta, Some(&tag), *addr, lp.owner()),
+        Some(addr) => match meta {
+            None => remote::post_plain(lp, t, args, Some(&tag), *addr, lp.owner()),
+            Some(_) => remote::post(lp, t, args, meta, Some(&tag), *addr, lp.owner()),
+        },
         None => Err(DropReason::ReceiverGone),
     };
     if let Err(reason) = result {
@@ -444,7 +447,7 @@ fn post_remote<A: SignalArgs>(
 ) -> Result<(), DropReason> {
     let result = match lp.mailbox.get() {
         Some(addr) => match meta {
-            None => remote::post_plain(lp, t, args, *addr, lp.owner()),
+            None => remote::post_plain(lp, t, args, None, *addr, lp.owner()),
             Some(_) => remote::post(lp, t, args, meta, None, *addr, lp.owner()),
         },
         None => Err(DropReason::ReceiverGone),

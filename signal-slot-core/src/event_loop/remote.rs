@@ -64,24 +64,32 @@ pub(super) fn post<A: SignalArgs>(
     posted.unwrap_or_else(|e| not_encodable(t, &e))
 }
 
-/// [`post`] of a plain call (no metadata, not a request): the common emit to
-/// another process, with nothing decided per call that the connection fixes.
+/// [`post`] of a call without metadata (a plain emit or request, the common
+/// case): nothing decided per call that the connection fixes.
 #[inline]
 pub(super) fn post_plain<A: SignalArgs>(
     lp: &LoopShared,
     t: &SlotTarget<A>,
     args: &A,
+    request: Option<&RequestTag>,
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
     let Some(region) = live_mailbox(addr, owner) else {
         return Err(DropReason::ReceiverGone);
     };
-    let header = header_bytes(t, addr, 0);
+    let (at, flags) = match request {
+        Some(_) => (HEADER + RequestTag::LEN, FLAG_REQUEST),
+        None => (HEADER, 0),
+    };
+    let header = header_bytes(t, addr, flags);
     let posted = codec::with_encoded(args, |encoded| {
-        send_call(lp, t, region, addr, owner, HEADER + encoded.len(), |buf| {
-            let (head, rest) = buf.split_at_mut(HEADER);
-            head.copy_from_slice(&header);
+        send_call(lp, t, region, addr, owner, at + encoded.len(), |buf| {
+            let (head, rest) = buf.split_at_mut(at);
+            head[..HEADER].copy_from_slice(&header);
+            if let Some(tag) = request {
+                tag.write(&mut head[HEADER..]);
+            }
             copy_short(rest, encoded);
             true
         })
