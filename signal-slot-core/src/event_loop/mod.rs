@@ -381,17 +381,20 @@ fn deliver_elsewhere<A: SignalArgs>(
     // A loop handed to a child stays remote (the handover only goes back if the
     // fork fails, and the loop then drains its mailbox itself), so a post that
     // sees it remote needs no fork share: the common cross-process case takes
-    // no lock.
+    // no lock. A loop being handed over is checked again under the lock. One
+    // call site of `post_remote`, so it is inlined here (~20 instructions).
+    let handover = if lp.is_remote() {
+        None
+    } else {
+        lp.for_process
+            .load(Ordering::Acquire)
+            .then(|| lock(&lp.handover))
+    };
     if lp.is_remote() {
+        drop(handover);
         return post_remote(lp, t, &args, meta.as_deref(), count);
     }
-    let _handover = lp
-        .for_process
-        .load(Ordering::Acquire)
-        .then(|| lock(&lp.handover));
-    if lp.is_remote() {
-        return post_remote(lp, t, &args, meta.as_deref(), count);
-    }
+    let _handover = handover;
     if lp.is_finished() {
         if count {
             lp.counters.dropped(DropReason::LoopStopped, &lp.name);
@@ -425,7 +428,7 @@ pub(crate) fn deliver_request<A: SignalArgs>(
     let lp = &t.recv.lp;
     let result = match lp.mailbox.get() {
         Some(addr) => match meta {
-            None => remote::post_plain(lp, t, args, Some(&tag), *addr, lp.owner()),
+            None => remote::post_request(lp, t, args, &tag, *addr, lp.owner()),
             Some(_) => remote::post(lp, t, args, meta, Some(&tag), *addr, lp.owner()),
         },
         None => Err(DropReason::ReceiverGone),
@@ -447,7 +450,7 @@ fn post_remote<A: SignalArgs>(
 ) -> Result<(), DropReason> {
     let result = match lp.mailbox.get() {
         Some(addr) => match meta {
-            None => remote::post_plain(lp, t, args, None, *addr, lp.owner()),
+            None => remote::post_plain(lp, t, args, *addr, lp.owner()),
             Some(_) => remote::post(lp, t, args, meta, None, *addr, lp.owner()),
         },
         None => Err(DropReason::ReceiverGone),

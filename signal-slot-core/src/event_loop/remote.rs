@@ -64,10 +64,35 @@ pub(super) fn post<A: SignalArgs>(
     posted.unwrap_or_else(|e| not_encodable(t, &e))
 }
 
-/// [`post`] of a call without metadata (a plain emit or request, the common
-/// case): nothing decided per call that the connection fixes.
-#[inline]
+/// [`post`] of a plain call (no metadata, not a request): the common emit to
+/// another process, with nothing decided per call that the connection fixes.
+#[inline(always)]
 pub(super) fn post_plain<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    args: &A,
+    addr: MailboxAddr,
+    owner: u32,
+) -> Result<(), DropReason> {
+    post_lean::<A, false>(lp, t, args, None, addr, owner)
+}
+
+/// [`post`] of a request without metadata.
+pub(super) fn post_request<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    args: &A,
+    request: &RequestTag,
+    addr: MailboxAddr,
+    owner: u32,
+) -> Result<(), DropReason> {
+    post_lean::<A, true>(lp, t, args, Some(request), addr, owner)
+}
+
+/// A call record without metadata; `REQUEST` (with its tag in `request`)
+/// makes the two kinds separate code, so a plain emit has no request branch.
+#[inline(always)]
+fn post_lean<A: SignalArgs, const REQUEST: bool>(
     lp: &LoopShared,
     t: &SlotTarget<A>,
     args: &A,
@@ -78,6 +103,7 @@ pub(super) fn post_plain<A: SignalArgs>(
     let Some(region) = live_mailbox(addr, owner) else {
         return Err(DropReason::ReceiverGone);
     };
+    let request = request.filter(|_| REQUEST);
     let (at, flags) = match request {
         Some(_) => (HEADER + RequestTag::LEN, FLAG_REQUEST),
         None => (HEADER, 0),
@@ -87,7 +113,7 @@ pub(super) fn post_plain<A: SignalArgs>(
         send_call(lp, t, region, addr, owner, at + encoded.len(), |buf| {
             let (head, rest) = buf.split_at_mut(at);
             head[..HEADER].copy_from_slice(&header);
-            if let Some(tag) = request {
+            if let (true, Some(tag)) = (REQUEST, request) {
                 tag.write(&mut head[HEADER..]);
             }
             copy_short(rest, encoded);

@@ -35,8 +35,9 @@ thread_local! {
 
 /// Runs `f` on the encoding of `value`. One pass (a user's `Serialize` runs
 /// once, before `f`: no lock of ours is held while it runs); on the stack up
-/// to [`STACK`] bytes, beyond that in a reused per-thread buffer.
-#[inline]
+/// to [`STACK`] bytes, beyond that in a reused per-thread buffer. Inlined:
+/// the encoding of a small tuple is a few stores, the call would double it.
+#[inline(always)]
 pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
     value: &T,
     f: impl FnOnce(&[u8]) -> R,
