@@ -235,3 +235,59 @@ fn a_removed_receiver_the_loop_last_called_is_dropped_at_once() {
     d.remove().unwrap();
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "dropped");
 }
+
+/// Panics when dropped; its slot blocks until told to go on.
+#[derive(EventLoopObject)]
+struct PanickyHolder {
+    entered: crossbeam_channel::Sender<()>,
+    go: crossbeam_channel::Receiver<()>,
+}
+
+impl Drop for PanickyHolder {
+    fn drop(&mut self) {
+        panic!("PanickyHolder's Drop panics (on purpose)");
+    }
+}
+
+#[slots]
+impl PanickyHolder {
+    fn hold(&mut self) {
+        let _ = self.entered.send(());
+        let _ = self.go.recv();
+    }
+}
+
+#[test]
+fn a_panicking_drop_of_an_object_removed_mid_batch_is_contained() {
+    // Found in review: the object removed while its message ran was dropped
+    // by the loop's receiver cache outside `catch_unwind`, killing the loop.
+    let lp = thread_loop("mid-batch");
+    let (entered_tx, entered_rx) = crossbeam_channel::unbounded();
+    let (go_tx, go_rx) = crossbeam_channel::unbounded();
+    let x = lp
+        .event_loop()
+        .add(
+            uid("x"),
+            PanickyHolder {
+                entered: entered_tx,
+                go: go_rx,
+            },
+        )
+        .unwrap();
+    let (j, jrx) = Sink::new();
+    let j = lp.event_loop().add(uid("j"), j).unwrap();
+    j.on_value().invoke((0,)).unwrap();
+    assert_eq!(take(&jrx, 1), ["value 0"]);
+    x.hold().invoke(()).unwrap(); // the batch enters x's slot and blocks
+    entered_rx.recv_timeout(DEADLINE).unwrap();
+    x.remove().unwrap(); // Remove(x) queued
+    let (k, krx) = Sink::new();
+    let k = lp.event_loop().add(uid("k"), k).unwrap(); // Install(k) queued
+    k.on_value().invoke((1,)).unwrap(); // same batch, after x's message
+    j.on_value().invoke((2,)).unwrap();
+    go_tx.send(()).unwrap();
+    assert_eq!(take(&krx, 1), ["value 1"]);
+    assert_eq!(take(&jrx, 1), ["value 2"]);
+    j.on_value().invoke((3,)).unwrap();
+    assert_eq!(take(&jrx, 1), ["value 3"]);
+}

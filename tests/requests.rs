@@ -390,3 +390,17 @@ fn the_slot_delivered_form_reports_missing_receivers_at_the_timeout() {
     // Exactly one delivery.
     assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
 }
+
+#[test]
+fn a_timeout_of_duration_max_waits_for_the_answer_without_panicking() {
+    let l = started("req-forever");
+    let o = l.event_loop().add(uid("o"), Oracle::new(2)).unwrap();
+    let main = EventLoop::new(uid("req-forever-main"));
+    let asker = main.add(uid("asker"), Asker::default()).unwrap();
+    asker.question().connect(&o.times()).unwrap();
+    let r = asker
+        .question()
+        .request::<u64>((4,), Duration::MAX)
+        .unwrap();
+    assert_eq!(r.values().copied().collect::<Vec<_>>(), [8]);
+}

@@ -137,3 +137,19 @@ fn a_timer_on_main_stops_the_loop_running_on_main() {
     lp.exec().unwrap();
     assert_eq!(lp.state(), signal_slot::LoopState::Finished);
 }
+
+#[test]
+fn an_interval_of_duration_max_never_fires_and_panics_nothing() {
+    let lp = thread_loop("forever");
+    let (t, rx) = ticks(lp.event_loop());
+    let never = Timer::periodic(lp.event_loop(), Duration::MAX).unwrap();
+    never.timeout().connect(&t.on_tick()).unwrap();
+    never.start().unwrap();
+    // The loop goes on: a short timer on it still fires.
+    let soon = Timer::single_shot(lp.event_loop(), Duration::from_millis(1)).unwrap();
+    soon.timeout().connect(&t.on_tick()).unwrap();
+    soon.start().unwrap();
+    rx.recv_timeout(DEADLINE).unwrap();
+    assert!(never.is_active());
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+}

@@ -5,6 +5,7 @@
 //! prelude; this crate is what the macros generate calls into.
 #![warn(missing_docs)]
 
+mod deadline;
 mod error;
 pub mod event_loop;
 pub mod object;

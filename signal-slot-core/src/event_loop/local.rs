@@ -596,7 +596,12 @@ impl LoopLocal {
         });
         match cell.filter(|c| c.shared.is_alive()) {
             Some(c) => {
-                *last = Some(c);
+                // The one it replaces may be an object removed during this
+                // batch, its last holder now: dropped like any removed object
+                // (its `Drop` caught), not by a plain overwrite.
+                if let Some(old) = last.replace(c) {
+                    drop_cell(old);
+                }
                 true
             }
             None => {

@@ -320,7 +320,7 @@ fn send_call_again<A: SignalArgs>(
                 let Overflow::Block(wait) = t.overflow else {
                     return Err(DropReason::QueueFull);
                 };
-                let end = *deadline.get_or_insert_with(|| Instant::now() + wait);
+                let end = *deadline.get_or_insert_with(|| crate::deadline::in_(wait));
                 let now = Instant::now();
                 if now >= end {
                     return Err(DropReason::QueueFull);

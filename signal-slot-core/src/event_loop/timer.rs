@@ -131,7 +131,7 @@ impl Timer {
         if lp.is_remote() {
             return Err(TimerError::RemoteLoop(lp.name.clone()));
         }
-        let deadline = Instant::now() + t.interval();
+        let deadline = crate::deadline::in_(t.interval());
         t.active.store(true, Ordering::Release);
         let generation = t.generation.fetch_add(1, Ordering::AcqRel) + 1;
         lp.control(Control::StartTimer {
@@ -294,9 +294,9 @@ impl Timers {
                 }
             } else {
                 let interval = t.interval();
-                let mut next = e.deadline + interval;
+                let mut next = crate::deadline::after(e.deadline, interval);
                 if next <= now {
-                    next = now + interval; // fell behind: no burst
+                    next = crate::deadline::after(now, interval); // fell behind: no burst
                 }
                 l.timers
                     .borrow_mut()

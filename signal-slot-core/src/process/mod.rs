@@ -314,7 +314,7 @@ impl EventLoopProcess {
 
     /// Like [`join`](Self::join), giving up after `timeout` (`Ok(None)`).
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ProcessExit>, ProcessError> {
-        let end = Instant::now() + timeout;
+        let end = crate::deadline::in_(timeout);
         let mut state = plain(&self.inner.state);
         loop {
             match &*state {

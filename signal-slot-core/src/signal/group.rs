@@ -111,7 +111,8 @@ impl<A> Member<A> {
 
     /// The member took an emission. Not a locked add: exact when one thread
     /// emits at a time (the usual case: a signal is emitted on its object's
-    /// loop); concurrent emitters may undercount.
+    /// loop); concurrent emitters may miscount (a count is statistics, the
+    /// delivery itself is exactly once either way).
     #[inline]
     pub(crate) fn took(&self) {
         took(&self.delivered);

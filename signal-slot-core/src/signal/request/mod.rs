@@ -314,7 +314,7 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     timeout: Duration,
 ) -> Result<Responses<R>, RequestError> {
     let started = Instant::now();
-    let deadline = started + timeout;
+    let deadline = crate::deadline::after(started, timeout);
     let (_, list) = shared.snapshot();
     let targets = targets(&list);
     if targets.clone().next().is_none() {
@@ -451,7 +451,7 @@ pub(crate) fn request_to<A: SignalArgs, R: SignalArgs>(
     timeout: Duration,
     slot: &SlotRef<(Responses<R>,)>,
 ) -> Result<(), RequestError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::deadline::in_(timeout);
     let (_, list) = shared.snapshot();
     let targets = targets(&list);
     if targets.clone().next().is_none() {
