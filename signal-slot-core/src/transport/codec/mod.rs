@@ -25,7 +25,7 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<
 }
 
 /// Encodings up to this size stay on the stack.
-const STACK: usize = 64;
+const STACK: usize = 128;
 
 thread_local! {
     /// Where encodings longer than [`STACK`] go, reused (taken while in use:
