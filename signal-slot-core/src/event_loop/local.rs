@@ -914,11 +914,12 @@ impl LoopLocal {
         last: &mut Option<Rc<ObjectCell>>,
         waited: bool,
     ) {
-        if let Some(cell) = self
-            .lookup(call.key)
-            .filter(|c| !waited && async_used(self) && c.blocked())
-        {
-            return self.record_waits(&cell, rec, addr);
+        // Looked up here only when a task may own the object (the answer
+        // looks the receiver up through `last`).
+        if !waited && async_used(self) {
+            if let Some(cell) = self.lookup(call.key).filter(|c| c.blocked()) {
+                return self.record_waits(&cell, rec, addr);
+            }
         }
         self.answer_record(call, tag, last);
     }
@@ -951,15 +952,15 @@ impl LoopLocal {
         last: &mut Option<Rc<ObjectCell>>,
     ) -> Result<crate::signal::reply::ReplyValue, crate::signal::ReplyError> {
         use crate::signal::ReplyError;
-        let gone = ReplyError::Undelivered(DropReason::ReceiverGone);
-        let cell = self.receiver_of(call.key, last).ok_or(gone.clone())?;
+        let gone = || ReplyError::Undelivered(DropReason::ReceiverGone);
+        let cell = self.receiver_of(call.key, last).ok_or_else(gone)?;
         let Some(entry) = cell.shared.slots.get(usize::from(call.slot)) else {
             self.shared
                 .counters
                 .decode_error(&self.shared.name, &"no such slot");
             return Err(ReplyError::NotAResponder);
         };
-        let mut object = cell.object.try_borrow_mut().map_err(|_| gone)?;
+        let mut object = cell.object.try_borrow_mut().map_err(|_| gone())?;
         let mut result = None;
         self.run_slot(cell, entry.name, || {
             result = Some((entry.decode_reply)(

@@ -108,10 +108,6 @@ impl Drop for Drainer {
     }
 }
 
-/// Records up to this size are copied to the stack to be parsed (larger
-/// ones to the heap).
-const SMALL_RECORD: usize = 256;
-
 /// Waits until `done()` or the deadline (the request started at `started`):
 /// reads the reply mailbox `addr` when no other thread does (`role`: the
 /// caller holds that role already), handing each answer (to this thread's
@@ -134,30 +130,16 @@ pub(crate) fn wait(
     let consumer = MailboxConsumer::new(region, addr);
     // Made when first needed: most answers come while polling.
     let mut bell: Option<Doorbell> = None;
-    let mut small = [0u8; SMALL_RECORD];
-    let mut big = Vec::new();
     // Drained while polling (flags stay up, see `MailboxConsumer::drain_polling`),
     // settled before sleeping, as a loop does with its mailbox.
     let mut drain = |consumer: &MailboxConsumer| {
         consumer.drain_polling(
             usize::MAX,
-            |_, rec| {
-                // Parsed from a private copy: the peer could still write the shared bytes.
-                let copy = match small.get_mut(..rec.len()) {
-                    Some(b) => {
-                        b.copy_from_slice(rec);
-                        &*b
-                    }
-                    None => {
-                        big.clear();
-                        big.extend_from_slice(rec);
-                        &big[..]
-                    }
-                };
-                match copy.first() {
-                    Some(&crate::signal::request::KIND_REPLY) => on_record(copy),
-                    _ => log::error!("reply mailbox: record of unknown kind skipped"),
-                }
+            // `rec` is a private copy already (see `transport::shm::ring`):
+            // the peer cannot change it while it is parsed.
+            |_, rec| match rec.first() {
+                Some(&crate::signal::request::KIND_REPLY) => on_record(rec),
+                _ => log::error!("reply mailbox: record of unknown kind skipped"),
             },
             |from, why| log::error!("reply ring from process {from} corrupt: {why}"),
         )

@@ -48,6 +48,7 @@ use crate::transport::codec;
 use crate::transport::shm::mailbox::MailboxAddr;
 use crate::transport::shm::system;
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -347,6 +348,9 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
     let solo = role.is_some() && targets.clone().all(|t| remote(&t));
     if let (Some(addr), true) = (replies, solo) {
+        if let (1, Some(t)) = (n, targets.clone().next()) {
+            return Ok(request_one(shared, t, args, addr, role, started, deadline));
+        }
         // The common case: nobody else completes an entry, so the answers are
         // gathered without locks or atomics.
         let solo = Solo::new(std::any::type_name::<R>(), n);
@@ -407,6 +411,89 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
         Err(c) => c.finish().unwrap_or_default(),
     };
     Ok(responses(entries))
+}
+
+/// A blocking request to exactly one receiver, in another process, whose
+/// answer this thread reads itself (it holds the reply mailbox's drainer
+/// `role`, or no other thread of this process reads `addr`): the most common
+/// request, without a [`Solo`] to fill and take apart. The answer is decoded
+/// straight from its reply record.
+fn request_one<A: SignalArgs, R: SignalArgs>(
+    shared: &SignalShared<A>,
+    t: &SlotTarget<A>,
+    args: A,
+    addr: MailboxAddr,
+    role: Option<crate::process::replies::Drainer>,
+    started: Instant,
+    deadline: Instant,
+) -> Responses<R> {
+    let id = collector::next_id();
+    // In once set: `Some(Ok | Err)` an answer or a failure, `None` missing
+    // (the receiver's process died).
+    let got: Cell<Option<Option<Result<R, ReplyError>>>> = Cell::new(None);
+    let done = Cell::new(false);
+    let finish = |v: Option<Result<R, ReplyError>>| {
+        got.set(Some(v));
+        done.set(true);
+    };
+    let tag = RequestTag {
+        id,
+        index: 0,
+        requester: system::my_proc(),
+        reply_to: addr,
+    };
+    let meta = t.wants_meta.then(|| shared.request_meta());
+    if let Err(reason) = crate::event_loop::deliver_request(t, &args, meta.as_ref(), tag) {
+        finish(Some(Err(ReplyError::Undelivered(reason))));
+    }
+    drop(args);
+    // While the receiver works (off the round trip): who it is.
+    let responder = Responder {
+        receiver: t.recv.id.clone(),
+        slot: std::borrow::Cow::Borrowed(t.name),
+        loop_name: t.recv.lp.label.clone(),
+    };
+    let proc = t.recv.lp.owner();
+    if !done.get() {
+        crate::process::replies::wait(
+            addr,
+            role,
+            &mut |rec| {
+                let Some((rid, index, status, rest)) = wire::parse(rec) else {
+                    return;
+                };
+                if rid != id {
+                    return wire::others(rid, index, status, rest);
+                }
+                // The first answer counts (a well-formed one comes once).
+                if index == 0 && !done.get() {
+                    finish(Some(wire::typed_answer::<R>(status, rest)));
+                }
+            },
+            &|| done.get(),
+            started,
+            deadline,
+            LIVENESS_PERIOD,
+            &|| {
+                let dead = system::region().is_some_and(|r| !system::proc_alive(r, proc));
+                if dead && !done.get() {
+                    finish(None);
+                }
+            },
+        );
+    }
+    let mut out = Responses {
+        answers: Vec::new(),
+        missing: Vec::new(),
+        failures: Vec::new(),
+    };
+    match got.take().flatten() {
+        Some(Ok(value)) => out.answers.push(Answer { responder, value }),
+        Some(Err(error)) => out.failures.push(Failure { responder, error }),
+        // Not in by the deadline, or its process died.
+        None => out.missing.push(responder),
+    }
+    out
 }
 
 /// Waits until every answer is in, the deadline passes, or the processes

@@ -5,6 +5,7 @@ use super::collector::{Encoded, Solo};
 use super::{Collector, Outcome, ReplyError};
 use crate::error::DropReason;
 use crate::signal::reply::Encoder;
+use crate::signal::SignalArgs;
 use crate::sync::Ordering;
 use crate::transport::codec;
 use crate::transport::shm::mailbox::{self, MailboxAddr};
@@ -181,7 +182,7 @@ pub(super) fn on_reply_record_solo(rec: &[u8], own: &Solo) {
 }
 
 /// A reply record's request id, receiver index, status and what follows.
-fn parse(rec: &[u8]) -> Option<(u64, usize, u8, &[u8])> {
+pub(super) fn parse(rec: &[u8]) -> Option<(u64, usize, u8, &[u8])> {
     let Some(head) = rec.get(..REPLY_HEADER) else {
         log::error!("reply record shorter than its header skipped");
         return None;
@@ -199,7 +200,7 @@ fn parse(rec: &[u8]) -> Option<(u64, usize, u8, &[u8])> {
 
 /// An answer to another request than the reader's: to its collector, if
 /// still in flight.
-fn others(id: u64, index: usize, status: u8, rest: &[u8]) {
+pub(super) fn others(id: u64, index: usize, status: u8, rest: &[u8]) {
     match Collector::lookup(id) {
         Some(c) => c.complete_from(index, outcome(c.expected, status, rest), false),
         // Finished meanwhile (timed out): the receiver was reported missing.
@@ -209,30 +210,48 @@ fn others(id: u64, index: usize, status: u8, rest: &[u8]) {
 
 /// What a reply record's status and rest say, for a request of `expected`.
 fn outcome(expected: &str, status: u8, rest: &[u8]) -> Outcome {
-    match status {
-        STATUS_VALUE => {
-            let parsed = rest.get(..2).and_then(|l| {
-                let n = usize::from(u16::from_le_bytes([l[0], l[1]]));
-                Some((rest.get(2..2 + n)?, &rest[2 + n..]))
-            });
-            match parsed {
-                // Compared as bytes: the expected name is valid UTF-8 already.
-                Some((name, bytes)) if name == expected.as_bytes() => {
-                    Outcome::Remote(Encoded::new(bytes))
-                }
-                Some((name, _)) => match std::str::from_utf8(name) {
-                    Ok(name) => Outcome::Failed(ReplyError::WrongType {
-                        expected: expected.to_string(),
-                        got: name.to_string(),
-                    }),
-                    Err(_) => Outcome::Failed(ReplyError::Codec("malformed reply".into())),
-                },
-                None => Outcome::Failed(ReplyError::Codec("malformed reply".into())),
-            }
-        }
-        _ => match codec::decode::<ReplyError>(rest) {
-            Ok(e) => Outcome::Failed(e),
-            Err(e) => Outcome::Failed(ReplyError::Codec(e.to_string())),
-        },
+    match value_of(expected, status, rest, Encoded::new) {
+        Ok(bytes) => Outcome::Remote(bytes),
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// The answer of a reply record for a request of `R`, decoded straight from
+/// the record (no copy of its encoding kept for later).
+pub(super) fn typed_answer<R: SignalArgs>(status: u8, rest: &[u8]) -> Result<R, ReplyError> {
+    value_of(std::any::type_name::<R>(), status, rest, codec::decode::<R>)?
+        .map_err(|e| ReplyError::Codec(e.to_string()))
+}
+
+/// A reply record's value (its encoding handed to `value`) or error.
+#[inline]
+fn value_of<T>(
+    expected: &str,
+    status: u8,
+    rest: &[u8],
+    value: impl FnOnce(&[u8]) -> T,
+) -> Result<T, ReplyError> {
+    let malformed = || ReplyError::Codec("malformed reply".into());
+    if status != STATUS_VALUE {
+        return Err(match codec::decode::<ReplyError>(rest) {
+            Ok(e) => e,
+            Err(e) => ReplyError::Codec(e.to_string()),
+        });
+    }
+    let parsed = rest.get(..2).and_then(|l| {
+        let n = usize::from(u16::from_le_bytes([l[0], l[1]]));
+        Some((rest.get(2..2 + n)?, &rest[2 + n..]))
+    });
+    match parsed {
+        // Compared as bytes: the expected name is valid UTF-8 already.
+        Some((name, bytes)) if name == expected.as_bytes() => Ok(value(bytes)),
+        Some((name, _)) => Err(match std::str::from_utf8(name) {
+            Ok(name) => ReplyError::WrongType {
+                expected: expected.to_string(),
+                got: name.to_string(),
+            },
+            Err(_) => malformed(),
+        }),
+        None => Err(malformed()),
     }
 }
