@@ -108,6 +108,37 @@ fn answers_of_two_receivers_on_two_loops_are_gathered() {
     assert_eq!(r.answers()[1].responder.loop_name(), l2.event_loop().name());
 }
 
+/// A thread asking through the same signal again sees every connect and
+/// disconnect made meanwhile (it reuses its last connection list only while
+/// the signal is unchanged).
+#[test]
+fn repeated_requests_see_connections_made_and_removed_between_them() {
+    let (l1, l2) = (started("req-again-a"), started("req-again-b"));
+    let o1 = l1.event_loop().add(uid("o1"), Oracle::new(2)).unwrap();
+    let o2 = l2.event_loop().add(uid("o2"), Oracle::new(3)).unwrap();
+    let main = EventLoop::new(uid("req-again-main"));
+    let asker = main.add(uid("asker"), Asker::default()).unwrap();
+    let q = asker.question();
+    let values = |r: Responses<u64>| r.values().copied().collect::<Vec<_>>();
+    assert!(matches!(
+        q.request::<u64>((1,), DEADLINE),
+        Err(RequestError::NoResponders { .. })
+    ));
+    q.connect(&o1.times()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(values(q.request::<u64>((5,), DEADLINE).unwrap()), [10]);
+    }
+    q.connect(&o2.times()).unwrap();
+    assert_eq!(values(q.request::<u64>((5,), DEADLINE).unwrap()), [10, 15]);
+    q.disconnect(&o1.times()).unwrap();
+    assert_eq!(values(q.request::<u64>((5,), DEADLINE).unwrap()), [15]);
+    q.disconnect_all();
+    assert!(matches!(
+        q.request::<u64>((1,), DEADLINE),
+        Err(RequestError::NoResponders { .. })
+    ));
+}
+
 #[test]
 fn the_timeout_names_the_receiver_that_did_not_answer() {
     let (l1, l2) = (started("req-fast"), started("req-slow"));

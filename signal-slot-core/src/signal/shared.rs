@@ -142,6 +142,12 @@ impl<A: SignalArgs> SignalShared<A> {
         self.version.load(Ordering::Acquire)
     }
 
+    /// Unique in the process (a signal's address can be reused).
+    #[inline]
+    pub(crate) fn uid(&self) -> u64 {
+        self.uid
+    }
+
     pub(crate) fn snapshot(&self) -> (u64, Arc<[Conn<A>]>) {
         let s = lock(&self.state);
         (self.version.load(Ordering::Relaxed), s.list.clone())
