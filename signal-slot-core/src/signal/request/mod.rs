@@ -493,6 +493,9 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
         loop_name: t.recv.lp.label.clone(),
     };
     let proc = t.recv.lp.owner();
+    // The receiver's process was seen dead: the wait ends after one more
+    // drain, so an answer it wrote before dying still counts.
+    let dead = Cell::new(false);
     if !done.get() {
         crate::process::replies::wait(
             addr,
@@ -506,17 +509,25 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
                 }
                 // The first answer counts (a well-formed one comes once).
                 if index == 0 && !done.get() {
-                    finish(Some(wire::typed_answer::<R>(status, rest)));
+                    // A user `Deserialize` that panics must not unwind
+                    // through the ring's drain (its batch would be handed
+                    // out again): a failure of this request instead.
+                    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        wire::typed_answer::<R>(status, rest)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(ReplyError::Codec("the reply's decoding panicked".into()))
+                    });
+                    finish(Some(answer));
                 }
             },
-            &|| done.get(),
+            &|| done.get() || dead.get(),
             started,
             deadline,
             LIVENESS_PERIOD,
             &|| {
-                let dead = system::region().is_some_and(|r| !system::proc_alive(r, proc));
-                if dead && !done.get() {
-                    finish(None);
+                if system::region().is_some_and(|r| !system::proc_alive(r, proc)) {
+                    dead.set(true);
                 }
             },
         );
