@@ -145,7 +145,15 @@ fn connections<A: SignalArgs>(shared: &SignalShared<A>) -> Arc<[crate::signal::C
     let (version, list) = shared.snapshot();
     let _ = LAST_LIST.try_with(|l| {
         if let Ok(mut l) = l.try_borrow_mut() {
-            *l = Some((uid, version, Box::new(Arc::downgrade(&list))));
+            let weak = Arc::downgrade(&list);
+            // The same argument type as last time: its box is reused.
+            match &mut *l {
+                Some((u, v, last)) => match last.downcast_mut::<Weak<[crate::signal::Conn<A>]>>() {
+                    Some(w) => (*u, *v, *w) = (uid, version, weak),
+                    None => *l = Some((uid, version, Box::new(weak))),
+                },
+                None => *l = Some((uid, version, Box::new(weak))),
+            }
         }
     });
     list
@@ -467,11 +475,11 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     deadline: Instant,
 ) -> Responses<R> {
     let id = collector::next_id();
-    // In once set: `Some(Ok | Err)` an answer or a failure, `None` missing
-    // (the receiver's process died).
-    let got: Cell<Option<Option<Result<R, ReplyError>>>> = Cell::new(None);
+    // The answer or failure, once in; none: missing (not in by the deadline,
+    // or the receiver's process died).
+    let got: Cell<Option<Result<R, ReplyError>>> = Cell::new(None);
     let done = Cell::new(false);
-    let finish = |v: Option<Result<R, ReplyError>>| {
+    let finish = |v: Result<R, ReplyError>| {
         got.set(Some(v));
         done.set(true);
     };
@@ -483,7 +491,7 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     };
     let meta = t.wants_meta.then(|| shared.request_meta());
     if let Err(reason) = crate::event_loop::deliver_request(t, &args, meta.as_ref(), tag) {
-        finish(Some(Err(ReplyError::Undelivered(reason))));
+        finish(Err(ReplyError::Undelivered(reason)));
     }
     drop(args);
     // While the receiver works (off the round trip): who it is.
@@ -518,7 +526,7 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
                     .unwrap_or_else(|_| {
                         Err(ReplyError::Codec("the reply's decoding panicked".into()))
                     });
-                    finish(Some(answer));
+                    finish(answer);
                 }
             },
             &|| done.get() || dead.get(),
@@ -537,7 +545,7 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
         missing: Vec::new(),
         failures: Vec::new(),
     };
-    match got.take().flatten() {
+    match got.take() {
         Some(Ok(value)) => out.answers.push(Answer { responder, value }),
         Some(Err(error)) => out.failures.push(Failure { responder, error }),
         // Not in by the deadline, or its process died.
