@@ -20,7 +20,7 @@ use crate::error::DropReason;
 use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{Meta, SignalArgs, SlotTarget};
 use crate::transport::shm::mailbox::MailboxAddr;
-use crate::transport::shm::mailbox::MailboxConsumer;
+use crate::transport::shm::mailbox::{Cleared, MailboxConsumer};
 use crate::transport::shm::system;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -990,6 +990,8 @@ impl LoopLocal {
     }
 
     fn run_until_stopped(&self) {
+        // Mailbox rings cleared before a sleep, looked at again for a grace.
+        let mut cleared = Cleared::default();
         loop {
             let mut busy = self.drain_controls();
             if self.stop.get() {
@@ -1046,15 +1048,14 @@ impl LoopLocal {
             let mailbox = self.mailbox();
             // The mailbox's flags stay up while the loop polls (see
             // `drain_polling`); they are cleared only here, before sleeping.
-            if mailbox
-                .as_ref()
-                .is_some_and(|m| m.settle_reporting(|from, why| self.ring_damaged(from, why)))
-            {
+            if mailbox.as_ref().is_some_and(|m| {
+                m.settle_reporting(&mut cleared, |from, why| self.ring_damaged(from, why))
+            }) {
                 continue;
             }
-            self.shared
-                .inbox
-                .sleep(timeout, || mailbox.as_ref().is_some_and(|m| m.has_work()));
+            self.shared.inbox.sleep(cleared.nap(timeout), || {
+                mailbox.as_ref().is_some_and(|m| m.has_work())
+            });
             self.shared.counters.woke_by_loop();
         }
     }
@@ -1139,7 +1140,7 @@ impl LoopLocal {
         let queued: Vec<Envelope> = self.queue.borrow_mut().drain(..).collect();
         queued.into_iter().for_each(dropped);
         if let Some(mb) = self.mailbox() {
-            let n = mb.drain(usize::MAX, |_, _| (), |_, _| ());
+            let n = mb.drain(&mut Cleared::default(), usize::MAX, |_, _| (), |_, _| ());
             for _ in 0..n {
                 self.shared
                     .counters

@@ -12,7 +12,7 @@ use crate::signal::{ConnectionKind, Overflow};
 use crate::sync::{lock, Ordering};
 use crate::transport::codec;
 use crate::transport::doorbell::Doorbell;
-use crate::transport::shm::mailbox::{self, MailboxAddr, MailboxConsumer};
+use crate::transport::shm::mailbox::{self, Cleared, MailboxAddr, MailboxConsumer};
 use crate::transport::shm::region::{Region, MAX_PROCS};
 use crate::transport::shm::ring::RingError;
 use crate::transport::shm::system;
@@ -230,6 +230,7 @@ pub(crate) fn discard_mailboxes_of(region: &'static Region, p: u32) -> u64 {
             generation: header.generation.load(Ordering::Acquire),
         };
         MailboxConsumer::new(region, addr).drain(
+            &mut Cleared::default(),
             usize::MAX,
             |_, _| lost += 1,
             |from, why| log::error!("mailbox of dead process {p}, ring of {from}: {why}"),
@@ -275,14 +276,17 @@ pub(crate) fn start_thread(region: &'static Region, me: u32) {
             let consumer = MailboxConsumer::new(region, addr);
             let bell = Doorbell::new();
             bell.use_external(&region.mailbox_header(index).bell);
+            // Rings cleared before a sleep, looked at again for a grace.
+            let mut cleared = Cleared::default();
             loop {
                 consumer.drain(
+                    &mut cleared,
                     usize::MAX,
                     // A private copy already (see `transport::shm::ring`).
                     |_, rec| handle_record(rec),
                     |from, why| log::error!("control ring from process {from} corrupt: {why}"),
                 );
-                bell.sleep(|| consumer.has_work(), None);
+                bell.sleep(|| consumer.has_work(), cleared.nap(None));
             }
         });
     if let Err(e) = spawned {

@@ -14,7 +14,7 @@
 
 use crate::sync::{lock, AtomicU32, AtomicU64, Ordering};
 use crate::transport::doorbell::{wake_if_sleeping, Doorbell};
-use crate::transport::shm::mailbox::{self, MailboxAddr, MailboxConsumer};
+use crate::transport::shm::mailbox::{self, Cleared, MailboxAddr, MailboxConsumer};
 use crate::transport::shm::system;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -148,6 +148,10 @@ pub(crate) fn wait(
     // while polling costs no clock read here.
     let mut next_tick = started + period;
     let mut polls = 0u32;
+    // Rings cleared before a sleep, looked at again for a grace (see
+    // `Cleared`): without it an answer the barrier did not order waited for
+    // the next record in its ring, past the request's deadline.
+    let mut cleared = Cleared::default();
     loop {
         if done() {
             return;
@@ -187,10 +191,11 @@ pub(crate) fn wait(
                 next_tick = now + period;
                 continue;
             }
-            if consumer.settle() {
+            if consumer.settle(&mut cleared) {
                 continue;
             }
-            let nap = (deadline - now).min(next_tick - now);
+            let limit = (deadline - now).min(next_tick - now);
+            let nap = cleared.nap(Some(limit)).unwrap_or(limit);
             bell.get_or_insert_with(|| {
                 let b = Doorbell::new();
                 b.use_external(&region.mailbox_header(addr.index).bell);
