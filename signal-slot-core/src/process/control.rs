@@ -230,7 +230,7 @@ pub(crate) fn discard_mailboxes_of(region: &'static Region, p: u32) -> u64 {
             generation: header.generation.load(Ordering::Acquire),
         };
         MailboxConsumer::new(region, addr).drain(
-            &mut Cleared::default(),
+            &mut Cleared::every_ring(),
             usize::MAX,
             |_, _| lost += 1,
             |from, why| log::error!("mailbox of dead process {p}, ring of {from}: {why}"),

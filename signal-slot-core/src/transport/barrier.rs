@@ -16,6 +16,15 @@
 //! write. A thread not running at the time went through a context switch,
 //! which is a full barrier.
 //!
+//! **Backstop.** On the 2-vCPU VMs we test on, that guarantee was seen to
+//! fail about once in 10^6-10^7 sleeps under load (a record in a ring whose
+//! flag the consumer had cleared, the consumer asleep without a timeout; the
+//! cause, kernel or hypervisor, is unknown). So consumers do not rely on it
+//! alone: they look at the rings they cleared again, and sleep at most until
+//! [`GRACE`] after the clear, when any store made before it is visible (see
+//! `shm::mailbox::Cleared`). The barrier keeps that rare; the backstop bounds
+//! what it costs when it happens.
+//!
 //! That needs every process that produces light to be registered for those
 //! barriers ([`register`]: the root when it creates the system, each child
 //! right after `fork`). If the root cannot register, the whole system uses

@@ -220,7 +220,26 @@ pub(crate) struct Cleared {
     until: Option<Instant>,
 }
 
+/// A dirty mask naming every ring of a mailbox.
+const EVERY_RING: u64 = if MAX_PROCS >= 64 {
+    u64::MAX
+} else {
+    (1 << MAX_PROCS) - 1
+};
+
 impl Cleared {
+    /// Every ring of the mailbox, flagged or not: for a last [`drain`] that
+    /// must find all that is left (a stopped loop's, a dead process's), a
+    /// record the barrier did not order included.
+    ///
+    /// [`drain`]: MailboxConsumer::drain
+    pub(crate) fn every_ring() -> Self {
+        Cleared {
+            mask: EVERY_RING,
+            until: None,
+        }
+    }
+
     /// How long the consumer may sleep at most (`timeout`, or less while
     /// cleared rings must be looked at again).
     pub(crate) fn nap(&self, timeout: Option<Duration>) -> Option<Duration> {
@@ -619,5 +638,24 @@ mod tests {
         assert!(!c.settle(&mut cleared));
         assert_eq!(cleared.nap(None), None);
         assert_eq!(cleared.nap(Some(limit)), Some(limit));
+    }
+
+    /// A last drain (a stopped loop's, a dead process's mailboxes) finds
+    /// what any ring holds, flagged or not, so it can count it as lost.
+    #[test]
+    fn a_last_drain_of_every_ring_finds_unflagged_records() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let c = MailboxConsumer::new(region, addr);
+        region.ring(addr.index, 3).push(8, |b| b.fill(7)).unwrap();
+        assert_eq!(drain(&c), Vec::<u8>::new(), "not flagged");
+        let mut got = Vec::new();
+        c.drain(
+            &mut Cleared::every_ring(),
+            usize::MAX,
+            |from, r| got.push((from, r[0])),
+            |_, why| panic!("{why}"),
+        );
+        assert_eq!(got, [(3, 7)]);
     }
 }
