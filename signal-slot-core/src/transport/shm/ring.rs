@@ -709,6 +709,8 @@ impl<M: RingMem> RingView<M> {
         // record), unless a predecessor was killed after publishing a record
         // and before moving the tail: step over what it published.
         let first = tail;
+        // Where the records stepped over begin (the tail, or the head).
+        let mut run = tail;
         let mut recovered = 0;
         let mut looked_at_head = false;
         loop {
@@ -737,11 +739,30 @@ impl<M: RingMem> RingView<M> {
                 let head = self.mem.load_head(Ordering::Acquire);
                 if pos_ok(head) && head > tail && head - tail <= cap {
                     tail = head;
+                    run = head;
                     continue;
                 }
             }
             if recovered == MAX_RECOVER {
-                return Err(RingError::Corrupt("records published beyond the tail"));
+                // More than a killed predecessor leaves: garbage in our space
+                // (a peer wrote it). Left there it would refuse every record
+                // from now on, as nothing would wake the consumer to read it
+                // away. Its first word is cleared, so the next record goes
+                // there (each record zeroes the word after it, so the rest
+                // goes as records are written); this one is refused, to
+                // report it. A consumer reading the garbage meanwhile gets a
+                // record the decoder rejects, and finds its way back (see
+                // `check_stalled`).
+                let off = (run & (cap - 1)) as usize;
+                // SAFETY: `run` is a multiple of 8 (the tail or the head, both
+                // checked, plus record sizes), so `off` is one below capacity.
+                unsafe {
+                    let w = self.mem.load_word(off, Ordering::Acquire);
+                    self.mem.cas_word(off, w, EMPTY);
+                }
+                return Err(RingError::Corrupt(
+                    "records published beyond the tail (cleared)",
+                ));
             }
             recovered += 1;
             tail += step;
@@ -1131,7 +1152,7 @@ mod tests {
     }
 
     #[test]
-    fn a_producer_refuses_garbage_beyond_its_tail_that_looks_like_records() {
+    fn a_producer_refuses_garbage_beyond_its_tail_that_looks_like_records_once() {
         // Plausible records beyond the tail, more than a killed producer
         // leaves, not read by the consumer: an error for the sender.
         let mut h = HeapRing::new(256);
@@ -1139,6 +1160,14 @@ mod tests {
         poke_word(&mut h, 8, 1);
         poke_word(&mut h, 16, 1);
         assert!(matches!(h.view.push(1, |_| ()), Err(RingError::Corrupt(_))));
+        // Refused once, not for ever (before: every record was refused, and
+        // nothing woke the consumer to read the garbage away): the next
+        // records go over it, and only they arrive.
+        put(&h.view, b"a");
+        put(&h.view, b"b");
+        assert_eq!(drain_all(&h.view), [b"a".to_vec(), b"b".to_vec()]);
+        put(&h.view, b"c");
+        assert_eq!(drain_all(&h.view), [b"c".to_vec()]);
         // A tail far beyond the head, or unaligned.
         let h2 = HeapRing::new(256);
         h2.view
