@@ -182,6 +182,10 @@ pub(super) struct LoopLocal {
     /// [`LoopLocal::mailbox`], once known (the mailbox and the region are
     /// set once and outlive the loop's run).
     mailbox_cache: Cell<Option<MailboxConsumer>>,
+    /// Mailbox rings whose flags the loop cleared before a sleep: looked at
+    /// again by every poll and settle until a grace after the clear (see
+    /// `mailbox::Cleared`), also while the loop stays busy.
+    cleared: Cell<Cleared>,
 }
 
 #[inline]
@@ -357,6 +361,7 @@ pub(super) fn run(
         last_receiver: Cell::new(None),
         uninstalls: Cell::new(0),
         mailbox_cache: Cell::new(None),
+        cleared: Cell::new(Cleared::default()),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(l.clone()));
     LOOP_ID.with(|id| id.set(l.shared.id.0));
@@ -767,7 +772,7 @@ impl LoopLocal {
         // rings are drained (see `drain_polling`), and a drain of empty rings
         // costs several times this look.
         match self.mailbox() {
-            Some(mb) if mb.has_records() => self.drain_records(mb),
+            Some(mb) if mb.has_records_or(&self.cleared.get()) => self.drain_records(mb),
             _ => false,
         }
     }
@@ -990,8 +995,6 @@ impl LoopLocal {
     }
 
     fn run_until_stopped(&self) {
-        // Mailbox rings cleared before a sleep, looked at again for a grace.
-        let mut cleared = Cleared::default();
         loop {
             let mut busy = self.drain_controls();
             if self.stop.get() {
@@ -1048,9 +1051,12 @@ impl LoopLocal {
             let mailbox = self.mailbox();
             // The mailbox's flags stay up while the loop polls (see
             // `drain_polling`); they are cleared only here, before sleeping.
-            if mailbox.as_ref().is_some_and(|m| {
+            let mut cleared = self.cleared.get();
+            let busy = mailbox.as_ref().is_some_and(|m| {
                 m.settle_reporting(&mut cleared, |from, why| self.ring_damaged(from, why))
-            }) {
+            });
+            self.cleared.set(cleared);
+            if busy {
                 continue;
             }
             self.shared.inbox.sleep(cleared.nap(timeout), || {
@@ -1065,7 +1071,10 @@ impl LoopLocal {
     fn spin_for_work(&self) -> Spun {
         let mailbox = self.mailbox();
         let has_work = || {
-            if mailbox.as_ref().is_some_and(|m| m.has_records()) {
+            if mailbox
+                .as_ref()
+                .is_some_and(|m| m.has_records_or(&self.cleared.get()))
+            {
                 Spun::Records
             } else if self.shared.inbox.has_work() {
                 Spun::Work

@@ -148,10 +148,6 @@ pub(crate) fn wait(
     // while polling costs no clock read here.
     let mut next_tick = started + period;
     let mut polls = 0u32;
-    // Rings cleared before a sleep, looked at again for a grace (see
-    // `Cleared`): without it an answer the barrier did not order waited for
-    // the next record in its ring, past the request's deadline.
-    let mut cleared = Cleared::default();
     loop {
         if done() {
             return;
@@ -169,17 +165,25 @@ pub(crate) fn wait(
             std::thread::park_timeout((deadline - now).min(TAKE_OVER).min(next_tick - now));
             continue;
         };
+        // Rings this drainer cleared before a sleep, looked at again for a
+        // grace (see `Cleared`; without it an answer the barrier did not
+        // order waited for the next record in its ring, past its deadline),
+        // and flagged again for the next drainer if it leaves before that.
+        let mut kept = HandBack {
+            consumer: &consumer,
+            cleared: Cleared::default(),
+        };
         // The drainer: read, poll a little, sleep on the doorbell, repeat.
         loop {
             // Looked at first: the answer to a request just sent is not in yet.
-            if consumer.has_records() && drain(&consumer) > 0 {
+            if consumer.has_records_or(&kept.cleared) && drain(&consumer) > 0 {
                 polls = 0;
             }
             if done() {
                 return;
             }
             if polls < SPIN_POLLS + SPIN_YIELDS {
-                poll(&consumer, done, &mut polls);
+                poll(&consumer, &kept.cleared, done, &mut polls);
                 continue;
             }
             let now = Instant::now();
@@ -191,11 +195,11 @@ pub(crate) fn wait(
                 next_tick = now + period;
                 continue;
             }
-            if consumer.settle(&mut cleared) {
+            if consumer.settle(&mut kept.cleared) {
                 continue;
             }
             let limit = (deadline - now).min(next_tick - now);
-            let nap = cleared.nap(Some(limit)).unwrap_or(limit);
+            let nap = kept.cleared.nap(Some(limit)).unwrap_or(limit);
             bell.get_or_insert_with(|| {
                 let b = Doorbell::new();
                 b.use_external(&region.mailbox_header(addr.index).bell);
@@ -209,13 +213,27 @@ pub(crate) fn wait(
 /// Polls until a record or `done()`, or the polls are used up. Out of line:
 /// profiles show the polling apart from the work of a request.
 #[inline(never)]
-fn poll(consumer: &MailboxConsumer, done: &dyn Fn() -> bool, polls: &mut u32) {
-    while *polls < SPIN_POLLS + SPIN_YIELDS && !consumer.has_records() && !done() {
+fn poll(consumer: &MailboxConsumer, cleared: &Cleared, done: &dyn Fn() -> bool, polls: &mut u32) {
+    while *polls < SPIN_POLLS + SPIN_YIELDS && !consumer.has_records_or(cleared) && !done() {
         if *polls < SPIN_POLLS {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
         }
         *polls += 1;
+    }
+}
+
+/// A drainer's [`Cleared`] rings, flagged again when it stops reading the
+/// mailbox (the next drainer does not know them; see
+/// [`MailboxConsumer::hand_back`]).
+struct HandBack<'a> {
+    consumer: &'a MailboxConsumer,
+    cleared: Cleared,
+}
+
+impl Drop for HandBack<'_> {
+    fn drop(&mut self) {
+        self.consumer.hand_back(&self.cleared);
     }
 }

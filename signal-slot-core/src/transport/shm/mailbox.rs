@@ -208,9 +208,10 @@ pub(crate) fn claim(region: &Region, owner: u32) -> Option<MailboxAddr> {
 /// store is there, only late: a store is visible within a store buffer's
 /// drain time (or at once when its CPU is preempted), the bound the barrier's
 /// fallback already relies on. So a consumer keeps the rings it cleared in
-/// here, looks at them in every [`MailboxConsumer::settle`] until
-/// [`barrier::GRACE`] after the last clear, and sleeps at most until then
-/// ([`Cleared::nap`]). Cost: one extra wake-up per idle period of a loop, a
+/// here, looks at them in every poll ([`MailboxConsumer::has_records_or`])
+/// and every [`MailboxConsumer::settle`] until [`barrier::GRACE`] after the
+/// last clear, sleeps at most until then ([`Cleared::nap`]), and flags them
+/// again if it stops reading the mailbox before ([`MailboxConsumer::hand_back`]). Cost: one extra wake-up per idle period of a loop, a
 /// grace after it went idle. (Not counted: a record a producer is about to
 /// flag looks the same as one the barrier failed to order.)
 #[derive(Debug, Clone, Copy, Default)]
@@ -295,7 +296,7 @@ impl MailboxConsumer {
     /// Some producer flagged its ring since the mask was last cleared. With
     /// [`drain_polling`](Self::drain_polling) flags outlive their records: this
     /// is then the check to sleep on (after [`settle`](Self::settle)), and
-    /// [`has_records`](Self::has_records) the one to poll.
+    /// [`has_records_or`](Self::has_records_or) the one to poll.
     pub(crate) fn has_work(&self) -> bool {
         self.header().dirty.load(Ordering::SeqCst) != 0
     }
@@ -363,18 +364,34 @@ impl MailboxConsumer {
         self.drain_rings(mask, budget, false, f, corrupt).0
     }
 
-    /// True if a flagged ring holds records: the idle poll of a consumer that
-    /// drains with [`drain_polling`](Self::drain_polling).
-    pub(crate) fn has_records(&self) -> bool {
-        let mut mask = self.header().dirty.load(Ordering::SeqCst);
+    /// True if a flagged ring, or one of `cleared` (see [`Cleared`]), holds
+    /// records: the idle poll of a consumer that drains with
+    /// [`drain_polling`](Self::drain_polling). A ring of `cleared` that holds
+    /// records gets its flag back, so the drain that follows reads it.
+    #[inline]
+    pub(crate) fn has_records_or(&self, cleared: &Cleared) -> bool {
+        let flagged = self.header().dirty.load(Ordering::SeqCst);
+        let mut mask = flagged | cleared.mask;
         while mask != 0 {
             let p = mask.trailing_zeros();
             mask &= mask - 1;
             if !self.region.ring(self.addr.index, p).is_empty() {
+                if flagged & (1 << p) == 0 {
+                    self.header().dirty.fetch_or(1 << p, Ordering::SeqCst);
+                }
                 return true;
             }
         }
         false
+    }
+
+    /// Gives back the flags of the rings `cleared` still holds (a consumer
+    /// that stops reading the mailbox within a grace of clearing them: the
+    /// next reader, which does not know them, polls them then).
+    pub(crate) fn hand_back(&self, cleared: &Cleared) {
+        if cleared.until.is_some() && cleared.mask != 0 {
+            self.header().dirty.fetch_or(cleared.mask, Ordering::SeqCst);
+        }
     }
 
     /// Whether a producer whose ring holds records last went idle on `cpu`
@@ -608,10 +625,13 @@ mod tests {
         assert!(nap <= barrier::GRACE);
         // The late record: in the ring, no flag.
         region.ring(addr.index, 1).push(8, |b| b.fill(2)).unwrap();
-        assert!(!c.has_work() && !c.has_records(), "invisible to the flags");
+        assert!(
+            !c.has_work() && !c.has_records_or(&Cleared::default()),
+            "invisible to the flags"
+        );
         // The next look before sleeping again finds it and raises its flag.
         assert!(c.settle(&mut cleared));
-        assert!(c.has_records());
+        assert!(c.has_records_or(&Cleared::default()));
         got.clear();
         c.drain_polling(usize::MAX, |_, r| got.push(r[0]), |_, why| panic!("{why}"));
         assert_eq!(got, [2]);
@@ -635,6 +655,14 @@ mod tests {
             .is_some_and(|n| n <= barrier::GRACE));
         // Waits for a deadline to pass (a clock, not an event).
         std::thread::sleep(barrier::GRACE * 2);
+        // The last look, after the grace, still finds a late record...
+        region.ring(addr.index, 1).push(8, |b| b.fill(2)).unwrap();
+        assert!(c.settle(&mut cleared));
+        assert_eq!(c.drain_polling(usize::MAX, |_, _| (), |_, _| ()), 1);
+        assert!(!c.settle(&mut cleared));
+        // ... and once one finds nothing a grace after the last clear, the
+        // rings are forgotten.
+        std::thread::sleep(barrier::GRACE * 2);
         assert!(!c.settle(&mut cleared));
         assert_eq!(cleared.nap(None), None);
         assert_eq!(cleared.nap(Some(limit)), Some(limit));
@@ -657,5 +685,45 @@ mod tests {
             |_, why| panic!("{why}"),
         );
         assert_eq!(got, [(3, 7)]);
+    }
+
+    /// A consumer that stays busy (polls, never settles) still finds a late
+    /// record in a ring it cleared.
+    #[test]
+    fn a_poll_looks_at_the_cleared_rings_too() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let c = MailboxConsumer::new(region, addr);
+        let mut cleared = Cleared::default();
+        send(region, addr.index, 1, 8, |b| b.fill(1)).unwrap();
+        assert_eq!(c.drain_polling(usize::MAX, |_, _| (), |_, _| ()), 1);
+        assert!(!c.settle(&mut cleared));
+        region.ring(addr.index, 1).push(8, |b| b.fill(2)).unwrap();
+        assert!(!c.has_records_or(&Cleared::default()), "not flagged");
+        assert!(c.has_records_or(&cleared));
+        let mut got = Vec::new();
+        c.drain_polling(usize::MAX, |_, r| got.push(r[0]), |_, why| panic!("{why}"));
+        assert_eq!(got, [2]);
+    }
+
+    /// A reader that leaves within a grace of clearing a ring (the reply
+    /// mailbox's drainer role passes between threads) flags it again, so the
+    /// next reader, which starts with no cleared rings, polls it.
+    #[test]
+    fn a_reader_that_leaves_within_the_grace_hands_its_rings_back() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let c = MailboxConsumer::new(region, addr);
+        let mut first = Cleared::default();
+        send(region, addr.index, 1, 8, |b| b.fill(1)).unwrap();
+        assert_eq!(c.drain_polling(usize::MAX, |_, _| (), |_, _| ()), 1);
+        assert!(!c.settle(&mut first));
+        region.ring(addr.index, 1).push(8, |b| b.fill(2)).unwrap();
+        c.hand_back(&first);
+        let next = Cleared::default();
+        assert!(c.has_records_or(&next));
+        let mut got = Vec::new();
+        c.drain_polling(usize::MAX, |_, r| got.push(r[0]), |_, why| panic!("{why}"));
+        assert_eq!(got, [2]);
     }
 }

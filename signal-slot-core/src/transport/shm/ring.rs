@@ -78,6 +78,9 @@ const WRAP: u32 = LOW_MASK;
 /// centuries to get there, and arithmetic on positions below it plus a few
 /// capacities cannot overflow.
 const POS_MAX: u64 = 1 << 62;
+/// Why [`RingView::resync_tail`] ran when the tail itself was out of range.
+const TAIL_OUT_OF_RANGE: &str = "tail out of range; resynced to the consumer's head";
+
 /// Records a producer may find published behind its tail (a predecessor killed
 /// between a record's word and its tail: a wrap marker and the record it points
 /// to at most).
@@ -646,10 +649,12 @@ impl<M: RingMem> RingView<M> {
     }
 
     /// Producer: its tail is out of range (unaligned, or more than a ring
-    /// beyond the consumer's head). Goes on after the records published from
-    /// the consumer's head (the consumer may be reading them), so the ring
-    /// works again; refuses this record once to report it.
-    fn resync_tail(&self, head_seen: &mut u64) -> RingError {
+    /// beyond the consumer's head), or garbage that looks like records lies
+    /// beyond it (`why` says which). Goes on after the records published from
+    /// the consumer's head (the consumer may be reading them, and reads any
+    /// garbage among them as records the decoder rejects), so the ring works
+    /// again; refuses this record once to report it.
+    fn resync_tail(&self, head_seen: &mut u64, why: &'static str) -> RingError {
         let cap = self.mem.capacity() as u64;
         let head = self.mem.load_head(Ordering::Acquire);
         if !pos_ok(head) {
@@ -667,7 +672,7 @@ impl<M: RingMem> RingView<M> {
         }
         self.mem.store_tail(pos, Ordering::Release);
         *head_seen = head;
-        RingError::Corrupt("tail out of range; resynced to the consumer's head")
+        RingError::Corrupt(why)
     }
 
     /// Producer: writes one record of `len` bytes filled by `fill`, and publishes
@@ -703,14 +708,12 @@ impl<M: RingMem> RingView<M> {
         let cap = capacity as u64;
         let mut tail = self.producer_tail();
         if !pos_ok(tail) {
-            return Err(self.resync_tail(head_seen));
+            return Err(self.resync_tail(head_seen, TAIL_OUT_OF_RANGE));
         }
         // The word at the tail is 0 (this producer zeroed it with the previous
         // record), unless a predecessor was killed after publishing a record
         // and before moving the tail: step over what it published.
         let first = tail;
-        // Where the records stepped over begin (the tail, or the head).
-        let mut run = tail;
         let mut recovered = 0;
         let mut looked_at_head = false;
         loop {
@@ -739,29 +742,21 @@ impl<M: RingMem> RingView<M> {
                 let head = self.mem.load_head(Ordering::Acquire);
                 if pos_ok(head) && head > tail && head - tail <= cap {
                     tail = head;
-                    run = head;
                     continue;
                 }
             }
             if recovered == MAX_RECOVER {
                 // More than a killed predecessor leaves: garbage in our space
-                // (a peer wrote it). Left there it would refuse every record
-                // from now on, as nothing would wake the consumer to read it
-                // away. Its first word is cleared, so the next record goes
-                // there (each record zeroes the word after it, so the rest
-                // goes as records are written); this one is refused, to
-                // report it. A consumer reading the garbage meanwhile gets a
-                // record the decoder rejects, and finds its way back (see
-                // `check_stalled`).
-                let off = (run & (cap - 1)) as usize;
-                // SAFETY: `run` is a multiple of 8 (the tail or the head, both
-                // checked, plus record sizes), so `off` is one below capacity.
-                unsafe {
-                    let w = self.mem.load_word(off, Ordering::Acquire);
-                    self.mem.cas_word(off, w, EMPTY);
-                }
-                return Err(RingError::Corrupt(
-                    "records published beyond the tail (cleared)",
+                // (a peer wrote it), or a garbled tail that stepped onto
+                // records. Refusing here for as long as it lies there would
+                // refuse every record (nothing wakes the consumer to read it
+                // away); clearing it could clear records the consumer has not
+                // read. So go on after the records from the consumer's head:
+                // the consumer reads the garbage as records the decoder
+                // rejects (counted), then ours.
+                return Err(self.resync_tail(
+                    head_seen,
+                    "records published beyond the tail; resynced to the consumer's head",
                 ));
             }
             recovered += 1;
@@ -800,7 +795,7 @@ impl<M: RingMem> RingView<M> {
                 return Err(RingError::Corrupt("head beyond the tail"));
             }
             if tail - head > cap {
-                return Err(self.resync_tail(head_seen));
+                return Err(self.resync_tail(head_seen, TAIL_OUT_OF_RANGE));
             }
             *head_seen = head;
             if end + 8 - head > cap {
@@ -1162,12 +1157,47 @@ mod tests {
         assert!(matches!(h.view.push(1, |_| ()), Err(RingError::Corrupt(_))));
         // Refused once, not for ever (before: every record was refused, and
         // nothing woke the consumer to read the garbage away): the next
-        // records go over it, and only they arrive.
+        // records go after it; the consumer reads the garbage as (empty)
+        // records, which the decoder rejects, then ours.
         put(&h.view, b"a");
         put(&h.view, b"b");
-        assert_eq!(drain_all(&h.view), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            drain_all(&h.view),
+            [vec![], vec![], vec![], b"a".to_vec(), b"b".to_vec()]
+        );
         put(&h.view, b"c");
         assert_eq!(drain_all(&h.view), [b"c".to_vec()]);
+
+        // The same garbage read away by a consumer while the producer
+        // resyncs: nothing written after is lost (a review found clearing
+        // the garbage instead lost the next records here).
+        let mut h = HeapRing::new(256);
+        poke_word(&mut h, 0, 1);
+        poke_word(&mut h, 8, 1);
+        poke_word(&mut h, 16, 1);
+        assert!(matches!(h.view.push(1, |_| ()), Err(RingError::Corrupt(_))));
+        h.view.mem.store_head(24, Ordering::Release);
+        put(&h.view, b"x");
+        put(&h.view, b"y");
+        assert_eq!(h.view.check_stalled(), None);
+        assert_eq!(drain_all(&h.view), [b"x".to_vec(), b"y".to_vec()]);
+
+        // A tail garbled onto the consumer's unread records (aligned, four
+        // laps ahead, so their words carry its lap): they are not lost.
+        let h = HeapRing::new(256);
+        for r in [b"a", b"b", b"c", b"d"] {
+            put(&h.view, r);
+        }
+        h.view
+            .mem
+            .counter(OFF_TAIL)
+            .store(4 * 256, Ordering::Relaxed);
+        assert!(matches!(h.view.push(1, |_| ()), Err(RingError::Corrupt(_))));
+        put(&h.view, b"e");
+        assert_eq!(
+            drain_all(&h.view),
+            [b"a", b"b", b"c", b"d", b"e"].map(|r| r.to_vec())
+        );
         // A tail far beyond the head, or unaligned.
         let h2 = HeapRing::new(256);
         h2.view
