@@ -6,6 +6,7 @@ mod encoder;
 
 use encoder::Encoder;
 use serde::{de::DeserializeOwned, Serialize};
+use std::mem::MaybeUninit;
 
 /// A payload that could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,13 +44,15 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, CodecError> {
     let mut out = Spill {
-        stack: [0; STACK],
+        // Not zeroed (an inline const: a repeated `uninit()` value was still
+        // zeroed, 10 instructions per encoding): only the written prefix is read.
+        stack: [const { MaybeUninit::uninit() }; STACK],
         len: 0,
         heap: None,
     };
     value.serialize(&mut Encoder(&mut out))?;
     Ok(match out.heap.take() {
-        None => f(&out.stack[..out.len]),
+        None => f(out.written()),
         Some(heap) => {
             let r = f(&heap);
             SPILL.with(|s| s.set(heap));
@@ -59,25 +62,40 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
 }
 
 /// A postcard output on the stack that moves to the heap when it outgrows it.
+/// Invariant: `len <= STACK` and `stack[..len]` is initialized (the encoder
+/// writes only at `len`, then moves it past what it wrote).
 struct Spill {
-    stack: [u8; STACK],
+    stack: [MaybeUninit<u8>; STACK],
     len: usize,
     heap: Option<Vec<u8>>,
 }
 
 impl Spill {
+    /// The bytes written on the stack.
+    #[inline(always)]
+    fn written(&self) -> &[u8] {
+        let init = &self.stack[..self.len];
+        // SAFETY: `stack[..len]` is initialized (the type's invariant), and
+        // `MaybeUninit<u8>` has the layout of `u8`.
+        unsafe { std::slice::from_raw_parts(init.as_ptr().cast::<u8>(), init.len()) }
+    }
+
     /// Appends `data` beyond the stack: moves what the stack holds to the
     /// heap first.
     #[cold]
     #[inline(never)]
     fn spill(&mut self, data: &[u8]) {
-        let heap = self.heap.get_or_insert_with(|| {
-            let mut heap = SPILL.with(|s| s.take());
-            heap.clear();
-            heap.extend_from_slice(&self.stack[..self.len]);
-            heap
-        });
+        let mut heap = match self.heap.take() {
+            Some(heap) => heap,
+            None => {
+                let mut heap = SPILL.with(|s| s.take());
+                heap.clear();
+                heap.extend_from_slice(self.written());
+                heap
+            }
+        };
         heap.extend_from_slice(data);
+        self.heap = Some(heap);
     }
 }
 

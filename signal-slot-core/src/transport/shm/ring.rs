@@ -328,7 +328,9 @@ impl RingMem for Mapped {
         SCRATCH.with(|s| s.set(buf));
         r
     }
-    #[inline]
+    // Always: the producer's fill (the record's bytes) then inlines into the
+    // ring write of `push_with` instead of one more call per record.
+    #[inline(always)]
     unsafe fn write<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         // SAFETY: in bounds, and no peer that keeps the protocol reads or
         // writes the range while the slice lives (contract); `f` is our own
