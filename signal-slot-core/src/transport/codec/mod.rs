@@ -1,7 +1,9 @@
 //! The one wire codec: postcard (compact, serde-based; ipc-channel uses it too,
-//! so the tree carries a single codec). Hot encodings go through our own
-//! serializer of the same format (`encoder`); decoding is postcard's.
+//! so the tree carries a single codec). Hot encodings and decodings go
+//! through our own serializer and deserializer of the same format
+//! (`encoder`, `decoder`); postcard's decoder says why bytes do not decode.
 
+mod decoder;
 mod encoder;
 
 use encoder::Encoder;
@@ -102,7 +104,24 @@ impl Spill {
 /// Decodes a `T` that must use all of `bytes`. Lengths inside the encoding
 /// are bounded by `bytes` (serde's sequence visitors cap their preallocation), so
 /// a lying length field cannot make it allocate without bound.
+///
+/// Read by our own decoder (inline); on any failure, by postcard again, whose
+/// error (or value, should the two ever disagree) is the result: errors say
+/// what they said, and the values are postcard's either way. (A `T` whose
+/// `Deserialize` fails part-way therefore runs twice on such bytes.)
+#[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let mut de = decoder::Decoder { rest: bytes };
+    match T::deserialize(&mut de) {
+        Ok(value) if de.rest.is_empty() => Ok(value),
+        _ => decode_postcard(bytes),
+    }
+}
+
+/// [`decode`] by postcard.
+#[cold]
+#[inline(never)]
+fn decode_postcard<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(CodecError(format!("{} trailing bytes", rest.len()))),
