@@ -363,8 +363,27 @@ pub(crate) fn deliver_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result
     if local::current_loop_id() == Some(t.loop_id) {
         local::call_here(t, args)
     } else {
-        let _ = deliver_elsewhere(t, args, None, true);
+        deliver_elsewhere_plain(t, args);
         Ok(())
+    }
+}
+
+/// [`deliver_plain`] to another loop or process: a post to another process
+/// without the general path's metadata and drop-count decisions (a failed
+/// post is counted, as `deliver_elsewhere` counts it).
+#[inline(never)]
+fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
+    let lp = &t.recv.lp;
+    if !lp.is_remote() {
+        let _ = deliver_elsewhere(t, args, None, true);
+        return;
+    }
+    let result = match lp.mailbox.get() {
+        Some(addr) => remote::post_plain(lp, t, &args, *addr, lp.owner()),
+        None => Err(DropReason::ReceiverGone),
+    };
+    if let Err(reason) = result {
+        lp.counters.dropped(reason, &lp.name);
     }
 }
 
