@@ -374,12 +374,14 @@ pub(crate) fn deliver_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result
 #[inline(never)]
 fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
     let lp = &t.recv.lp;
-    if !lp.is_remote() {
+    // `is_remote`, with the owner loaded once for the post too.
+    let owner = lp.owner();
+    if owner == system::my_proc() {
         let _ = deliver_elsewhere(t, args, None, true);
         return;
     }
     let result = match lp.mailbox.get() {
-        Some(addr) => remote::post_plain(lp, t, &args, *addr, lp.owner()),
+        Some(addr) => remote::post_plain(lp, t, &args, *addr, owner),
         None => Err(DropReason::ReceiverGone),
     };
     if let Err(reason) = result {
