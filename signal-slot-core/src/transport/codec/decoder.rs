@@ -68,7 +68,7 @@ macro_rules! varint_reader {
         #[inline(never)]
         fn $rest(&mut self, mut out: $t) -> Result<$t> {
             const BITS: usize = <$t>::BITS as usize;
-            const MAX: usize = (BITS + 6) / 7;
+            const MAX: usize = BITS.div_ceil(7);
             const LAST: u8 = (1 << (BITS % 7)) - 1;
             for i in 2..MAX {
                 let val = self.byte()?;
