@@ -363,8 +363,29 @@ pub(crate) fn deliver_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result
     if local::current_loop_id() == Some(t.loop_id) {
         local::call_here(t, args)
     } else {
-        let _ = deliver_elsewhere(t, args, None, true);
+        deliver_elsewhere_plain(t, args);
         Ok(())
+    }
+}
+
+/// [`deliver_plain`] to another loop or process: a post to another process
+/// without the general path's metadata and drop-count decisions (a failed
+/// post is counted, as `deliver_elsewhere` counts it).
+#[inline(never)]
+fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
+    let lp = &t.recv.lp;
+    // `is_remote`, with the owner loaded once for the post too.
+    let owner = lp.owner();
+    if owner == system::my_proc() {
+        let _ = deliver_elsewhere(t, args, None, true);
+        return;
+    }
+    let result = match lp.mailbox.get() {
+        Some(addr) => remote::post_plain(lp, t, &args, *addr, owner),
+        None => Err(DropReason::ReceiverGone),
+    };
+    if let Err(reason) = result {
+        lp.counters.dropped(reason, &lp.name);
     }
 }
 

@@ -11,6 +11,7 @@
 
 use super::{CodecError, Spill, STACK};
 use serde::ser::{self, Serialize};
+use std::mem::MaybeUninit;
 
 impl ser::Error for CodecError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
@@ -27,7 +28,7 @@ impl Encoder<'_> {
         let out = &mut *self.0;
         match out.stack.get_mut(out.len) {
             Some(room) if out.heap.is_none() => {
-                *room = b;
+                *room = MaybeUninit::new(b);
                 out.len += 1;
             }
             _ => out.spill(&[b]),
@@ -39,7 +40,15 @@ impl Encoder<'_> {
         let out = &mut *self.0;
         match out.stack.get_mut(out.len..out.len + data.len()) {
             Some(room) if out.heap.is_none() => {
-                room.copy_from_slice(data);
+                // SAFETY: `room` is `data.len()` bytes of our own stack buffer
+                // (`MaybeUninit<u8>` has the layout of `u8`), apart from `data`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        data.as_ptr(),
+                        room.as_mut_ptr().cast::<u8>(),
+                        data.len(),
+                    );
+                }
                 out.len += data.len();
             }
             _ => out.spill(data),
@@ -54,11 +63,11 @@ impl Encoder<'_> {
         if out.heap.is_none() && out.len + 10 <= STACK {
             let mut at = out.len;
             while v >= 0x80 {
-                out.stack[at] = v as u8 | 0x80;
+                out.stack[at] = MaybeUninit::new(v as u8 | 0x80);
                 v >>= 7;
                 at += 1;
             }
-            out.stack[at] = v as u8;
+            out.stack[at] = MaybeUninit::new(v as u8);
             out.len = at + 1;
         } else {
             self.varint_slow(u128::from(v));

@@ -1,11 +1,14 @@
 //! The one wire codec: postcard (compact, serde-based; ipc-channel uses it too,
-//! so the tree carries a single codec). Hot encodings go through our own
-//! serializer of the same format (`encoder`); decoding is postcard's.
+//! so the tree carries a single codec). Hot encodings and decodings go
+//! through our own serializer and deserializer of the same format
+//! (`encoder`, `decoder`); postcard's decoder says why bytes do not decode.
 
+mod decoder;
 mod encoder;
 
 use encoder::Encoder;
 use serde::{de::DeserializeOwned, Serialize};
+use std::mem::MaybeUninit;
 
 /// A payload that could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,13 +46,15 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, CodecError> {
     let mut out = Spill {
-        stack: [0; STACK],
+        // Not zeroed (an inline const: a repeated `uninit()` value was still
+        // zeroed, 10 instructions per encoding): only the written prefix is read.
+        stack: [const { MaybeUninit::uninit() }; STACK],
         len: 0,
         heap: None,
     };
     value.serialize(&mut Encoder(&mut out))?;
     Ok(match out.heap.take() {
-        None => f(&out.stack[..out.len]),
+        None => f(out.written()),
         Some(heap) => {
             let r = f(&heap);
             SPILL.with(|s| s.set(heap));
@@ -59,32 +64,64 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
 }
 
 /// A postcard output on the stack that moves to the heap when it outgrows it.
+/// Invariant: `len <= STACK` and `stack[..len]` is initialized (the encoder
+/// writes only at `len`, then moves it past what it wrote).
 struct Spill {
-    stack: [u8; STACK],
+    stack: [MaybeUninit<u8>; STACK],
     len: usize,
     heap: Option<Vec<u8>>,
 }
 
 impl Spill {
+    /// The bytes written on the stack.
+    #[inline(always)]
+    fn written(&self) -> &[u8] {
+        let init = &self.stack[..self.len];
+        // SAFETY: `stack[..len]` is initialized (the type's invariant), and
+        // `MaybeUninit<u8>` has the layout of `u8`.
+        unsafe { std::slice::from_raw_parts(init.as_ptr().cast::<u8>(), init.len()) }
+    }
+
     /// Appends `data` beyond the stack: moves what the stack holds to the
     /// heap first.
     #[cold]
     #[inline(never)]
     fn spill(&mut self, data: &[u8]) {
-        let heap = self.heap.get_or_insert_with(|| {
-            let mut heap = SPILL.with(|s| s.take());
-            heap.clear();
-            heap.extend_from_slice(&self.stack[..self.len]);
-            heap
-        });
+        let mut heap = match self.heap.take() {
+            Some(heap) => heap,
+            None => {
+                let mut heap = SPILL.with(|s| s.take());
+                heap.clear();
+                heap.extend_from_slice(self.written());
+                heap
+            }
+        };
         heap.extend_from_slice(data);
+        self.heap = Some(heap);
     }
 }
 
 /// Decodes a `T` that must use all of `bytes`. Lengths inside the encoding
 /// are bounded by `bytes` (serde's sequence visitors cap their preallocation), so
 /// a lying length field cannot make it allocate without bound.
+///
+/// Read by our own decoder (inline); on any failure, by postcard again, whose
+/// error (or value, should the two ever disagree) is the result: errors say
+/// what they said, and the values are postcard's either way. (A `T` whose
+/// `Deserialize` fails part-way therefore runs twice on such bytes.)
+#[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let mut de = decoder::Decoder { rest: bytes };
+    match T::deserialize(&mut de) {
+        Ok(value) if de.rest.is_empty() => Ok(value),
+        _ => decode_postcard(bytes),
+    }
+}
+
+/// [`decode`] by postcard.
+#[cold]
+#[inline(never)]
+fn decode_postcard<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(CodecError(format!("{} trailing bytes", rest.len()))),

@@ -95,7 +95,14 @@ pub(crate) fn current_cpu() -> Option<u32> {
 /// [`proc_cpu`]).
 pub(crate) fn note_my_cpu(cpu: u32) {
     if let Some(slot) = region().and_then(|r| r.proc(my_proc())) {
-        slot.cpu.store(cpu.saturating_add(1), Ordering::Relaxed);
+        // Stored only when it changes (a loop mostly goes idle where it went
+        // idle before): the slots are packed, and this word shares a cache
+        // line with process states that every send to those processes reads
+        // (`proc_alive`); a store would take that line from the readers.
+        let v = cpu.saturating_add(1);
+        if slot.cpu.load(Ordering::Relaxed) != v {
+            slot.cpu.store(v, Ordering::Relaxed);
+        }
     }
 }
 
