@@ -38,9 +38,50 @@ impl de::Error for Failed {
 
 type Result<T> = std::result::Result<T, Failed>;
 
+/// How deep values may nest (options, sequences, tuples, structs, maps, enum
+/// variants): each level is a few bytes of input but a stack frame of the
+/// decoding thread, so a peer's garbage (`[1, 1, 1, ...]` for a recursive
+/// `Option<Box<_>>`) would otherwise overflow the stack and abort the
+/// process. serde_json's default limit is 128.
+pub(super) const MAX_DEPTH: u32 = 256;
+
 /// The deserializer: the bytes not read yet.
 pub(super) struct Decoder<'de> {
     pub(super) rest: &'de [u8],
+    /// Levels of nesting left (see [`MAX_DEPTH`]).
+    depth: u32,
+    /// The value nests deeper than [`MAX_DEPTH`]: the caller must not decode
+    /// it again with postcard, which has no limit.
+    pub(super) too_deep: bool,
+}
+
+impl<'de> Decoder<'de> {
+    pub(super) fn new(bytes: &'de [u8]) -> Self {
+        Decoder {
+            rest: bytes,
+            depth: MAX_DEPTH,
+            too_deep: false,
+        }
+    }
+
+    /// Runs `f` one level of nesting deeper; fails beyond [`MAX_DEPTH`].
+    #[inline(always)]
+    fn nest<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        if self.depth == 0 {
+            return self.too_deep();
+        }
+        self.depth -= 1;
+        let r = f(self);
+        self.depth += 1;
+        r
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_deep<R>(&mut self) -> Result<R> {
+        self.too_deep = true;
+        Err(Failed)
+    }
 }
 
 /// Unsigned integers postcard writes as varints, with its limits:
@@ -250,7 +291,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self.byte()? {
             0 => visitor.visit_none(),
-            1 => visitor.visit_some(self),
+            1 => self.nest(|de| visitor.visit_some(de)),
             _ => Err(Failed),
         }
     }
@@ -275,18 +316,18 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value> {
-        visitor.visit_newtype_struct(self)
+        self.nest(|de| visitor.visit_newtype_struct(de))
     }
 
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.varint_usize()?;
-        visitor.visit_seq(Seq { de: self, len })
+        self.nest(|de| visitor.visit_seq(Seq { de, len }))
     }
 
     #[inline]
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        visitor.visit_seq(Seq { de: self, len })
+        self.nest(|de| visitor.visit_seq(Seq { de, len }))
     }
 
     #[inline]
@@ -296,13 +337,13 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value> {
-        visitor.visit_seq(Seq { de: self, len })
+        self.nest(|de| visitor.visit_seq(Seq { de, len }))
     }
 
     #[inline]
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.varint_usize()?;
-        visitor.visit_map(Map { de: self, len })
+        self.nest(|de| visitor.visit_map(Map { de, len }))
     }
 
     #[inline]
@@ -312,9 +353,11 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        visitor.visit_seq(Seq {
-            de: self,
-            len: fields.len(),
+        self.nest(|de| {
+            visitor.visit_seq(Seq {
+                de,
+                len: fields.len(),
+            })
         })
     }
 
@@ -325,7 +368,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        visitor.visit_enum(self)
+        self.nest(|de| visitor.visit_enum(de))
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
@@ -387,7 +430,9 @@ impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.len)
+        // No hint beyond the bytes left (each entry takes at least one): a
+        // visitor that trusts hints must not allocate from a wire length.
+        (self.de.rest.len() >= self.len).then_some(self.len)
     }
 }
 
@@ -442,7 +487,7 @@ mod tests {
 
     /// Ours alone (no postcard fallback): the value and the bytes left.
     fn ours<T: DeserializeOwned>(bytes: &[u8]) -> Option<(T, usize)> {
-        let mut de = Decoder { rest: bytes };
+        let mut de = Decoder::new(bytes);
         T::deserialize(&mut de).ok().map(|v| (v, de.rest.len()))
     }
 
@@ -576,5 +621,23 @@ mod tests {
             agree::<Vec<E>>(&bytes);
             agree::<(f32, Option<bool>, BTreeMap<u8, String>)>(&bytes);
         }
+    }
+
+    /// Recursive garbage (`[1, 1, 1, ...]` read as `Some(Some(...))`) is an
+    /// error, not a stack overflow; nesting up to the limit decodes.
+    #[test]
+    fn nesting_deeper_than_the_limit_is_an_error_not_a_stack_overflow() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Node(Option<Box<Node>>);
+        let garbage = vec![1u8; 1 << 20];
+        let err = crate::transport::codec::decode::<Node>(&garbage).unwrap_err();
+        assert!(err.to_string().contains("deeper"), "{err}");
+        // Each level is an option and a newtype: 2 levels a node.
+        let mut ok = Node(None);
+        for _ in 0..(super::MAX_DEPTH / 2 - 1) {
+            ok = Node(Some(Box::new(ok)));
+        }
+        let bytes = postcard::to_allocvec(&ok).unwrap();
+        assert_eq!(crate::transport::codec::decode::<Node>(&bytes).unwrap(), ok);
     }
 }

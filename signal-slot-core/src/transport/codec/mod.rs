@@ -108,14 +108,25 @@ impl Spill {
 /// Read by our own decoder (inline); on any failure, by postcard again, whose
 /// error (or value, should the two ever disagree) is the result: errors say
 /// what they said, and the values are postcard's either way. (A `T` whose
-/// `Deserialize` fails part-way therefore runs twice on such bytes.)
+/// `Deserialize` fails part-way therefore runs twice on such bytes, and one
+/// decoded with bytes left over is built, dropped and built again.) Values
+/// nested deeper than `decoder::MAX_DEPTH` levels are an error (garbage could
+/// otherwise overflow the decoding thread's stack).
 #[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let mut de = decoder::Decoder { rest: bytes };
+    let mut de = decoder::Decoder::new(bytes);
     match T::deserialize(&mut de) {
         Ok(value) if de.rest.is_empty() => Ok(value),
+        // Not postcard again: it has no limit (its stack would overflow).
+        _ if de.too_deep => Err(too_deep()),
         _ => decode_postcard(bytes),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn too_deep() -> CodecError {
+    CodecError(format!("nested deeper than {} levels", decoder::MAX_DEPTH))
 }
 
 /// [`decode`] by postcard.
