@@ -361,8 +361,9 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     args: A,
     timeout: Duration,
 ) -> Result<Responses<R>, RequestError> {
-    let started = Instant::now();
-    let deadline = crate::deadline::after(started, timeout);
+    // No clock read here: each wait below starts counting the timeout at its
+    // first reading, after the sending (an answer that comes while it polls
+    // costs none).
     let list = connections(shared);
     let targets = targets(&list);
     if targets.clone().next().is_none() {
@@ -396,7 +397,7 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     let solo = role.is_some() && targets.clone().all(|t| remote(&t));
     if let (Some(addr), true) = (replies, solo) {
         if let (1, Some(t)) = (n, targets.clone().next()) {
-            return Ok(request_one(shared, t, args, addr, role, started, deadline));
+            return Ok(request_one(shared, t, args, addr, role, timeout));
         }
         // The common case: nobody else completes an entry, so the answers are
         // gathered without locks or atomics.
@@ -418,8 +419,7 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
             role,
             &mut |rec| on_reply_record_solo(rec, &solo),
             &|| solo.is_done(),
-            started,
-            deadline,
+            timeout,
             LIVENESS_PERIOD,
             &|| solo.check_processes(),
         );
@@ -444,12 +444,11 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
             role,
             &mut |rec| on_reply_record_for(rec, Some(&c)),
             &|| c.remaining.load(Ordering::Acquire) == 0,
-            started,
-            deadline,
+            timeout,
             LIVENESS_PERIOD,
             &|| c.check_processes(),
         ),
-        None => wait(&c, deadline),
+        None => wait(&c, timeout),
     }
     // Usually nothing else holds the collector now: it is taken apart without
     // its lock (answers arriving later find nothing, as after `finish`).
@@ -471,8 +470,7 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     args: A,
     addr: MailboxAddr,
     role: Option<crate::process::replies::Drainer>,
-    started: Instant,
-    deadline: Instant,
+    timeout: Duration,
 ) -> Responses<R> {
     let id = collector::next_id();
     // The answer or failure, once in; none: missing (not in by the deadline,
@@ -530,8 +528,7 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
                 }
             },
             &|| done.get() || dead.get(),
-            started,
-            deadline,
+            timeout,
             LIVENESS_PERIOD,
             &|| {
                 if system::region().is_some_and(|r| !system::proc_alive(r, proc)) {
@@ -554,9 +551,9 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     out
 }
 
-/// Waits until every answer is in, the deadline passes, or the processes
-/// still to answer died.
-fn wait(c: &Collector, deadline: Instant) {
+/// Waits until every answer is in, `timeout` is over (counted from the first
+/// clock reading, after the spinning), or the processes still to answer died.
+fn wait(c: &Collector, timeout: Duration) {
     let done = || c.remaining.load(Ordering::Acquire) == 0;
     for _ in 0..SPIN_POLLS {
         if done() {
@@ -570,11 +567,13 @@ fn wait(c: &Collector, deadline: Instant) {
         }
         std::thread::yield_now();
     }
+    let mut deadline = None;
     loop {
         if done() {
             return;
         }
         let now = Instant::now();
+        let deadline = *deadline.get_or_insert_with(|| crate::deadline::after(now, timeout));
         if now >= deadline {
             return;
         }
