@@ -36,6 +36,7 @@ use collector::{Collector, Entry, OnDone, Outcome, Solo};
 pub fn late_replies() -> u64 {
     collector::LATE_REPLIES.load(Ordering::Relaxed)
 }
+pub(crate) use types::ReceiverNames;
 pub use types::{Answer, Failure, ReplyError, RequestError, Responder, Responses};
 pub(crate) use wire::{on_reply_record, send_reply, RequestTag, KIND_REPLY};
 use wire::{on_reply_record_for, on_reply_record_solo};
@@ -173,15 +174,16 @@ fn targets<A: SignalArgs>(
 fn entries<'a, A: SignalArgs>(targets: impl Iterator<Item = &'a SlotTarget<A>>) -> Vec<Entry> {
     targets
         .map(|t| Entry {
-            responder: Responder {
-                receiver: t.recv.id.clone(),
-                slot: std::borrow::Cow::Borrowed(t.name),
-                loop_name: t.recv.lp.label.clone(),
-            },
+            responder: responder(t),
             proc: t.recv.lp.is_remote().then(|| t.recv.lp.owner()),
             outcome: None,
         })
         .collect()
+}
+
+/// Who `t` is, as its answer names it.
+fn responder<A: SignalArgs>(t: &SlotTarget<A>) -> Responder {
+    Responder::new(t.recv.responder_names().clone(), t.name)
 }
 
 fn describe<A: SignalArgs>(shared: &SignalShared<A>) -> String {
@@ -493,11 +495,7 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     }
     drop(args);
     // While the receiver works (off the round trip): who it is.
-    let responder = Responder {
-        receiver: t.recv.id.clone(),
-        slot: std::borrow::Cow::Borrowed(t.name),
-        loop_name: t.recv.lp.label.clone(),
-    };
+    let responder = responder(t);
     let proc = t.recv.lp.owner();
     // The receiver's process was seen dead: the wait ends after one more
     // drain, so an answer it wrote before dying still counts.
