@@ -310,7 +310,7 @@ impl<R> Responses<R> {
     /// allocation of the right size).
     fn room_for(n: usize) -> Self {
         Responses {
-            answers: Vec::with_capacity(n),
+            answers: types::List::Many(Vec::with_capacity(n)),
             missing: Vec::new(),
             failures: Vec::new(),
         }
@@ -536,12 +536,13 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
         );
     }
     let mut out = Responses {
-        answers: Vec::new(),
+        answers: types::List::Many(Vec::new()),
         missing: Vec::new(),
         failures: Vec::new(),
     };
     match got.take() {
-        Some(Ok(value)) => out.answers.push(Answer { responder, value }),
+        // Held inline: no allocation for the common outcome.
+        Some(Ok(value)) => out.answers = types::List::One(Answer { responder, value }),
         Some(Err(error)) => out.failures.push(Failure { responder, error }),
         // Not in by the deadline, or its process died.
         None => out.missing.push(responder),

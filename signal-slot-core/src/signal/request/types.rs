@@ -367,7 +367,7 @@ pub struct Failure {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Responses<R> {
-    pub(super) answers: Vec<Answer<R>>,
+    pub(super) answers: List<Answer<R>>,
     pub(super) missing: Vec<Responder>,
     pub(super) failures: Vec<Failure>,
 }
@@ -375,17 +375,17 @@ pub struct Responses<R> {
 impl<R> Responses<R> {
     /// The answers, in connection order.
     pub fn answers(&self) -> &[Answer<R>] {
-        &self.answers
+        self.answers.as_slice()
     }
 
     /// The answered values, in connection order.
     pub fn values(&self) -> impl Iterator<Item = &R> {
-        self.answers.iter().map(|a| &a.value)
+        self.answers.as_slice().iter().map(|a| &a.value)
     }
 
     /// The answers, by value.
     pub fn into_answers(self) -> Vec<Answer<R>> {
-        self.answers
+        self.answers.into_vec()
     }
 
     /// The receivers that did not answer before the timeout, or whose process
@@ -402,6 +402,67 @@ impl<R> Responses<R> {
     /// True when every receiver answered.
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty() && self.failures.is_empty()
+    }
+}
+
+/// A list that holds one item without a heap allocation: the answers of the
+/// most common request (one receiver). Shows, compares and encodes as the
+/// `Vec` it stands for.
+#[derive(Clone)]
+pub(super) enum List<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> List<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            List::One(t) => std::slice::from_ref(t),
+            List::Many(v) => v,
+        }
+    }
+
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            List::One(t) => vec![t],
+            List::Many(v) => v,
+        }
+    }
+
+    /// Adds `t` at the end.
+    pub(super) fn push(&mut self, t: T) {
+        match self {
+            List::Many(v) => v.push(t),
+            List::One(_) => {
+                let one = std::mem::replace(self, List::Many(Vec::new()));
+                *self = List::Many(one.into_vec());
+                self.push(t);
+            }
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for List<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl<T: PartialEq> PartialEq for List<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Serialize> Serialize for List<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.as_slice())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::deserialize(d).map(List::Many)
     }
 }
 
@@ -508,6 +569,25 @@ mod tests {
         let back: Responder = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, new);
         assert_eq!(hash_of(&back), hash_of(&new));
+    }
+
+    #[test]
+    fn one_answer_held_inline_shows_compares_and_encodes_as_a_vec() {
+        let one = List::One((7u64, "x".to_string()));
+        let many = List::Many(vec![(7u64, "x".to_string())]);
+        assert_eq!(one, many);
+        assert_eq!(format!("{one:?}"), format!("{:?}", vec![(7u64, "x")]));
+        assert_eq!(format!("{one:#?}"), format!("{many:#?}"));
+        let bytes = postcard::to_allocvec(&one).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&vec![(7u64, "x")]).unwrap());
+        let back: List<(u64, String)> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, one);
+        let mut grown = one.clone();
+        grown.push((8, "y".into()));
+        assert_eq!(grown.as_slice(), [(7, "x".into()), (8, "y".into())]);
+        assert_eq!(grown.into_vec().len(), 2);
+        assert_eq!(one.into_vec(), vec![(7, "x".to_string())]);
+        assert_ne!(List::One(1u8), List::Many(vec![]));
     }
 
     #[test]
