@@ -398,8 +398,9 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
     let solo = role.is_some() && targets.clone().all(|t| remote(&t));
     if let (Some(addr), true) = (replies, solo) {
-        if let (1, Some(t)) = (n, targets.clone().next()) {
-            return Ok(request_one(shared, t, args, addr, role, timeout));
+        if n == 1 {
+            drop(targets); // borrows `list`
+            return Ok(request_one(shared, list, args, addr, role, timeout));
         }
         // The common case: nobody else completes an entry, so the answers are
         // gathered without locks or atomics.
@@ -465,15 +466,19 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
 /// answer this thread reads itself (it holds the reply mailbox's drainer
 /// `role`, or no other thread of this process reads `addr`): the most common
 /// request, without a [`Solo`] to fill and take apart. The answer is decoded
-/// straight from its reply record.
+/// straight from its reply record. `list` is the signal's connection list,
+/// with that one slot target.
 fn request_one<A: SignalArgs, R: SignalArgs>(
     shared: &SignalShared<A>,
-    t: &SlotTarget<A>,
+    list: Arc<[crate::signal::Conn<A>]>,
     args: A,
     addr: MailboxAddr,
     role: Option<crate::process::replies::Drainer>,
     timeout: Duration,
 ) -> Responses<R> {
+    let Some(t) = targets(&list).next() else {
+        return Responses::room_for(0); // not reached: `request` found it
+    };
     let id = collector::next_id();
     // The answer or failure, once in; none: missing (not in by the deadline,
     // or the receiver's process died).
@@ -497,6 +502,9 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     // While the receiver works (off the round trip): who it is.
     let responder = responder(t);
     let proc = t.recv.lp.owner();
+    // Also here rather than after the answer: giving back the list's count (a
+    // locked instruction).
+    drop(list);
     // The receiver's process was seen dead: the wait ends after one more
     // drain, so an answer it wrote before dying still counts.
     let dead = Cell::new(false);
