@@ -3,9 +3,10 @@
 
 use crate::event_loop::LoopShared;
 use crate::object::ObjectId;
+use crate::signal::request::ReceiverNames;
 use crate::signal::{SignalControl, SignalShared, SlotEntry};
 use crate::sync::{lock, AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Where an object sits in its loop's table; the generation tells a reused slot
 /// from the object that had it before.
@@ -35,6 +36,8 @@ pub(crate) struct ObjectShared {
     /// False for framework objects (loop controls, timers), which are not in the registry.
     registered: bool,
     incoming: Mutex<Vec<Incoming>>,
+    /// Its names as an answer to a request names it, made on the first request.
+    names: OnceLock<Arc<ReceiverNames>>,
 }
 
 impl ObjectShared {
@@ -62,7 +65,15 @@ impl ObjectShared {
             alive: AtomicBool::new(true),
             registered,
             incoming: Mutex::new(Vec::new()),
+            names: OnceLock::new(),
         }
+    }
+
+    /// Its id and loop name, as a request's [`Responder`](crate::Responder)
+    /// holds them: made once, shared by every request to it.
+    pub(crate) fn responder_names(&self) -> &Arc<ReceiverNames> {
+        self.names
+            .get_or_init(|| Arc::new(ReceiverNames::new(self.id.clone(), self.lp.label.clone())))
     }
 
     #[inline]

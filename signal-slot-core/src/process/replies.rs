@@ -108,19 +108,35 @@ impl Drop for Drainer {
     }
 }
 
-/// Waits until `done()` or the deadline (the request started at `started`):
-/// reads the reply mailbox `addr` when no other thread does (`role`: the
-/// caller holds that role already), handing each answer (to this thread's
-/// request or another's) to `on_record`, and calls `tick` every `period` (to
-/// notice dead processes).
-#[allow(clippy::too_many_arguments)] // one wait's parts, all needed
+/// A wait's deadline and next liveness tick, set at its first clock reading.
+struct Clock {
+    deadline: Instant,
+    next_tick: Instant,
+}
+
+impl Clock {
+    fn start(now: Instant, timeout: Duration, period: Duration) -> Self {
+        Clock {
+            deadline: crate::deadline::after(now, timeout),
+            next_tick: now + period,
+        }
+    }
+}
+
+/// Waits until `done()` or `timeout` is over: reads the reply mailbox `addr`
+/// when no other thread does (`role`: the caller holds that role already),
+/// handing each answer (to this thread's request or another's) to
+/// `on_record`, and calls `tick` every `period` (to notice dead processes).
+///
+/// The timeout counts from the wait's first clock reading, which is taken only
+/// once polling found nothing (an answer that comes while polling costs no
+/// clock read): at most the polling (~100 us) after the request was sent.
 pub(crate) fn wait(
     addr: MailboxAddr,
     mut role: Option<Drainer>,
     on_record: &mut dyn FnMut(&[u8]),
     done: &dyn Fn() -> bool,
-    started: Instant,
-    deadline: Instant,
+    timeout: Duration,
     period: Duration,
     tick: &dyn Fn(),
 ) {
@@ -144,9 +160,8 @@ pub(crate) fn wait(
             |from, why| log::error!("reply ring from process {from} corrupt: {why}"),
         )
     };
-    // The clock is read only once polling found nothing: an answer that comes
-    // while polling costs no clock read here.
-    let mut next_tick = started + period;
+    // Set at the first clock reading (see above).
+    let mut clock: Option<Clock> = None;
     let mut polls = 0u32;
     loop {
         if done() {
@@ -154,15 +169,16 @@ pub(crate) fn wait(
         }
         let Some(_role) = role.take().or_else(Drainer::try_take) else {
             let now = Instant::now();
-            if now >= deadline {
+            let c = clock.get_or_insert_with(|| Clock::start(now, timeout, period));
+            if now >= c.deadline {
                 return;
             }
-            if now >= next_tick {
+            if now >= c.next_tick {
                 tick();
-                next_tick = now + period;
+                c.next_tick = now + period;
                 continue;
             }
-            std::thread::park_timeout((deadline - now).min(TAKE_OVER).min(next_tick - now));
+            std::thread::park_timeout((c.deadline - now).min(TAKE_OVER).min(c.next_tick - now));
             continue;
         };
         // Rings this drainer cleared before a sleep, looked at again for a
@@ -187,18 +203,19 @@ pub(crate) fn wait(
                 continue;
             }
             let now = Instant::now();
-            if now >= deadline {
+            let c = clock.get_or_insert_with(|| Clock::start(now, timeout, period));
+            if now >= c.deadline {
                 return;
             }
-            if now >= next_tick {
+            if now >= c.next_tick {
                 tick();
-                next_tick = now + period;
+                c.next_tick = now + period;
                 continue;
             }
             if consumer.settle(&mut kept.cleared) {
                 continue;
             }
-            let limit = (deadline - now).min(next_tick - now);
+            let limit = (c.deadline - now).min(c.next_tick - now);
             let nap = kept.cleared.nap(Some(limit)).unwrap_or(limit);
             bell.get_or_insert_with(|| {
                 let b = Doorbell::new();

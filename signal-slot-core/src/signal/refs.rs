@@ -245,7 +245,9 @@ impl<A: SignalArgs> SignalRef<A> {
     /// milliseconds), are in [`Responses::missing`](crate::Responses::missing); answers that are not
     /// usable (the slot panicked or returns another type than `R`, the call
     /// could not be queued) are in [`Responses::failures`](crate::Responses::failures), never a wrong
-    /// value. A slot that returns nothing answers `()`.
+    /// value. A slot that returns nothing answers `()`. The timeout counts
+    /// from the sending (a send that waits for room in a full inbox, per the
+    /// connection's [`Overflow`](crate::Overflow), waits first).
     ///
     /// Errors, at once and before anything is sent:
     /// [`RequestError::NoResponders`](crate::RequestError::NoResponders) when no slot is connected;

@@ -383,14 +383,17 @@ fn gone(entries: &[Entry]) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::object::ObjectId;
+    use crate::signal::request::ReceiverNames;
 
     fn entry(name: &str) -> Entry {
         Entry {
-            responder: Responder {
-                receiver: ObjectId::new(name).unwrap(),
-                slot: std::borrow::Cow::Borrowed("slot"),
-                loop_name: std::sync::Arc::from("loop"),
-            },
+            responder: Responder::new(
+                std::sync::Arc::new(ReceiverNames::new(
+                    ObjectId::new(name).unwrap(),
+                    std::sync::Arc::from("loop"),
+                )),
+                "slot",
+            ),
             proc: Some(1),
             outcome: None,
         }

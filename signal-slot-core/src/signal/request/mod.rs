@@ -36,6 +36,7 @@ use collector::{Collector, Entry, OnDone, Outcome, Solo};
 pub fn late_replies() -> u64 {
     collector::LATE_REPLIES.load(Ordering::Relaxed)
 }
+pub(crate) use types::ReceiverNames;
 pub use types::{Answer, Failure, ReplyError, RequestError, Responder, Responses};
 pub(crate) use wire::{on_reply_record, send_reply, RequestTag, KIND_REPLY};
 use wire::{on_reply_record_for, on_reply_record_solo};
@@ -173,15 +174,16 @@ fn targets<A: SignalArgs>(
 fn entries<'a, A: SignalArgs>(targets: impl Iterator<Item = &'a SlotTarget<A>>) -> Vec<Entry> {
     targets
         .map(|t| Entry {
-            responder: Responder {
-                receiver: t.recv.id.clone(),
-                slot: std::borrow::Cow::Borrowed(t.name),
-                loop_name: t.recv.lp.label.clone(),
-            },
+            responder: responder(t),
             proc: t.recv.lp.is_remote().then(|| t.recv.lp.owner()),
             outcome: None,
         })
         .collect()
+}
+
+/// Who `t` is, as its answer names it.
+fn responder<A: SignalArgs>(t: &SlotTarget<A>) -> Responder {
+    Responder::new(t.recv.responder_names().clone(), t.name)
 }
 
 fn describe<A: SignalArgs>(shared: &SignalShared<A>) -> String {
@@ -308,7 +310,7 @@ impl<R> Responses<R> {
     /// allocation of the right size).
     fn room_for(n: usize) -> Self {
         Responses {
-            answers: Vec::with_capacity(n),
+            answers: types::List::Many(Vec::with_capacity(n)),
             missing: Vec::new(),
             failures: Vec::new(),
         }
@@ -361,8 +363,9 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     args: A,
     timeout: Duration,
 ) -> Result<Responses<R>, RequestError> {
-    let started = Instant::now();
-    let deadline = crate::deadline::after(started, timeout);
+    // No clock read here: each wait below starts counting the timeout at its
+    // first reading, after the sending (an answer that comes while it polls
+    // costs none).
     let list = connections(shared);
     let targets = targets(&list);
     if targets.clone().next().is_none() {
@@ -395,8 +398,9 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
     let reply_to = replies.or_else(crate::process::control::my_control_mailbox);
     let solo = role.is_some() && targets.clone().all(|t| remote(&t));
     if let (Some(addr), true) = (replies, solo) {
-        if let (1, Some(t)) = (n, targets.clone().next()) {
-            return Ok(request_one(shared, t, args, addr, role, started, deadline));
+        if n == 1 {
+            drop(targets); // borrows `list`
+            return Ok(request_one(shared, list, args, addr, role, timeout));
         }
         // The common case: nobody else completes an entry, so the answers are
         // gathered without locks or atomics.
@@ -418,8 +422,7 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
             role,
             &mut |rec| on_reply_record_solo(rec, &solo),
             &|| solo.is_done(),
-            started,
-            deadline,
+            timeout,
             LIVENESS_PERIOD,
             &|| solo.check_processes(),
         );
@@ -444,12 +447,11 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
             role,
             &mut |rec| on_reply_record_for(rec, Some(&c)),
             &|| c.remaining.load(Ordering::Acquire) == 0,
-            started,
-            deadline,
+            timeout,
             LIVENESS_PERIOD,
             &|| c.check_processes(),
         ),
-        None => wait(&c, deadline),
+        None => wait(&c, timeout),
     }
     // Usually nothing else holds the collector now: it is taken apart without
     // its lock (answers arriving later find nothing, as after `finish`).
@@ -464,16 +466,19 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
 /// answer this thread reads itself (it holds the reply mailbox's drainer
 /// `role`, or no other thread of this process reads `addr`): the most common
 /// request, without a [`Solo`] to fill and take apart. The answer is decoded
-/// straight from its reply record.
+/// straight from its reply record. `list` is the signal's connection list,
+/// with that one slot target.
 fn request_one<A: SignalArgs, R: SignalArgs>(
     shared: &SignalShared<A>,
-    t: &SlotTarget<A>,
+    list: Arc<[crate::signal::Conn<A>]>,
     args: A,
     addr: MailboxAddr,
     role: Option<crate::process::replies::Drainer>,
-    started: Instant,
-    deadline: Instant,
+    timeout: Duration,
 ) -> Responses<R> {
+    let Some(t) = targets(&list).next() else {
+        return Responses::room_for(0); // not reached: `request` found it
+    };
     let id = collector::next_id();
     // The answer or failure, once in; none: missing (not in by the deadline,
     // or the receiver's process died).
@@ -495,12 +500,11 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     }
     drop(args);
     // While the receiver works (off the round trip): who it is.
-    let responder = Responder {
-        receiver: t.recv.id.clone(),
-        slot: std::borrow::Cow::Borrowed(t.name),
-        loop_name: t.recv.lp.label.clone(),
-    };
+    let responder = responder(t);
     let proc = t.recv.lp.owner();
+    // Also here rather than after the answer: giving back the list's count (a
+    // locked instruction).
+    drop(list);
     // The receiver's process was seen dead: the wait ends after one more
     // drain, so an answer it wrote before dying still counts.
     let dead = Cell::new(false);
@@ -530,8 +534,7 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
                 }
             },
             &|| done.get() || dead.get(),
-            started,
-            deadline,
+            timeout,
             LIVENESS_PERIOD,
             &|| {
                 if system::region().is_some_and(|r| !system::proc_alive(r, proc)) {
@@ -541,12 +544,13 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
         );
     }
     let mut out = Responses {
-        answers: Vec::new(),
+        answers: types::List::Many(Vec::new()),
         missing: Vec::new(),
         failures: Vec::new(),
     };
     match got.take() {
-        Some(Ok(value)) => out.answers.push(Answer { responder, value }),
+        // Held inline: no allocation for the common outcome.
+        Some(Ok(value)) => out.answers = types::List::One(Answer { responder, value }),
         Some(Err(error)) => out.failures.push(Failure { responder, error }),
         // Not in by the deadline, or its process died.
         None => out.missing.push(responder),
@@ -554,9 +558,9 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     out
 }
 
-/// Waits until every answer is in, the deadline passes, or the processes
-/// still to answer died.
-fn wait(c: &Collector, deadline: Instant) {
+/// Waits until every answer is in, `timeout` is over (counted from the first
+/// clock reading, after the spinning), or the processes still to answer died.
+fn wait(c: &Collector, timeout: Duration) {
     let done = || c.remaining.load(Ordering::Acquire) == 0;
     for _ in 0..SPIN_POLLS {
         if done() {
@@ -570,11 +574,13 @@ fn wait(c: &Collector, deadline: Instant) {
         }
         std::thread::yield_now();
     }
+    let mut deadline = None;
     loop {
         if done() {
             return;
         }
         let now = Instant::now();
+        let deadline = *deadline.get_or_insert_with(|| crate::deadline::after(now, timeout));
         if now >= deadline {
             return;
         }

@@ -3,8 +3,11 @@
 
 use crate::error::DropReason;
 use crate::object::ObjectId;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// One receiver a request was sent to.
 ///
@@ -42,32 +45,83 @@ use std::fmt;
 ///     assert_eq!(who.loop_name(), "responder-doc-worker");
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone)]
 pub struct Responder {
-    pub(super) receiver: ObjectId,
-    pub(super) slot: std::borrow::Cow<'static, str>,
-    #[serde(with = "shared_str")]
-    pub(super) loop_name: std::sync::Arc<str>,
+    /// Who and where, shared by every request to the receiver (made once).
+    names: Arc<ReceiverNames>,
+    slot: Cow<'static, str>,
 }
 
-/// Serde for an `Arc<str>` field (serde's `rc` feature is not on).
-mod shared_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::sync::Arc;
+/// A receiver's names as a [`Responder`] carries them: made on the first
+/// request to it and kept with it, so a request takes one reference count
+/// instead of a count on each name.
+#[derive(Debug)]
+pub(crate) struct ReceiverNames {
+    receiver: ObjectId,
+    loop_name: Arc<str>,
+}
 
-    pub(super) fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(v)
+impl ReceiverNames {
+    /// Object `receiver`, on the loop named `loop_name`.
+    pub(crate) fn new(receiver: ObjectId, loop_name: Arc<str>) -> Self {
+        ReceiverNames {
+            receiver,
+            loop_name,
+        }
     }
+}
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
-        String::deserialize(d).map(Arc::from)
+/// A [`Responder`] as serde sees it (the form it always had: three fields).
+#[derive(Serialize)]
+#[serde(rename = "Responder")]
+struct FieldsRef<'a> {
+    receiver: &'a ObjectId,
+    slot: &'a str,
+    loop_name: &'a str,
+}
+
+/// [`FieldsRef`], owned.
+#[derive(Deserialize)]
+#[serde(rename = "Responder")]
+struct Fields {
+    receiver: ObjectId,
+    slot: Cow<'static, str>,
+    loop_name: String,
+}
+
+impl Serialize for Responder {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FieldsRef {
+            receiver: self.receiver(),
+            slot: self.slot(),
+            loop_name: self.loop_name(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Responder {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = Fields::deserialize(d)?;
+        Ok(Responder {
+            names: Arc::new(ReceiverNames::new(f.receiver, Arc::from(f.loop_name))),
+            slot: f.slot,
+        })
     }
 }
 
 impl Responder {
+    /// Slot `slot` of the receiver named by `names`.
+    pub(super) fn new(names: Arc<ReceiverNames>, slot: &'static str) -> Self {
+        Responder {
+            names,
+            slot: Cow::Borrowed(slot),
+        }
+    }
+
     /// The receiving object.
     pub fn receiver(&self) -> &ObjectId {
-        &self.receiver
+        &self.names.receiver
     }
 
     /// The slot's name.
@@ -77,7 +131,36 @@ impl Responder {
 
     /// The name of the loop the receiver lives on.
     pub fn loop_name(&self) -> &str {
-        &self.loop_name
+        &self.names.loop_name
+    }
+}
+
+impl PartialEq for Responder {
+    fn eq(&self, other: &Self) -> bool {
+        (Arc::ptr_eq(&self.names, &other.names)
+            || (self.receiver() == other.receiver() && self.loop_name() == other.loop_name()))
+            && self.slot() == other.slot()
+    }
+}
+
+impl Eq for Responder {}
+
+impl Hash for Responder {
+    /// As the three names (equal responders hash alike).
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.receiver().hash(h);
+        self.slot().hash(h);
+        self.loop_name().hash(h);
+    }
+}
+
+impl fmt::Debug for Responder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder")
+            .field("receiver", self.receiver())
+            .field("slot", &self.slot())
+            .field("loop_name", &self.loop_name())
+            .finish()
     }
 }
 
@@ -86,7 +169,9 @@ impl fmt::Display for Responder {
         write!(
             f,
             "{}::{} (loop {:?})",
-            self.receiver, self.slot, self.loop_name
+            self.receiver(),
+            self.slot(),
+            self.loop_name()
         )
     }
 }
@@ -282,7 +367,7 @@ pub struct Failure {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Responses<R> {
-    pub(super) answers: Vec<Answer<R>>,
+    pub(super) answers: List<Answer<R>>,
     pub(super) missing: Vec<Responder>,
     pub(super) failures: Vec<Failure>,
 }
@@ -290,17 +375,17 @@ pub struct Responses<R> {
 impl<R> Responses<R> {
     /// The answers, in connection order.
     pub fn answers(&self) -> &[Answer<R>] {
-        &self.answers
+        self.answers.as_slice()
     }
 
     /// The answered values, in connection order.
     pub fn values(&self) -> impl Iterator<Item = &R> {
-        self.answers.iter().map(|a| &a.value)
+        self.answers.as_slice().iter().map(|a| &a.value)
     }
 
     /// The answers, by value.
     pub fn into_answers(self) -> Vec<Answer<R>> {
-        self.answers
+        self.answers.into_vec()
     }
 
     /// The receivers that did not answer before the timeout, or whose process
@@ -317,6 +402,67 @@ impl<R> Responses<R> {
     /// True when every receiver answered.
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty() && self.failures.is_empty()
+    }
+}
+
+/// A list that holds one item without a heap allocation: the answers of the
+/// most common request (one receiver). Shows, compares and encodes as the
+/// `Vec` it stands for.
+#[derive(Clone)]
+pub(super) enum List<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> List<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            List::One(t) => std::slice::from_ref(t),
+            List::Many(v) => v,
+        }
+    }
+
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            List::One(t) => vec![t],
+            List::Many(v) => v,
+        }
+    }
+
+    /// Adds `t` at the end.
+    pub(super) fn push(&mut self, t: T) {
+        match self {
+            List::Many(v) => v.push(t),
+            List::One(_) => {
+                let one = std::mem::replace(self, List::Many(Vec::new()));
+                *self = List::Many(one.into_vec());
+                self.push(t);
+            }
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for List<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl<T: PartialEq> PartialEq for List<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Serialize> Serialize for List<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.as_slice())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::deserialize(d).map(List::Many)
     }
 }
 
@@ -377,4 +523,86 @@ pub enum RequestError {
         /// The loop.
         loop_name: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::DefaultHasher;
+
+    /// The form `Responder` had before its names were shared (derived).
+    mod old {
+        use crate::object::ObjectId;
+        use serde::{Deserialize, Serialize};
+        use std::borrow::Cow;
+
+        #[derive(Debug, Hash, Serialize, Deserialize)]
+        pub(super) struct Responder {
+            pub(super) receiver: ObjectId,
+            pub(super) slot: Cow<'static, str>,
+            pub(super) loop_name: String,
+        }
+    }
+
+    fn hash_of(v: &impl Hash) -> u64 {
+        let mut h = DefaultHasher::new();
+        v.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn a_responder_shows_encodes_and_hashes_as_its_three_names() {
+        let id = ObjectId::new("square-7").unwrap();
+        let names = Arc::new(ReceiverNames::new(id.clone(), Arc::from("worker \"a\"")));
+        let new = Responder::new(names, "square");
+        let old = old::Responder {
+            receiver: id,
+            slot: Cow::Borrowed("square"),
+            loop_name: "worker \"a\"".into(),
+        };
+        assert_eq!(format!("{new:?}"), format!("{old:?}"));
+        assert_eq!(format!("{new:#?}"), format!("{old:#?}"));
+        assert_eq!(new.to_string(), r#"square-7::square (loop "worker \"a\"")"#);
+        assert_eq!(hash_of(&new), hash_of(&old));
+        let bytes = postcard::to_allocvec(&new).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&old).unwrap());
+        let back: Responder = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, new);
+        assert_eq!(hash_of(&back), hash_of(&new));
+    }
+
+    #[test]
+    fn one_answer_held_inline_shows_compares_and_encodes_as_a_vec() {
+        let one = List::One((7u64, "x".to_string()));
+        let many = List::Many(vec![(7u64, "x".to_string())]);
+        assert_eq!(one, many);
+        assert_eq!(format!("{one:?}"), format!("{:?}", vec![(7u64, "x")]));
+        assert_eq!(format!("{one:#?}"), format!("{many:#?}"));
+        let bytes = postcard::to_allocvec(&one).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&vec![(7u64, "x")]).unwrap());
+        let back: List<(u64, String)> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, one);
+        let mut grown = one.clone();
+        grown.push((8, "y".into()));
+        assert_eq!(grown.as_slice(), [(7, "x".into()), (8, "y".into())]);
+        assert_eq!(grown.into_vec().len(), 2);
+        assert_eq!(one.into_vec(), vec![(7, "x".to_string())]);
+        assert_ne!(List::One(1u8), List::Many(vec![]));
+    }
+
+    #[test]
+    fn responders_are_equal_when_their_names_are() {
+        let names = |id: &str, lp: &str| {
+            Arc::new(ReceiverNames::new(
+                ObjectId::new(id).unwrap(),
+                Arc::from(lp),
+            ))
+        };
+        let a = Responder::new(names("x", "l"), "s");
+        assert_eq!(a, Responder::new(names("x", "l"), "s"));
+        assert_eq!(a, a.clone());
+        assert_ne!(a, Responder::new(names("y", "l"), "s"));
+        assert_ne!(a, Responder::new(names("x", "m"), "s"));
+        assert_ne!(a, Responder::new(names("x", "l"), "t"));
+    }
 }
