@@ -176,3 +176,9 @@ mod tests {
         }
     }
 }
+
+/// `u64` values at the edges of postcard's varint lengths, for the tests
+/// holding our encoder and decoder to postcard's.
+#[cfg(test)]
+pub(crate) const VARINT_EDGES: [u64; 9] =
+    [0, 1, 127, 128, 300, 16_383, 16_384, u64::MAX / 3, u64::MAX];
