@@ -140,6 +140,12 @@ fn decode_postcard<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     }
 }
 
+/// `u64` values at the edges of postcard's varint lengths, for the tests
+/// holding our encoder and decoder to postcard's.
+#[cfg(test)]
+pub(crate) const VARINT_EDGES: [u64; 9] =
+    [0, 1, 127, 128, 300, 16_383, 16_384, u64::MAX / 3, u64::MAX];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,9 +182,3 @@ mod tests {
         }
     }
 }
-
-/// `u64` values at the edges of postcard's varint lengths, for the tests
-/// holding our encoder and decoder to postcard's.
-#[cfg(test)]
-pub(crate) const VARINT_EDGES: [u64; 9] =
-    [0, 1, 127, 128, 300, 16_383, 16_384, u64::MAX / 3, u64::MAX];
