@@ -54,6 +54,12 @@
 //!    p50/p99 in µs, measured in rounds alternating with the `ping_pong_u64`
 //!    signal-slot round trip (unpinned, as in section 3), which gives the
 //!    reference of `request_u64_unpinned_p50_ratio_vs_ping_pong`. Target: <= 1.5.
+//! 6. `request_soak_*` (only with `BENCH_ONLY=request_soak`, `SOAK_ROUNDS=<n>`,
+//!    default 100): rounds of 20,000 blocking requests with a 3 s timeout,
+//!    counting the ones that went missing; at a miss it prints the shared
+//!    memory (`__private::shared_memory_dump`) and asks again. It found a lost
+//!    wake-up that showed about once in 10^7 requests under load (2026-11-30,
+//!    see `shm::mailbox::Cleared`); run it with other work loading the cores.
 //!
 //! Every signal-slot measurement uses a fresh child process (forked by
 //! `EventLoopProcess::start` after the objects are created and connected) and
@@ -1354,6 +1360,72 @@ fn bench_request(cfg: &Config) {
 }
 
 // ---------------------------------------------------------------------------
+// 6. Request soak (only with BENCH_ONLY=request_soak)
+
+/// How long a soak request may take before it counts as missing: far beyond
+/// any round trip, short enough for a miss to be seen while it lasts.
+const SOAK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `rounds` rounds of `k` blocking requests, each round with a fresh parent
+/// loop and child (as section 5 builds them), counting requests that did not
+/// come back within [`SOAK_TIMEOUT`]. At a miss: the shared memory as it is
+/// (which loop sleeps, which flags are up, which rings hold records), then
+/// one more request, to see whether the child answers once woken.
+fn request_soak(rounds: usize, k: u64) {
+    let (mut requests, mut missing) = (0u64, 0u64);
+    for round in 0..rounds {
+        let parent = EventLoopThread::new(unique_id("soak-parent"));
+        let (rep_tx, rep_rx) = unbounded();
+        let reports = parent
+            .event_loop()
+            .add(unique_id("reports"), Reports { tx: rep_tx })
+            .unwrap_or_else(|e| panic!("add reports: {e}"));
+        let asker = parent
+            .event_loop()
+            .add(unique_id("asker"), Asker::default())
+            .unwrap_or_else(|e| panic!("add asker: {e}"));
+        let (p, ctl) = child_process("soak-child", &reports);
+        let answerer = p
+            .event_loop()
+            .add(unique_id("answerer"), Answerer::default())
+            .unwrap_or_else(|e| panic!("add answerer: {e}"));
+        asker
+            .question()
+            .connect(&answerer.answer())
+            .expect("connect question");
+        p.start().expect("start child");
+        parent.start().expect("start parent loop");
+        let question = asker.question();
+        for i in 0..k {
+            requests += 1;
+            let r = question
+                .request::<u64>((i,), SOAK_TIMEOUT)
+                .unwrap_or_else(|e| panic!("request: {e}"));
+            if r.is_complete() {
+                assert_eq!(r.answers()[0].value, i, "answer of request {i}");
+                continue;
+            }
+            missing += 1;
+            println!("# round {round} request {i} missing: {r:?}");
+            println!("# late replies so far: {}", signal_slot::late_replies());
+            for line in signal_slot::__private::shared_memory_dump().lines() {
+                println!("#   {line}");
+            }
+            let again = question.request::<u64>((i,), REPLY_TIMEOUT);
+            println!(
+                "# the same request again: {again:?}; late replies {}",
+                signal_slot::late_replies()
+            );
+        }
+        finish(&parent, &p, &ctl, &rep_rx);
+    }
+    figure("request_soak_rounds", rounds);
+    figure("request_soak_requests", requests);
+    figure("request_soak_missing", missing);
+    target("no request missing", missing == 0);
+}
+
+// ---------------------------------------------------------------------------
 
 fn main() {
     let cfg = Config::from_env();
@@ -1407,6 +1479,16 @@ fn main() {
     if cfg.runs("request_u64") {
         println!("# 5. blocking request round trip parent -> child slot returning u64");
         bench_request(&cfg);
+    }
+    // Only when asked for by name: it runs for as long as SOAK_ROUNDS says.
+    if cfg.only.as_deref() == Some("request_soak") {
+        let rounds = std::env::var("SOAK_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if cfg.quick { 2 } else { 100 });
+        let k = if cfg.quick { 2_000 } else { 20_000 };
+        println!("# 6. request soak: {rounds} rounds of {k} blocking requests");
+        request_soak(rounds, k);
     }
 
     figure("loadavg_1min_end", loadavg());

@@ -449,6 +449,9 @@ fn garbage_records_are_counted_and_skipped() {
     echo.echoed().connect(&sink.on_value()).unwrap();
     echo.said().connect(&sink.on_text()).unwrap();
     p.start().unwrap();
+    // The diagnostic dump sees the child's mailbox (owned by process 1).
+    let dump = signal_slot::__private::shared_memory_dump();
+    assert!(dump.contains("owner 1 "), "{dump}");
     let lp = p.event_loop();
     let inject = |b: &[u8]| assert!(signal_slot::__private::inject_raw_record(lp, b));
     inject(b"");

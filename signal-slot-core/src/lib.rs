@@ -84,6 +84,14 @@ pub mod __private {
         crate::event_loop::inject_raw_record(lp, bytes)
     }
 
+    /// A text dump of the shared region's mailboxes (owners, doorbells,
+    /// flags, each ring's head, tail and the word at its head), for
+    /// diagnosing a message that did not arrive; used by the soak section of
+    /// the processes bench.
+    pub fn shared_memory_dump() -> String {
+        crate::transport::shm::dump::mailboxes()
+    }
+
     /// The argument tuple of a `Signal<A>` field type.
     pub trait SignalField {
         /// The tuple.

@@ -8,6 +8,7 @@
 //! The memory is an unnamed memfd: nothing appears in `/dev/shm`, and it is
 //! freed when the last process unmaps it, crash or not.
 
+pub(crate) mod dump;
 pub(crate) mod mailbox;
 pub(crate) mod region;
 pub(crate) mod ring;

@@ -442,6 +442,18 @@ impl<M: RingMem> RingView<M> {
         self.mem.load_head(Ordering::Relaxed)
     }
 
+    /// The head, the tail and the raw word at the head, as they are now: for
+    /// a diagnostic dump (see `shm::dump`), not for the protocol.
+    pub(crate) fn snapshot(&self) -> (u64, u64, u32) {
+        let head = self.mem.load_head(Ordering::Acquire);
+        let tail = self.mem.load_tail(Ordering::Acquire);
+        let off = (head & (self.mem.capacity() as u64 - 1)) as usize & !7;
+        // SAFETY: `off` is a multiple of 8 below capacity (masked, then
+        // aligned down).
+        let word = unsafe { self.mem.load_word(off, Ordering::Acquire) };
+        (head, tail, word)
+    }
+
     /// Consumer: drops everything published so far (a new consumer starting
     /// fresh on a reused mailbox).
     pub(crate) fn skip_all(&self) {
