@@ -1274,30 +1274,59 @@ impl Answerer {
 
 /// Round-trip samples (ns) of blocking requests to one slot in a child,
 /// warm-up dropped; and the dropped total (0, checked).
+/// A started parent loop with an [`Asker`] and a started child with an
+/// [`Answerer`], the question connected to the answer; `name` prefixes the
+/// loops' names.
+struct RequestPair {
+    parent: EventLoopThread,
+    p: EventLoopProcess,
+    ctl: Handle<ChildControl>,
+    rep_rx: Receiver<Report>,
+    asker: Handle<Asker>,
+}
+
+impl RequestPair {
+    fn start(name: &str) -> Self {
+        let parent = EventLoopThread::new(unique_id(&format!("{name}-parent")));
+        let (rep_tx, rep_rx) = unbounded();
+        let reports = parent
+            .event_loop()
+            .add(unique_id("reports"), Reports { tx: rep_tx })
+            .unwrap_or_else(|e| panic!("add reports: {e}"));
+        let asker = parent
+            .event_loop()
+            .add(unique_id("asker"), Asker::default())
+            .unwrap_or_else(|e| panic!("add asker: {e}"));
+        let (p, ctl) = child_process(&format!("{name}-child"), &reports);
+        let answerer = p
+            .event_loop()
+            .add(unique_id("answerer"), Answerer::default())
+            .unwrap_or_else(|e| panic!("add answerer: {e}"));
+        asker
+            .question()
+            .connect(&answerer.answer())
+            .expect("connect question");
+        p.start().expect("start child");
+        parent.start().expect("start parent loop");
+        RequestPair {
+            parent,
+            p,
+            ctl,
+            rep_rx,
+            asker,
+        }
+    }
+
+    /// [`finish`] for the pair.
+    fn finish(&self) -> (u64, u64) {
+        finish(&self.parent, &self.p, &self.ctl, &self.rep_rx)
+    }
+}
+
 fn request_round_trips(cfg: &Config) -> (Vec<u64>, u64) {
-    let parent = EventLoopThread::new(unique_id("rq-parent"));
-    let (rep_tx, rep_rx) = unbounded();
-    let reports = parent
-        .event_loop()
-        .add(unique_id("reports"), Reports { tx: rep_tx })
-        .unwrap_or_else(|e| panic!("add reports: {e}"));
-    let asker = parent
-        .event_loop()
-        .add(unique_id("asker"), Asker::default())
-        .unwrap_or_else(|e| panic!("add asker: {e}"));
-    let (p, ctl) = child_process("rq-child", &reports);
-    let answerer = p
-        .event_loop()
-        .add(unique_id("answerer"), Answerer::default())
-        .unwrap_or_else(|e| panic!("add answerer: {e}"));
-    asker
-        .question()
-        .connect(&answerer.answer())
-        .expect("connect question");
-    p.start().expect("start child");
-    parent.start().expect("start parent loop");
+    let pair = RequestPair::start("rq");
     let total = cfg.ping_pong_warmup + cfg.ping_pong_k;
-    let question = asker.question();
+    let question = pair.asker.question();
     let mut samples = Vec::with_capacity(total);
     // Timed from one request's end to the next one's, as the ping-pong times
     // its laps: one clock read a round trip, and what a loop of requests
@@ -1314,7 +1343,7 @@ fn request_round_trips(cfg: &Config) -> (Vec<u64>, u64) {
         samples.push(now.duration_since(last).as_nanos() as u64);
         last = now;
     }
-    let (delivered, dropped) = finish(&parent, &p, &ctl, &rep_rx);
+    let (delivered, dropped) = pair.finish();
     assert!(
         delivered >= total as u64,
         "child answered {delivered} < {total}"
@@ -1374,28 +1403,8 @@ const SOAK_TIMEOUT: Duration = Duration::from_secs(3);
 fn request_soak(rounds: usize, k: u64) {
     let (mut requests, mut missing) = (0u64, 0u64);
     for round in 0..rounds {
-        let parent = EventLoopThread::new(unique_id("soak-parent"));
-        let (rep_tx, rep_rx) = unbounded();
-        let reports = parent
-            .event_loop()
-            .add(unique_id("reports"), Reports { tx: rep_tx })
-            .unwrap_or_else(|e| panic!("add reports: {e}"));
-        let asker = parent
-            .event_loop()
-            .add(unique_id("asker"), Asker::default())
-            .unwrap_or_else(|e| panic!("add asker: {e}"));
-        let (p, ctl) = child_process("soak-child", &reports);
-        let answerer = p
-            .event_loop()
-            .add(unique_id("answerer"), Answerer::default())
-            .unwrap_or_else(|e| panic!("add answerer: {e}"));
-        asker
-            .question()
-            .connect(&answerer.answer())
-            .expect("connect question");
-        p.start().expect("start child");
-        parent.start().expect("start parent loop");
-        let question = asker.question();
+        let pair = RequestPair::start("soak");
+        let question = pair.asker.question();
         for i in 0..k {
             requests += 1;
             let r = question
@@ -1417,7 +1426,7 @@ fn request_soak(rounds: usize, k: u64) {
                 signal_slot::late_replies()
             );
         }
-        finish(&parent, &p, &ctl, &rep_rx);
+        pair.finish();
     }
     figure("request_soak_rounds", rounds);
     figure("request_soak_requests", requests);

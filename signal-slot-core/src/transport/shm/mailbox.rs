@@ -211,9 +211,10 @@ pub(crate) fn claim(region: &Region, owner: u32) -> Option<MailboxAddr> {
 /// here, looks at them in every poll ([`MailboxConsumer::has_records_or`])
 /// and every [`MailboxConsumer::settle`] until [`barrier::GRACE`] after the
 /// last clear, sleeps at most until then ([`Cleared::nap`]), and flags them
-/// again if it stops reading the mailbox before ([`MailboxConsumer::hand_back`]). Cost: one extra wake-up per idle period of a loop, a
-/// grace after it went idle. (Not counted: a record a producer is about to
-/// flag looks the same as one the barrier failed to order.)
+/// again if it stops reading the mailbox before that
+/// ([`MailboxConsumer::hand_back`]). Cost: one extra wake-up per idle period
+/// of a loop, a grace after it went idle. (Not counted: a record a producer
+/// is about to flag looks the same as one the barrier failed to order.)
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Cleared {
     mask: u64,
