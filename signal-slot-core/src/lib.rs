@@ -92,6 +92,13 @@ pub mod __private {
         crate::transport::shm::dump::mailboxes()
     }
 
+    /// Bytes of in-process inbox storage (every loop's data ring) alive in
+    /// this process; for tests of what a loop handed to a child process
+    /// leaves behind in the parent.
+    pub fn inbox_ring_bytes() -> usize {
+        crate::transport::mpsc::live_slot_bytes()
+    }
+
     /// The argument tuple of a `Signal<A>` field type.
     pub trait SignalField {
         /// The tuple.

@@ -804,6 +804,12 @@ impl EventLoop {
     /// After a fork, in the parent: the loop and everything queued for it now
     /// live in the child. The parent's copies are leaked, not dropped: dropping
     /// them would run user destructors for objects that live on in the child.
+    ///
+    /// An object holding a handle to its own loop thus keeps the parent's
+    /// `LoopShared` alive for good, so the data ring's storage (~0.7 MB at the
+    /// default capacity) is freed here: this process posts to the loop only
+    /// through its mailbox from now on (it is remote, checked under the fork
+    /// share every post takes) and never runs it.
     pub(crate) fn hand_over_to_child(&self) {
         self.mark_started_elsewhere();
         while let Some(msg) = self.shared.inbox.try_recv_control() {
@@ -811,6 +817,14 @@ impl EventLoop {
         }
         while let Some(env) = self.shared.inbox.try_recv_data() {
             std::mem::forget(env);
+        }
+        if !self.shared.inbox.retire_data() {
+            // Something here still uses the ring (the loop was also run in
+            // this process): keeping the storage is the safe choice.
+            log::debug!(
+                "event loop {:?}: inbox busy at the handover, its storage is kept",
+                self.shared.name
+            );
         }
     }
 

@@ -61,6 +61,8 @@ impl<D, C> Inbox<D, C> {
     #[inline(never)]
     fn post_full(&self, msg: D, wait: Option<Duration>) -> Result<(), PostError<D>> {
         match wait {
+            // A retired ring never makes room: no use waiting.
+            _ if self.data.is_retired() => Err(PostError::Full(msg)),
             None => Err(PostError::Full(msg)),
             Some(t) => {
                 let sent = self.post_when_room(msg, t);
@@ -145,6 +147,14 @@ impl<D, C> Inbox<D, C> {
     /// Data messages waiting.
     pub(crate) fn len(&self) -> usize {
         self.data.len()
+    }
+
+    /// Frees the data ring's storage for good, if it is empty and no one
+    /// receives from it (see [`Mpsc::retire`]); posts are refused as full from
+    /// then on. For an inbox that will never carry data again but must stay
+    /// alive. False, and nothing changed, otherwise.
+    pub(crate) fn retire_data(&self) -> bool {
+        self.data.retire()
     }
 
     /// Sleeps until a message arrives (here or where `more` looks) or `timeout`

@@ -37,6 +37,15 @@
 //! while no other exists (a flag claimed with a swap), and only a `Consumer`
 //! can take messages out.
 //!
+//! Retiring ([`Mpsc::retire`]) frees the slots of an empty ring that will never
+//! carry a message again but must stay alive (the parent's copy of a loop
+//! handed to a child process, kept by objects the parent may not drop). It
+//! takes the consumer for good and claims every position up to the capacity in
+//! one CAS of `tail`, allowed only while `tail == head`: every post claimed
+//! before it was taken (so its slot accesses happen before the retirer's claim
+//! of the consumer flag), and none can claim after it (`head` never moves
+//! again, so the ring looks full forever). No one touches the slots after that.
+//!
 //! The ring is generic over its atomics and cells ([`Backend`]) only so that the
 //! loom models (`loom_models`) run this exact code on loom's types; production
 //! uses std's and everything inlines.
@@ -46,6 +55,7 @@ use crossbeam_utils::CachePadded;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
+use std::sync::atomic::AtomicUsize;
 
 /// The atomics and cells the ring is built from.
 pub(crate) trait Backend: 'static {
@@ -62,6 +72,8 @@ pub(crate) trait Backend: 'static {
     fn claim(f: &Self::Flag) -> bool;
     /// Clears the flag (Release).
     fn release(f: &Self::Flag);
+    /// Whether the flag is set (Acquire).
+    fn is_set(f: &Self::Flag) -> bool;
     fn cell<T>() -> Self::Cell<T>;
     /// # Safety
     /// The caller has the cell to itself and it holds no message.
@@ -109,6 +121,10 @@ impl Backend for Std {
     #[inline]
     fn release(f: &AtomicBool) {
         f.store(false, Ordering::Release);
+    }
+    #[inline]
+    fn is_set(f: &AtomicBool) -> bool {
+        f.load(Ordering::Acquire)
     }
     fn cell<T>() -> UnsafeCell<MaybeUninit<T>> {
         UnsafeCell::new(MaybeUninit::uninit())
@@ -174,16 +190,30 @@ pub(crate) struct Mpsc<T, B: Backend = Std> {
     head: CachePadded<B::U64>,
     /// A [`Consumer`] exists.
     consuming: B::Flag,
+    /// [`retire`](Self::retire) freed the slots.
+    retired: B::Flag,
     capacity: u64,
     mask: u64,
-    slots: Box<[Slot<B, T>]>,
+    /// Replaced by an empty slice only by `retire`, once no one can reach a
+    /// slot any more (see the module documentation).
+    slots: UnsafeCell<Box<[Slot<B, T>]>>,
     _owns: PhantomData<T>,
+}
+
+/// Bytes of slot storage of every ring alive in this process.
+static LIVE_SLOT_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of slot storage of every ring alive in this process (a test hook:
+/// what a handed-over loop leaves behind shows here).
+pub(crate) fn live_slot_bytes() -> usize {
+    LIVE_SLOT_BYTES.load(Ordering::Relaxed)
 }
 
 // SAFETY: messages move between threads (hence `T: Send`); every access to a
 // slot's message is exclusive by the protocol above (a producer writes only a
 // position it claimed and the consumer released, the one consumer reads only a
-// position whose stamp says written), so sharing the ring is sound.
+// position whose stamp says written), and `slots` itself is replaced only by
+// `retire` after the last access, so sharing the ring is sound.
 unsafe impl<T: Send, B: Backend> Sync for Mpsc<T, B> {}
 // SAFETY: as above; the ring owns its messages.
 unsafe impl<T: Send, B: Backend> Send for Mpsc<T, B> {}
@@ -193,21 +223,37 @@ impl<T, B: Backend> Mpsc<T, B> {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let n = capacity.next_power_of_two();
+        LIVE_SLOT_BYTES.fetch_add(n * std::mem::size_of::<Slot<B, T>>(), Ordering::Relaxed);
         Self {
             tail: CachePadded::new(B::u64(0)),
             head_seen: CachePadded::new(B::u64(0)),
             head: CachePadded::new(B::u64(0)),
             consuming: B::flag(),
+            retired: B::flag(),
             capacity: capacity as u64,
             mask: n as u64 - 1,
-            slots: (0..n)
-                .map(|_| Slot {
-                    stamp: B::u64(0),
-                    msg: B::cell(),
-                })
-                .collect(),
+            slots: UnsafeCell::new(
+                (0..n)
+                    .map(|_| Slot {
+                        stamp: B::u64(0),
+                        msg: B::cell(),
+                    })
+                    .collect(),
+            ),
             _owns: PhantomData,
         }
+    }
+
+    /// The slot of position `p`.
+    #[inline(always)]
+    fn slot(&self, p: u64) -> &Slot<B, T> {
+        // SAFETY: only `retire` writes `slots`, and only after every access
+        // made through here happened before it and none can follow: callers
+        // are a post that claimed a position (none can after a retire) and the
+        // consumer (which a retired ring never hands out again); see the
+        // module documentation.
+        let slots = unsafe { &*self.slots.get() };
+        &slots[(p & self.mask) as usize]
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -239,8 +285,8 @@ impl<T, B: Backend> Mpsc<T, B> {
         // Start taking the lines of a slot a few positions on, so the next posts
         // find them here: the consumer read them last, and a post's CAS waits
         // for this post's stores, which would otherwise each wait for a line.
-        prefetch_for_write(&self.slots[((t + PREFETCH_AHEAD) & self.mask) as usize]);
-        let slot = &self.slots[(t & self.mask) as usize];
+        prefetch_for_write(self.slot(t + PREFETCH_AHEAD));
+        let slot = self.slot(t);
         // SAFETY: position `t` is ours (the CAS), and `t - head < capacity <=
         // slot count` was seen after an Acquire of `head`: the consumer took
         // the slot's previous message (position `t - slot count`) before
@@ -251,8 +297,12 @@ impl<T, B: Backend> Mpsc<T, B> {
     }
 
     /// Messages queued (claimed positions not yet taken; exact only when no
-    /// one posts or takes meanwhile).
+    /// one posts or takes meanwhile). None in a retired ring.
     pub(crate) fn len(&self) -> usize {
+        if self.is_retired() {
+            // Its positions were all claimed by `retire`, not by messages.
+            return 0;
+        }
         let h = B::load(&self.head, Ordering::SeqCst);
         let t = B::load(&self.tail, Ordering::SeqCst);
         t.saturating_sub(h) as usize
@@ -278,15 +328,58 @@ impl<T, B: Backend> Mpsc<T, B> {
     }
 }
 
+impl<T, B: Backend> Mpsc<T, B> {
+    /// Frees the slots for good if the ring is empty and no one consumes it:
+    /// from then on every post is refused (the ring looks full) and no
+    /// consumer is handed out. False, and nothing changed, otherwise. See the
+    /// module documentation.
+    pub(crate) fn retire(&self) -> bool {
+        let Some(c) = self.consumer() else {
+            return false;
+        };
+        // We are the consumer: `head` is ours to read.
+        let h = B::load(&self.head, Ordering::Relaxed);
+        loop {
+            match B::cas_weak(&self.tail, h, h + self.capacity) {
+                Ok(_) => break,
+                Err(now) if now == h => continue, // a spurious failure
+                Err(_) => return false,           // a message is queued
+            }
+        }
+        // Only now: a post refused while the ring is merely full must wait
+        // for room, not take it for retired. (`len` may count the claimed
+        // positions until this store; nothing depends on that instant.)
+        B::claim(&self.retired);
+        // The consumer flag stays set: no one reads a slot again.
+        std::mem::forget(c);
+        // SAFETY: no slot access can happen from now on, and every earlier one
+        // happened before this: see the module documentation.
+        let slots = std::mem::take(unsafe { &mut *self.slots.get() });
+        LIVE_SLOT_BYTES.fetch_sub(std::mem::size_of_val(&*slots), Ordering::Relaxed);
+        drop(slots);
+        true
+    }
+
+    /// [`retire`](Self::retire) freed the slots.
+    pub(crate) fn is_retired(&self) -> bool {
+        B::is_set(&self.retired)
+    }
+}
+
 impl<T, B: Backend> Drop for Mpsc<T, B> {
     fn drop(&mut self) {
         // `&mut self`: no producer or consumer is left, every claimed position
         // was written (a post writes right after its claim and cannot fail).
+        // A retired ring hands out no consumer and holds nothing.
         while let Some(c) = self.consumer() {
             if c.try_recv().is_none() {
                 break;
             }
         }
+        LIVE_SLOT_BYTES.fetch_sub(
+            std::mem::size_of_val(&**self.slots.get_mut()),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -312,7 +405,7 @@ impl<T, B: Backend> Consumer<'_, T, B> {
         let r = self.ring;
         // Only the consumer writes `head`, and we are the consumer.
         let h = B::load(&r.head, Ordering::Relaxed);
-        let slot = &r.slots[(h & r.mask) as usize];
+        let slot = r.slot(h);
         if B::load(&slot.stamp, Ordering::Acquire) != h + 1 {
             return None;
         }
@@ -371,6 +464,25 @@ mod tests {
         assert_eq!(Arc::strong_count(&probe), 3);
         drop(q);
         assert_eq!(Arc::strong_count(&probe), 1);
+    }
+
+    #[test]
+    fn a_retired_ring_frees_its_slots_and_refuses_everything() {
+        let q: Mpsc<u64> = Mpsc::new(100);
+        q.try_send(1).unwrap();
+        assert!(!q.retire(), "not while a message is queued");
+        let c = q.consumer().unwrap();
+        assert_eq!(c.try_recv(), Some(1));
+        assert!(!q.retire(), "not while someone consumes");
+        drop(c);
+        assert!(q.retire());
+        assert!(q.is_retired());
+        // SAFETY: test only; the ring is not shared.
+        assert_eq!(unsafe { &*q.slots.get() }.len(), 0, "the storage is freed");
+        assert_eq!(q.try_send(2), Err(2));
+        assert_eq!(q.len(), 0);
+        assert!(q.consumer().is_none());
+        assert!(!q.retire(), "once");
     }
 
     #[test]
@@ -454,6 +566,9 @@ pub(crate) mod loom_models {
         }
         fn release(f: &AtomicBool) {
             f.store(false, Ordering::Release);
+        }
+        fn is_set(f: &AtomicBool) -> bool {
+            f.load(Ordering::Acquire)
         }
         fn cell<T>() -> UnsafeCell<MaybeUninit<T>> {
             UnsafeCell::new(MaybeUninit::uninit())
@@ -554,6 +669,27 @@ pub(crate) mod loom_models {
                 }
             }
             assert!(a.join().unwrap(), "spurious full: the ring never held 2");
+        });
+    }
+
+    /// A post racing the retirement of its empty ring: either the post is
+    /// refused and the ring retired, or the post lands and the retirement is
+    /// refused (the message then arrives).
+    #[test]
+    fn loom_mpsc_retire_races_a_post() {
+        model::check(1, || {
+            let q = Arc::new(Mpsc::<u32, Loom>::new(1));
+            let q2 = q.clone();
+            let p = thread::spawn(move || q2.try_send(7).is_ok());
+            let retired = q.retire();
+            let sent = p.join().unwrap();
+            assert!(retired != sent, "retired {retired}, sent {sent}");
+            assert_eq!(q.is_retired(), retired);
+            if sent {
+                assert_eq!(q.consumer().expect("one consumer").try_recv(), Some(7));
+            } else {
+                assert!(q.consumer().is_none());
+            }
         });
     }
 
