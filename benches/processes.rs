@@ -27,6 +27,11 @@
 //!    way. Targets: >= 20 M signals/s and >= 15x ipc-channel. Median of several
 //!    rounds; the two alternate so background load hits both alike. Unpinned and
 //!    pinned cpu0/cpu1. `*_emit_ns` is the producer's own time per emit.
+//!    A second baseline, `*_raw_shm_ring_*`: the same N `u64`s through a bare
+//!    single-producer single-consumer ring of 16-byte slots in shared memory
+//!    (a spinning consumer, no wake-ups, no framing, no encoding): the ceiling
+//!    the machine gives any shared-memory queue in that placement. Unpinned, its
+//!    spinning consumer collapses whenever the scheduler puts both on one CPU.
 //! 2. `throughput_string64_*`: the same with a 64-byte `(String,)` payload (the
 //!    producer clones one `String` per emit; the ipc-channel sender builds one per
 //!    send, so both pay one allocation). Unpinned.
@@ -78,7 +83,7 @@ use signal_slot::prelude::*;
 use std::hint::black_box;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -761,6 +766,85 @@ fn throughput_ipc<T: Serialize + DeserializeOwned + Send + 'static>(
     parent.join().expect("ipc throughput parent")
 }
 
+/// Slots of the raw ring (16 bytes each: 1 MiB, the size of our rings).
+const RAW_SLOTS: u64 = 1 << 16;
+/// Where the raw ring's data starts (the counters before it, a line each).
+const RAW_DATA: usize = 256;
+
+/// msgs/s of one round of `n` `u64`s through a bare single-producer
+/// single-consumer ring in shared memory, from a parent thread to a forked
+/// child: the ceiling the hardware gives a shared-memory queue in this
+/// placement, to read our figure against. Slot `i % RAW_SLOTS` holds
+/// `[seq, value]`; the producer writes the value, then `seq = i + 1`
+/// (Release), and reads the consumer's released count only when its known
+/// room runs out; the consumer spins (pause) on `seq`, sums, and releases
+/// every 64 slots. No wake-ups, no framing, no encoding: what a queue cannot
+/// go below.
+fn throughput_raw_ring(n: u64, placement: Placement) -> f64 {
+    const HEAD: usize = 0;
+    const DONE: usize = 64;
+    const SUM: usize = 72;
+    const T1: usize = 80;
+    let mem = SharedPage::with_len(RAW_DATA + RAW_SLOTS as usize * 16);
+    let child_cpu = placement.cpu(1);
+    let parent = spawn_placed(placement.cpu(0), move || {
+        let m = &mem;
+        let pid = fork_child(|| {
+            if let Some(c) = child_cpu {
+                pin_current_thread(c).expect("pin raw ring child");
+            }
+            let end = Instant::now() + REPLY_TIMEOUT;
+            let mut sum = 0u64;
+            for i in 0..n {
+                let off = RAW_DATA + (i % RAW_SLOTS) as usize * 16;
+                let mut spins = 0u32;
+                while m.word64(off).load(Ordering::Acquire) != i + 1 {
+                    std::hint::spin_loop();
+                    spins = spins.wrapping_add(1);
+                    if spins == 0 {
+                        assert!(Instant::now() < end, "raw ring producer went silent");
+                    }
+                }
+                sum = sum.wrapping_add(m.word64(off + 8).load(Ordering::Relaxed));
+                if i % 64 == 63 {
+                    m.word64(HEAD).store(i + 1, Ordering::Release);
+                }
+            }
+            m.word64(T1).store(mono_ns(), Ordering::Relaxed);
+            m.word64(SUM).store(sum, Ordering::Relaxed);
+            m.word64(DONE).store(1, Ordering::Release);
+        });
+        let end = Instant::now() + REPLY_TIMEOUT;
+        let t0 = mono_ns();
+        let mut head = 0u64;
+        for i in 0..n {
+            while i - head >= RAW_SLOTS {
+                head = m.word64(HEAD).load(Ordering::Acquire);
+                assert!(Instant::now() < end, "raw ring consumer went silent");
+            }
+            let off = RAW_DATA + (i % RAW_SLOTS) as usize * 16;
+            m.word64(off + 8).store(i, Ordering::Relaxed);
+            m.word64(off).store(i + 1, Ordering::Release);
+        }
+        while m.word64(DONE).load(Ordering::Acquire) == 0 {
+            assert!(Instant::now() < end, "raw ring consumer did not finish");
+            thread::sleep(Duration::from_micros(50));
+        }
+        wait_child(pid);
+        let (sum, t1) = (
+            m.word64(SUM).load(Ordering::Relaxed),
+            m.word64(T1).load(Ordering::Relaxed),
+        );
+        assert_eq!(
+            sum,
+            Payload::U64.expected_sum(n),
+            "raw ring child got other values"
+        );
+        n as f64 / (t1.saturating_sub(t0).max(1) as f64 / 1e9)
+    });
+    parent.join().expect("raw ring throughput parent")
+}
+
 fn ipc_round(n: u64, payload: Payload, placement: Placement) -> f64 {
     let (rate, sum) = match payload {
         Payload::U64 => throughput_ipc(n, placement, |i| i, |v| *v),
@@ -783,8 +867,12 @@ fn bench_throughput(cfg: &Config, payload: Payload, placement: Placement) {
         Payload::Text64 => cfg.ipc_text_n,
     };
     let mut ipc_rates = Vec::new();
+    let mut ring_rates = Vec::new();
     let (rounds, counted, dropped) = throughput_signal_slot(cfg, payload, placement, || {
         ipc_rates.push(ipc_round(ipc_n, payload, placement));
+        if payload == Payload::U64 {
+            ring_rates.push(throughput_raw_ring(cfg.throughput_n, placement));
+        }
     });
     let mut rates: Vec<f64> = rounds.iter().map(|r| r.rate).collect();
     let mut emit_ns: Vec<f64> = rounds.iter().map(|r| r.emit_ns).collect();
@@ -801,6 +889,18 @@ fn bench_throughput(cfg: &Config, payload: Payload, placement: Placement) {
         },
         range(&ipc_rates),
     );
+    if !ring_rates.is_empty() {
+        let ring = median(&mut ring_rates);
+        println!("# raw shm ring rounds (msgs/s): {}", range(&ring_rates));
+        figure(
+            &format!("{tag}_raw_shm_ring_msgs_per_s"),
+            format!("{ring:.0}"),
+        );
+        figure(
+            &format!("{tag}_ratio_vs_raw_shm_ring"),
+            format!("{:.2}", ours / ring),
+        );
+    }
     figure(&format!("{tag}_child_counted"), counted);
     figure(&format!("{tag}_dropped_total"), dropped);
     figure(
@@ -1022,21 +1122,26 @@ fn ping_pong_ipc<T: Serialize + DeserializeOwned + Send + 'static>(
     samples[warmup..].to_vec()
 }
 
-/// One shared, zeroed page (`MAP_SHARED | MAP_ANONYMOUS`): survives `fork` as the
+/// Shared, zeroed memory (`MAP_SHARED | MAP_ANONYMOUS`): survives `fork` as the
 /// same memory in both processes.
 struct SharedPage {
     ptr: *mut libc::c_void,
+    len: usize,
 }
 
 const PAGE: usize = 4096;
 
 impl SharedPage {
     fn new() -> Self {
+        Self::with_len(PAGE)
+    }
+
+    fn with_len(len: usize) -> Self {
         // SAFETY: a fresh anonymous mapping; no existing memory is touched.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                PAGE,
+                len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS,
                 -1,
@@ -1048,15 +1153,23 @@ impl SharedPage {
             "mmap: {}",
             std::io::Error::last_os_error()
         );
-        Self { ptr }
+        Self { ptr, len }
     }
 
-    /// The 32-bit word at byte `offset` (a multiple of 4 below the page size).
+    /// The 32-bit word at byte `offset` (a multiple of 4 below the length).
     fn word(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0 && offset + 4 <= PAGE);
+        assert!(offset % 4 == 0 && offset + 4 <= self.len);
         // SAFETY: inside the page-aligned mapping, 4-aligned, mapped while `self`
         // lives; AtomicU32 has the size and alignment of u32, and zero is valid.
         unsafe { &*self.ptr.cast::<u8>().add(offset).cast::<AtomicU32>() }
+    }
+
+    /// The 64-bit word at byte `offset` (a multiple of 8 below the length).
+    fn word64(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= self.len);
+        // SAFETY: inside the page-aligned mapping, 8-aligned, mapped while `self`
+        // lives; AtomicU64 has the size and alignment of u64, and zero is valid.
+        unsafe { &*self.ptr.cast::<u8>().add(offset).cast::<AtomicU64>() }
     }
 }
 
@@ -1064,7 +1177,7 @@ impl Drop for SharedPage {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `new`; no reference into it
         // outlives `self`.
-        unsafe { libc::munmap(self.ptr, PAGE) };
+        unsafe { libc::munmap(self.ptr, self.len) };
     }
 }
 
