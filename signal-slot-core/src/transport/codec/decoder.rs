@@ -45,6 +45,13 @@ type Result<T> = std::result::Result<T, Failed>;
 /// process. serde_json's default limit is 128.
 pub(super) const MAX_DEPTH: u32 = 256;
 
+/// How many more elements than bytes left a sequence or map may announce.
+/// Elements that take no bytes (`()`, unit structs) are the only way to have
+/// more elements than bytes, and each still costs the visitor a call: without
+/// a bound, a peer's length of 2^64 would keep the receiving loop busy for
+/// ever. (postcard has no such bound; it is not asked again.)
+pub(super) const MAX_EMPTY_ELEMENTS: usize = 1 << 16;
+
 /// The deserializer: the bytes not read yet.
 pub(super) struct Decoder<'de> {
     pub(super) rest: &'de [u8],
@@ -53,6 +60,9 @@ pub(super) struct Decoder<'de> {
     /// The value nests deeper than [`MAX_DEPTH`]: the caller must not decode
     /// it again with postcard, which has no limit.
     pub(super) too_deep: bool,
+    /// A sequence or map announced more elements than [`MAX_EMPTY_ELEMENTS`]
+    /// beyond the bytes left: not for postcard either.
+    pub(super) too_long: bool,
 }
 
 impl<'de> Decoder<'de> {
@@ -61,6 +71,7 @@ impl<'de> Decoder<'de> {
             rest: bytes,
             depth: MAX_DEPTH,
             too_deep: false,
+            too_long: false,
         }
     }
 
@@ -80,6 +91,24 @@ impl<'de> Decoder<'de> {
     #[inline(never)]
     fn too_deep<R>(&mut self) -> Result<R> {
         self.too_deep = true;
+        Err(Failed)
+    }
+
+    /// A wire length of a sequence or map, bounded (see
+    /// [`MAX_EMPTY_ELEMENTS`]).
+    #[inline(always)]
+    fn elements(&mut self) -> Result<usize> {
+        let len = self.varint_usize()?;
+        if len.saturating_sub(self.rest.len()) > MAX_EMPTY_ELEMENTS {
+            return self.too_long();
+        }
+        Ok(len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_long<R>(&mut self) -> Result<R> {
+        self.too_long = true;
         Err(Failed)
     }
 }
@@ -321,7 +350,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
 
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let len = self.varint_usize()?;
+        let len = self.elements()?;
         self.nest(|de| visitor.visit_seq(Seq { de, len }))
     }
 
@@ -342,7 +371,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
 
     #[inline]
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let len = self.varint_usize()?;
+        let len = self.elements()?;
         self.nest(|de| visitor.visit_map(Map { de, len }))
     }
 
@@ -629,5 +658,34 @@ mod tests {
         }
         let bytes = postcard::to_allocvec(&ok).unwrap();
         assert_eq!(crate::transport::codec::decode::<Node>(&bytes).unwrap(), ok);
+    }
+
+    /// A wire length far beyond the bytes left, for elements that take no
+    /// bytes, is an error at once (it would call the visitor 2^62 times);
+    /// up to the allowance it decodes.
+    #[test]
+    fn a_length_of_empty_elements_beyond_the_allowance_is_an_error_not_a_spin() {
+        use std::collections::BTreeMap;
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Unit;
+        let decode = crate::transport::codec::decode::<Vec<Unit>>;
+        let huge = postcard::to_allocvec(&(1u64 << 62)).unwrap();
+        let err = decode(&huge).unwrap_err();
+        assert!(err.to_string().contains("elements"), "{err}");
+        let err = crate::transport::codec::decode::<BTreeMap<(), ()>>(&huge).unwrap_err();
+        assert!(err.to_string().contains("elements"), "{err}");
+        let most: Vec<Unit> = (0..super::MAX_EMPTY_ELEMENTS).map(|_| Unit).collect();
+        let bytes = postcard::to_allocvec(&most).unwrap();
+        assert_eq!(decode(&bytes).unwrap().len(), super::MAX_EMPTY_ELEMENTS);
+        let over = postcard::to_allocvec(&(super::MAX_EMPTY_ELEMENTS as u64 + 4)).unwrap();
+        assert!(decode(&over).is_err());
+        // Elements that take bytes are bounded by the bytes themselves.
+        let ok = postcard::to_allocvec(&vec![7u8; 100_000]).unwrap();
+        assert_eq!(
+            crate::transport::codec::decode::<Vec<u8>>(&ok)
+                .unwrap()
+                .len(),
+            100_000
+        );
     }
 }

@@ -111,7 +111,9 @@ impl Spill {
 /// `Deserialize` fails part-way therefore runs twice on such bytes, and one
 /// decoded with bytes left over is built, dropped and built again.) Values
 /// nested deeper than `decoder::MAX_DEPTH` levels are an error (garbage could
-/// otherwise overflow the decoding thread's stack).
+/// otherwise overflow the decoding thread's stack), and so is a sequence or map
+/// announcing more than `decoder::MAX_EMPTY_ELEMENTS` elements beyond the bytes
+/// left (elements that take no bytes would otherwise keep it busy for ever).
 #[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let mut de = decoder::Decoder::new(bytes);
@@ -119,8 +121,18 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
         Ok(value) if de.rest.is_empty() => Ok(value),
         // Not postcard again: it has no limit (its stack would overflow).
         _ if de.too_deep => Err(too_deep()),
+        _ if de.too_long => Err(too_long()),
         _ => decode_postcard(bytes),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn too_long() -> CodecError {
+    CodecError(format!(
+        "a length of more than {} elements beyond the bytes left",
+        decoder::MAX_EMPTY_ELEMENTS
+    ))
 }
 
 #[cold]
