@@ -11,6 +11,7 @@
 use crate::event_loop::{self, LoopId};
 use crate::signal::group::{Member, Turns};
 use crate::signal::{Conn, ConnectionKind, SignalArgs, SlotTarget, Target};
+use std::sync::Arc;
 
 /// How an emit delivers to a cached list.
 // Variants inline, not boxed: one pointer load less on every emit, for a few
@@ -23,8 +24,8 @@ pub(crate) enum Fast<A> {
     /// posted to its loop or process.
     Slot(SlotTarget<A>),
     /// A group of one plain slot: the same call on its loop, and the member's
-    /// count.
-    Lone(SlotTarget<A>, Member<A>),
+    /// count (the group's own member: a fixed-size array, no length check).
+    Lone(Arc<[Member<A>; 1]>, LoopId),
     /// A group whose members are plain slots of one loop: the member whose
     /// turn it is gets called directly when this thread runs that loop.
     Group(Turns<A>, LoopId),
@@ -59,9 +60,9 @@ impl<A: SignalArgs> Fast<A> {
                     _ => None,
                 });
                 match (loops.next().flatten(), &*g.members) {
-                    (Some(_), [m]) => match &m.conn.target {
-                        Target::Slot(t) => Fast::Lone(t.clone(), m.clone()),
-                        _ => Fast::General,
+                    (Some(lp), [_]) => match g.members.clone().try_into() {
+                        Ok(m) => Fast::Lone(m, lp),
+                        Err(_) => Fast::General,
                     },
                     (Some(first), _) if loops.all(|l| l == Some(first)) => match Turns::of(g) {
                         Some(turns) => Fast::Group(turns, first),
@@ -81,15 +82,14 @@ impl<A: SignalArgs> Fast<A> {
         match self {
             Fast::Empty => Ok(()),
             Fast::Slot(t) => event_loop::deliver_plain(t, args),
-            Fast::Lone(t, m) => {
+            Fast::Lone(m, lp) => {
                 // Elsewhere, the general path: a failed post is the group's
                 // to count.
-                if event_loop::current_loop_id() != Some(t.loop_id) {
+                if event_loop::current_loop_id() != Some(*lp) {
                     return Err(args);
                 }
-                event_loop::call_here(t, args)?;
-                m.took();
-                Ok(())
+                let [m] = &**m;
+                m.call_here(args)
             }
             Fast::Group(turns, lp) => {
                 // Checked before the turn moves: an emit from elsewhere takes
