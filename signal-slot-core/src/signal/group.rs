@@ -84,7 +84,9 @@ struct Counters {
 /// A member of a group. `repr(C)` with what an emit reads first: the fast
 /// path calls `quick` and counts in `delivered` right after it, so the count
 /// sits next to what the call reads (no allocation of its own to reach).
-#[repr(C)]
+/// Line-aligned: that part spans two cache lines, not three, and the
+/// stride is a power of two (a shift, not a multiply, finds the member).
+#[repr(C, align(64))]
 pub(crate) struct Member<A> {
     /// The same target with [`Overflow::Fail`]: the attempts that must not
     /// wait. Also what the fast path calls (a direct call has no overflow).
@@ -128,18 +130,6 @@ impl<A> Member<A> {
     pub(crate) fn took(&self) {
         let d = &self.delivered;
         d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
-
-    /// Calls this member on this thread's loop (the caller checked it runs
-    /// the member's loop), counting the delivery.
-    #[inline(always)]
-    pub(crate) fn call_here(&self, args: A) -> Result<(), A>
-    where
-        A: SignalArgs,
-    {
-        crate::event_loop::call_here(&self.quick, args)?;
-        self.took();
-        Ok(())
     }
 }
 
