@@ -81,19 +81,32 @@ struct Counters {
     undelivered: AtomicU64,
 }
 
+/// A member of a group. `repr(C)` with what an emit reads first: the fast
+/// path calls `quick` and counts in `delivered` right after it, so the count
+/// sits next to what the call reads (no allocation of its own to reach).
+/// Line-aligned: that part spans two cache lines, not three, and the
+/// stride is a power of two (a shift, not a multiply, finds the member).
+#[repr(C, align(64))]
 pub(crate) struct Member<A> {
-    pub(crate) conn: Conn<A>,
-    /// The same target with [`Overflow::Fail`]: the attempts that must not wait.
+    /// The same target with [`Overflow::Fail`]: the attempts that must not
+    /// wait. Also what the fast path calls (a direct call has no overflow).
     quick: SlotTarget<A>,
-    delivered: Arc<AtomicU64>,
+    /// Emissions delivered to it. In the member, not an allocation of its
+    /// own: a changed group copies it (a count an emitter makes on the old
+    /// list meanwhile is lost: statistics).
+    delivered: AtomicU64,
+    /// The index of the member after this one: no wrap test per emit.
+    next: u64,
+    pub(crate) conn: Conn<A>,
 }
 
 impl<A> Clone for Member<A> {
     fn clone(&self) -> Self {
         Self {
-            conn: self.conn.clone(),
             quick: self.quick.clone(),
-            delivered: self.delivered.clone(),
+            delivered: AtomicU64::new(self.delivered.load(Ordering::Relaxed)),
+            next: self.next,
+            conn: self.conn.clone(),
         }
     }
 }
@@ -113,54 +126,31 @@ impl<A> Member<A> {
     /// emits at a time (the usual case: a signal is emitted on its object's
     /// loop); concurrent emitters may miscount (a count is statistics, the
     /// delivery itself is exactly once either way).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn took(&self) {
-        took(&self.delivered);
+        let d = &self.delivered;
+        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 }
 
-/// A group laid out for the emit fast path: per member only what a direct
-/// call needs, and the member after it. Built when a field's connection cache
-/// is refreshed; shares the turn and the counts with the [`Group`] it was
-/// built from, so either path continues the other's turn.
+/// A group laid out for the emit fast path: the group's own members (their
+/// counts included) and its turn, so either path continues the other's turn
+/// and counts. Built when a field's connection cache is refreshed.
 pub(crate) struct Turns<A> {
     counters: Arc<Counters>,
-    seats: Box<[Seat<A>]>,
-}
-
-struct Seat<A> {
-    /// The member's connected target.
-    target: SlotTarget<A>,
-    delivered: Arc<AtomicU64>,
-    /// The index of the member whose turn is next: no wrap test per emit.
-    next: u64,
-    /// This member's index: a refused call puts the turn back here, and only
-    /// the seat needs keeping across the call.
-    index: u64,
+    members: Arc<[Member<A>]>,
 }
 
 impl<A: SignalArgs> Turns<A> {
     /// `g` for the fast path; `None` unless every member is a slot.
     pub(crate) fn of(g: &Group<A>) -> Option<Self> {
-        let n = g.members.len();
-        let seats = g
-            .members
+        g.members
             .iter()
-            .enumerate()
-            .map(|(i, m)| match &m.conn.target {
-                Target::Slot(t) => Some(Seat {
-                    target: t.clone(),
-                    delivered: m.delivered.clone(),
-                    next: if i + 1 < n { i as u64 + 1 } else { 0 },
-                    index: i as u64,
-                }),
-                _ => None,
+            .all(|m| matches!(m.conn.target, Target::Slot(_)))
+            .then(|| Self {
+                counters: g.counters.clone(),
+                members: g.members.clone(),
             })
-            .collect::<Option<Box<[Seat<A>]>>>()?;
-        Some(Self {
-            counters: g.counters.clone(),
-            seats,
-        })
     }
 
     /// Calls the member whose turn it is on this thread's loop (the caller
@@ -172,33 +162,43 @@ impl<A: SignalArgs> Turns<A> {
     #[inline(always)]
     pub(crate) fn call_here(&self, args: A) -> Result<(), A> {
         let i = self.counters.cursor.load(Ordering::Relaxed);
-        let Some(s) = usize::try_from(i).ok().and_then(|i| self.seats.get(i)) else {
+        let Some(m) = usize::try_from(i).ok().and_then(|i| self.members.get(i)) else {
             return Err(args);
         };
         // The turn moves before the call: a slot that emits this signal
         // again finds the next member's turn, as on the general path. The
         // count too: after the call only a refusal has anything to do.
-        self.counters.cursor.store(s.next, Ordering::Relaxed);
-        took(&s.delivered);
-        crate::event_loop::call_here(&s.target, args).map_err(|args| self.refused(s, args))
+        self.counters.cursor.store(m.next, Ordering::Relaxed);
+        m.took();
+        crate::event_loop::call_here(&m.quick, args).map_err(|args| self.refused(args))
     }
 
     /// The member could not be called: its count and the turn back. Out of
-    /// line: the emit path then keeps only the seat across the call.
+    /// line, and finding the member from the turn (one behind it now): the
+    /// emit path then keeps nothing across the call. A concurrent emitter
+    /// may have moved the turn meanwhile; that only shifts the turn and a
+    /// count, as on the general path.
     #[cold]
     #[inline(never)]
-    fn refused(&self, s: &Seat<A>, args: A) -> A {
-        let d = &s.delivered;
+    fn refused(&self, args: A) -> A {
+        // Not empty: a member was called.
+        let n = self.members.len();
+        let next = self.counters.cursor.load(Ordering::Relaxed) as usize % n;
+        let i = if next == 0 { n - 1 } else { next - 1 };
+        let d = &self.members[i].delivered;
         d.store(d.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
-        self.counters.cursor.store(s.index, Ordering::Relaxed);
+        self.counters.cursor.store(i as u64, Ordering::Relaxed);
         args
     }
 }
 
-/// A member took an emission: see [`Member::took`].
-#[inline(always)]
-fn took(d: &AtomicU64) {
-    d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+/// `members` with each one's successor set: after any change.
+fn seated<A>(mut members: Vec<Member<A>>) -> Arc<[Member<A>]> {
+    let n = members.len() as u64;
+    for (i, m) in (0..).zip(&mut members) {
+        m.next = if i + 1 < n { i + 1 } else { 0 };
+    }
+    Arc::from(members)
 }
 
 /// A group entry of a connection list. Copy-on-write, like the list.
@@ -244,12 +244,13 @@ impl<A: SignalArgs> Group<A> {
         quick.overflow = Overflow::Fail;
         let mut v: Vec<Member<A>> = self.members.to_vec();
         v.push(Member {
-            conn,
             quick,
-            delivered: Arc::default(),
+            delivered: AtomicU64::new(0),
+            next: 0,
+            conn,
         });
         Some(Self {
-            members: Arc::from(v),
+            members: seated(v),
             ..self.clone()
         })
     }
@@ -260,7 +261,7 @@ impl<A: SignalArgs> Group<A> {
             self.members.iter().cloned().partition(|m| pred(&m.conn));
         (
             Self {
-                members: Arc::from(kept),
+                members: seated(kept),
                 ..self.clone()
             },
             gone.into_iter().map(|m| m.conn).collect(),
