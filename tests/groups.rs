@@ -393,3 +393,144 @@ fn members_on_the_emitting_loop_are_called_in_turn() {
     assert!(rx.try_recv().is_err());
     assert_eq!(lp.event_loop().stats().dropped_total(), 0);
 }
+
+// --- a refused fast-path call racing another thread's emits -----------------
+
+use signal_slot::Overflow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(EventLoopObject)]
+struct RacingEmitter {
+    #[signal]
+    job: Signal<(u64,)>,
+    primed: Arc<AtomicBool>,
+    hammering: Arc<AtomicBool>,
+}
+
+#[slots]
+impl RacingEmitter {
+    fn go(&mut self) {
+        // First emit: the general path (the field's cache is refreshed), to
+        // member 0 = this object (busy: queued), cursor -> 1.
+        self.job.emit((0,));
+        self.primed.store(true, Ordering::SeqCst);
+        let end = Instant::now() + Duration::from_secs(5);
+        while !self.hammering.load(Ordering::SeqCst) && Instant::now() < end {
+            std::hint::spin_loop();
+        }
+        // Second: the fast path. If the turn is this object's, the call is
+        // refused and `refused` reads the cursor another thread moves.
+        self.job.emit((1,));
+    }
+    fn work(&mut self, _j: u64) {}
+}
+
+#[derive(EventLoopObject, Default)]
+struct Counted {
+    n: u64,
+}
+#[slots]
+impl Counted {
+    fn work(&mut self, _j: u64) {
+        self.n += 1;
+    }
+    fn noop(&mut self) {}
+}
+
+#[test]
+/// A member that refuses a fast-path call (its inbox full) gets its own count
+/// back, even while another thread's emits move the group's turn meanwhile
+/// (the count was once taken back from the member the moved turn named: one
+/// with none wrapped to 2^64 - 1, and the next count panicked in debug builds;
+/// this failed on the first trial). `TRIALS=<n>` for more.
+fn a_refused_fast_path_call_never_takes_back_another_members_count() {
+    let mut worst = 0u64;
+    let mut panics = 0u64;
+    let trials = std::env::var("TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    for trial in 0..trials {
+        let lp = EventLoopThread::with_loop(EventLoop::builder(uid("race")).capacity(1).create());
+        let primed = Arc::new(AtomicBool::new(false));
+        let hammering = Arc::new(AtomicBool::new(false));
+        let s = lp
+            .event_loop()
+            .add(
+                uid("emitter"),
+                RacingEmitter {
+                    job: Signal::new(),
+                    primed: primed.clone(),
+                    hammering: hammering.clone(),
+                },
+            )
+            .unwrap();
+        let w = lp.event_loop().add(uid("w"), Counted::default()).unwrap();
+        let filler = lp
+            .event_loop()
+            .add(uid("filler"), Counted::default())
+            .unwrap();
+        for slot in [s.work(), w.work()] {
+            s.job()
+                .connect_with(
+                    &slot,
+                    ConnectOptions::new().group("pool").overflow(Overflow::Fail),
+                )
+                .unwrap();
+        }
+        lp.start().unwrap();
+        s.go().invoke(()).unwrap();
+        while !primed.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+        // Fill the inbox (capacity 1; the loop is inside `go`): the other
+        // thread's emits then move the turn but deliver (and count) nothing.
+        filler.noop().invoke(()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let emitted = Arc::new(AtomicU64::new(0));
+        let b = {
+            let (s, stop, hammering, emitted) =
+                (s.clone(), stop.clone(), hammering.clone(), emitted.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    s.job().emit((99,));
+                    if emitted.fetch_add(1, Ordering::Relaxed) == 3 {
+                        hammering.store(true, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
+        // Until `go` is done: its own queued call ran.
+        let end = Instant::now() + Duration::from_secs(5);
+        while s.job().group_stats("pool").is_some()
+            && lp.event_loop().stats().delivered < 2
+            && Instant::now() < end
+        {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        stop.store(true, Ordering::Relaxed);
+        b.join().unwrap();
+        let st = s.job().group_stats("pool").unwrap();
+        let p = lp.event_loop().stats().slot_panics;
+        panics += p;
+        for m in &st.members {
+            worst = worst.max(m.delivered);
+        }
+        if worst > 1_000_000 || p > 0 {
+            eprintln!(
+                "trial {trial}: members {:?}, slot panics {p}",
+                st.members.iter().map(|m| m.delivered).collect::<Vec<_>>()
+            );
+            break;
+        }
+        lp.event_loop().stop().ok();
+        lp.join().ok();
+    }
+    assert!(
+        worst < 1_000_000 && panics == 0,
+        "a member's count went below zero (max {worst}) or an emit panicked ({panics})"
+    );
+}

@@ -129,7 +129,8 @@ impl<A> Member<A> {
     #[inline(always)]
     pub(crate) fn took(&self) {
         let d = &self.delivered;
-        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // Wrapping: a statistic must never panic an emit (debug builds).
+        d.store(d.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 }
 
@@ -170,24 +171,23 @@ impl<A: SignalArgs> Turns<A> {
         // count too: after the call only a refusal has anything to do.
         self.counters.cursor.store(m.next, Ordering::Relaxed);
         m.took();
-        crate::event_loop::call_here(&m.quick, args).map_err(|args| self.refused(args))
+        crate::event_loop::call_here(&m.quick, args).map_err(|args| self.refused(m, i, args))
     }
 
-    /// The member could not be called: its count and the turn back. Out of
-    /// line, and finding the member from the turn (one behind it now): the
-    /// emit path then keeps nothing across the call. A concurrent emitter
-    /// may have moved the turn meanwhile; that only shifts the turn and a
-    /// count, as on the general path.
+    /// Member `m` (at turn `i`) could not be called: its count and the turn
+    /// back. The member is the one called, kept across the call: finding it
+    /// from the turn instead read a turn another thread's emit may have moved
+    /// meanwhile, and took the count back from a member that had none (a
+    /// count of 2^64 - 1, review 2026-11-30).
     #[cold]
     #[inline(never)]
-    fn refused(&self, args: A) -> A {
-        // Not empty: a member was called.
-        let n = self.members.len();
-        let next = self.counters.cursor.load(Ordering::Relaxed) as usize % n;
-        let i = if next == 0 { n - 1 } else { next - 1 };
-        let d = &self.members[i].delivered;
-        d.store(d.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
-        self.counters.cursor.store(i as u64, Ordering::Relaxed);
+    fn refused(&self, m: &Member<A>, i: u64, args: A) -> A {
+        let d = &m.delivered;
+        d.store(
+            d.load(Ordering::Relaxed).saturating_sub(1),
+            Ordering::Relaxed,
+        );
+        self.counters.cursor.store(i, Ordering::Relaxed);
         args
     }
 }

@@ -310,11 +310,13 @@ impl<T, B: Backend> Mpsc<T, B> {
 
     /// No message queued or being written. The `tail` load is SeqCst: the
     /// doorbell's sleep check relies on it (see the module documentation).
+    /// A retired ring is empty (its positions were claimed by `retire`, not by
+    /// messages): a loop that still polled it would otherwise never sleep.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         let t = B::load(&self.tail, Ordering::SeqCst);
         let h = B::load(&self.head, Ordering::SeqCst);
-        t == h
+        t == h || self.is_retired()
     }
 
     /// The consumer's end, unless another thread holds it now.
@@ -482,6 +484,7 @@ mod tests {
         assert_eq!(q.try_send(2), Err(2));
         assert_eq!(q.len(), 0);
         assert!(q.consumer().is_none());
+        assert!(q.is_empty(), "nothing to poll for");
         assert!(!q.retire(), "once");
     }
 

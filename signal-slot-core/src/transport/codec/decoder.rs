@@ -45,11 +45,14 @@ type Result<T> = std::result::Result<T, Failed>;
 /// process. serde_json's default limit is 128.
 pub(super) const MAX_DEPTH: u32 = 256;
 
-/// How many more elements than bytes left a sequence or map may announce.
-/// Elements that take no bytes (`()`, unit structs) are the only way to have
-/// more elements than bytes, and each still costs the visitor a call: without
-/// a bound, a peer's length of 2^64 would keep the receiving loop busy for
-/// ever. (postcard has no such bound; it is not asked again.)
+/// How many elements that take no bytes (`()`, unit structs, structs of
+/// skipped fields) one value may hold in its sequences and maps, all of them
+/// together. Each still costs the visitor a call, and only they can outnumber
+/// the bytes: without a bound a peer's length of 2^64 (or nested sequences of
+/// them, each as long as the bytes left) would keep the receiving loop busy
+/// for ever. A sequence announcing more than this beyond the bytes left is
+/// refused before its first element. (postcard has no such bound; it is not
+/// asked again.)
 pub(super) const MAX_EMPTY_ELEMENTS: usize = 1 << 16;
 
 /// The deserializer: the bytes not read yet.
@@ -61,8 +64,11 @@ pub(super) struct Decoder<'de> {
     /// it again with postcard, which has no limit.
     pub(super) too_deep: bool,
     /// A sequence or map announced more elements than [`MAX_EMPTY_ELEMENTS`]
-    /// beyond the bytes left: not for postcard either.
+    /// beyond the bytes left, or its elements that took no bytes ran out of
+    /// [`MAX_EMPTY_ELEMENTS`]: not for postcard either.
     pub(super) too_long: bool,
+    /// Elements that take no bytes still allowed (see [`MAX_EMPTY_ELEMENTS`]).
+    empties_left: usize,
 }
 
 impl<'de> Decoder<'de> {
@@ -72,6 +78,7 @@ impl<'de> Decoder<'de> {
             depth: MAX_DEPTH,
             too_deep: false,
             too_long: false,
+            empties_left: MAX_EMPTY_ELEMENTS,
         }
     }
 
@@ -110,6 +117,19 @@ impl<'de> Decoder<'de> {
     fn too_long<R>(&mut self) -> Result<R> {
         self.too_long = true;
         Err(Failed)
+    }
+
+    /// After an element of a wire-length sequence or map that began with
+    /// `before` bytes left: one that took none counts against the budget.
+    #[inline(always)]
+    fn took_bytes_since(&mut self, before: usize) -> Result<()> {
+        if self.rest.len() == before {
+            if self.empties_left == 0 {
+                return self.too_long();
+            }
+            self.empties_left -= 1;
+        }
+        Ok(())
     }
 }
 
@@ -351,12 +371,12 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.elements()?;
-        self.nest(|de| visitor.visit_seq(Seq { de, len }))
+        self.nest(|de| visitor.visit_seq(Seq::<true> { de, len }))
     }
 
     #[inline]
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        self.nest(|de| visitor.visit_seq(Seq { de, len }))
+        self.nest(|de| visitor.visit_seq(Seq::<false> { de, len }))
     }
 
     #[inline]
@@ -366,13 +386,19 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value> {
-        self.nest(|de| visitor.visit_seq(Seq { de, len }))
+        self.nest(|de| visitor.visit_seq(Seq::<false> { de, len }))
     }
 
     #[inline]
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.elements()?;
-        self.nest(|de| visitor.visit_map(Map { de, len }))
+        self.nest(|de| {
+            visitor.visit_map(Map {
+                de,
+                len,
+                entry_start: 0,
+            })
+        })
     }
 
     #[inline]
@@ -383,7 +409,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         visitor: V,
     ) -> Result<V::Value> {
         self.nest(|de| {
-            visitor.visit_seq(Seq {
+            visitor.visit_seq(Seq::<false> {
                 de,
                 len: fields.len(),
             })
@@ -409,13 +435,15 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
 }
 
-/// A sequence, tuple or struct: `len` elements.
-struct Seq<'a, 'de> {
+/// A sequence, tuple or struct: `len` elements. `WIRE`: its length came from
+/// the wire (a sequence), so its elements that take no bytes are counted (see
+/// [`MAX_EMPTY_ELEMENTS`]); a tuple's or struct's is the type's own.
+struct Seq<'a, 'de, const WIRE: bool> {
     de: &'a mut Decoder<'de>,
     len: usize,
 }
 
-impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
+impl<'de, const WIRE: bool> de::SeqAccess<'de> for Seq<'_, 'de, WIRE> {
     type Error = Failed;
 
     #[inline]
@@ -424,7 +452,13 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
             return Ok(None);
         }
         self.len -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        if !WIRE {
+            return seed.deserialize(&mut *self.de).map(Some);
+        }
+        let before = self.de.rest.len();
+        let v = seed.deserialize(&mut *self.de)?;
+        self.de.took_bytes_since(before)?;
+        Ok(Some(v))
     }
 
     #[inline]
@@ -438,6 +472,8 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
 struct Map<'a, 'de> {
     de: &'a mut Decoder<'de>,
     len: usize,
+    /// Bytes left when the current entry's key began.
+    entry_start: usize,
 }
 
 impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
@@ -449,12 +485,15 @@ impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
             return Ok(None);
         }
         self.len -= 1;
+        self.entry_start = self.de.rest.len();
         seed.deserialize(&mut *self.de).map(Some)
     }
 
     #[inline]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        seed.deserialize(&mut *self.de)
+        let v = seed.deserialize(&mut *self.de)?;
+        self.de.took_bytes_since(self.entry_start)?;
+        Ok(v)
     }
 
     #[inline]
@@ -679,6 +718,14 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap().len(), super::MAX_EMPTY_ELEMENTS);
         let over = postcard::to_allocvec(&(super::MAX_EMPTY_ELEMENTS as u64 + 4)).unwrap();
         assert!(decode(&over).is_err());
+        // Nested: each inner sequence within the bytes left, all together
+        // far beyond the budget (16 x 60,000 units): refused, not run.
+        let mut nested = postcard::to_allocvec(&16u64).unwrap();
+        for _ in 0..16 {
+            nested.extend(postcard::to_allocvec(&60_000u64).unwrap());
+        }
+        let err = crate::transport::codec::decode::<Vec<Vec<Unit>>>(&nested).unwrap_err();
+        assert!(err.to_string().contains("elements"), "{err}");
         // Elements that take bytes are bounded by the bytes themselves.
         let ok = postcard::to_allocvec(&vec![7u8; 100_000]).unwrap();
         assert_eq!(

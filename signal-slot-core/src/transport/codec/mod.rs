@@ -111,9 +111,9 @@ impl Spill {
 /// `Deserialize` fails part-way therefore runs twice on such bytes, and one
 /// decoded with bytes left over is built, dropped and built again.) Values
 /// nested deeper than `decoder::MAX_DEPTH` levels are an error (garbage could
-/// otherwise overflow the decoding thread's stack), and so is a sequence or map
-/// announcing more than `decoder::MAX_EMPTY_ELEMENTS` elements beyond the bytes
-/// left (elements that take no bytes would otherwise keep it busy for ever).
+/// otherwise overflow the decoding thread's stack), and so are more than
+/// `decoder::MAX_EMPTY_ELEMENTS` elements that take no bytes in the sequences
+/// and maps of one value (they would otherwise keep it busy for ever).
 #[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let mut de = decoder::Decoder::new(bytes);
@@ -130,7 +130,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
 #[inline(never)]
 fn too_long() -> CodecError {
     CodecError(format!(
-        "a length of more than {} elements beyond the bytes left",
+        "more than {} elements that take no bytes",
         decoder::MAX_EMPTY_ELEMENTS
     ))
 }
