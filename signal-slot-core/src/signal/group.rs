@@ -171,17 +171,21 @@ impl<A: SignalArgs> Turns<A> {
         // count too: after the call only a refusal has anything to do.
         self.counters.cursor.store(m.next, Ordering::Relaxed);
         m.took();
-        crate::event_loop::call_here(&m.quick, args).map_err(|args| self.refused(m, i, args))
+        crate::event_loop::call_here(&m.quick, args).map_err(|args| self.refused(i, args))
     }
 
-    /// Member `m` (at turn `i`) could not be called: its count and the turn
-    /// back. The member is the one called, kept across the call: finding it
-    /// from the turn instead read a turn another thread's emit may have moved
-    /// meanwhile, and took the count back from a member that had none (a
-    /// count of 2^64 - 1, review 2026-11-30).
+    /// The member at turn `i` could not be called: its count and the turn
+    /// back. `i` is the turn the call was made at, kept across the call:
+    /// finding the member from the turn instead read a turn another thread's
+    /// emit may have moved meanwhile, and took the count back from a member
+    /// that had none (a count of 2^64 - 1, review 2026-11-30).
     #[cold]
     #[inline(never)]
-    fn refused(&self, m: &Member<A>, i: u64, args: A) -> A {
+    fn refused(&self, i: u64, args: A) -> A {
+        // In range: the call was made to this member.
+        let Some(m) = usize::try_from(i).ok().and_then(|i| self.members.get(i)) else {
+            return args;
+        };
         let d = &m.delivered;
         d.store(
             d.load(Ordering::Relaxed).saturating_sub(1),
