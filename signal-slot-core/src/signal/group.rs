@@ -77,6 +77,9 @@ pub struct GroupMember {
 #[derive(Default)]
 struct Counters {
     cursor: AtomicU64,
+    /// The turn the fast path's last call was made at (see
+    /// [`Turns::refused`]). Next to `cursor`: the same line, written anyway.
+    called: AtomicU64,
     skipped: AtomicU64,
     undelivered: AtomicU64,
 }
@@ -170,19 +173,23 @@ impl<A: SignalArgs> Turns<A> {
         // again finds the next member's turn, as on the general path. The
         // count too: after the call only a refusal has anything to do.
         self.counters.cursor.store(m.next, Ordering::Relaxed);
+        self.counters.called.store(i, Ordering::Relaxed);
         m.took();
-        crate::event_loop::call_here(&m.quick, args).map_err(|args| self.refused(i, args))
+        crate::event_loop::call_here(&m.quick, args).map_err(|args| self.refused(args))
     }
 
-    /// The member at turn `i` could not be called: its count and the turn
-    /// back. `i` is the turn the call was made at, kept across the call:
-    /// finding the member from the turn instead read a turn another thread's
-    /// emit may have moved meanwhile, and took the count back from a member
-    /// that had none (a count of 2^64 - 1, review 2026-11-30).
+    /// The member called last could not be called: its count and the turn
+    /// back. Its turn is read from `called`, which only the fast path writes,
+    /// on the members' loop thread, and a refused call ran no slot that could
+    /// emit again meanwhile; finding the member from `cursor` instead read a
+    /// turn another thread's emit may have moved, and took the count back
+    /// from a member that had none (a count of 2^64 - 1, review 2026-11-30).
+    /// Nothing is kept across the call (a value kept there costs every field
+    /// emit ~8 instructions: callee-saved registers).
     #[cold]
     #[inline(never)]
-    fn refused(&self, i: u64, args: A) -> A {
-        // In range: the call was made to this member.
+    fn refused(&self, args: A) -> A {
+        let i = self.counters.called.load(Ordering::Relaxed);
         let Some(m) = usize::try_from(i).ok().and_then(|i| self.members.get(i)) else {
             return args;
         };
