@@ -253,6 +253,39 @@ fn a_started_process_leaves_no_inbox_storage_in_the_parent() {
     );
 }
 
+/// Two threads starting one process at the same moment: one starts it, the
+/// other is told it already started (both forked a child for the same loop
+/// once: the state was checked, then the lock let go before the fork).
+fn two_threads_starting_one_process_start_it_once() {
+    let (_t, sink, rx) = parent_sink();
+    for i in 0..20u64 {
+        let (p, echo) = child_echo(&format!("twice-{i}"));
+        echo.echoed().connect(&sink.on_value()).unwrap();
+        let gate = std::sync::Barrier::new(2);
+        let results: Vec<_> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        gate.wait();
+                        p.start()
+                    })
+                })
+                .collect();
+            starts.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let started = results.iter().filter(|r| r.is_ok()).count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(signal_slot::ProcessError::AlreadyStarted(_))))
+            .count();
+        assert_eq!((started, refused), (1, 1), "round {i}: {results:?}");
+        echo.on_value().invoke((100 + i,)).unwrap();
+        assert_eq!(take(&rx, 1), [format!("value {}", 100 + i)]);
+        p.stop().unwrap();
+        assert!(p.join().unwrap().success());
+    }
+}
+
 fn round_trip_both_ways_in_order() {
     let (_t, sink, rx) = parent_sink();
     let src_loop = EventLoop::new("source-loop");
@@ -1335,6 +1368,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
     let mut all = scenarios![
         an_idle_child_loop_stays_asleep_after_its_traffic,
         a_started_process_leaves_no_inbox_storage_in_the_parent,
+        two_threads_starting_one_process_start_it_once,
         round_trip_both_ways_in_order,
         a_panicking_slot_in_the_child_is_caught,
         timers_run_in_the_child,

@@ -32,7 +32,7 @@ use crate::error::{StopError, Undelivered};
 use crate::event_loop::{self, EventLoop};
 use crate::object::ObjectId;
 use crate::signal::{SignalArgs, SignalRef, SignalShared, SlotRef};
-use crate::sync::Ordering;
+use crate::sync::{AtomicBool, Ordering};
 use crate::transport::shm::region::{RegionError, MAX_MAILBOXES, PROC_ALIVE};
 use crate::transport::shm::system;
 use serde::{Deserialize, Serialize};
@@ -148,6 +148,10 @@ enum State {
 struct Inner {
     name: String,
     state: Mutex<State>,
+    /// A `start` is under way or done: two threads starting at once would
+    /// otherwise both pass the state check and fork two children for one
+    /// loop (review, 2026-11-30). Cleared again by a start that failed.
+    starting: AtomicBool,
     changed: Condvar,
     exited: Arc<SignalShared<(ProcessExit,)>>,
 }
@@ -210,6 +214,7 @@ impl EventLoopProcess {
             inner: Arc::new(Inner {
                 name,
                 state: Mutex::new(State::NotStarted),
+                starting: AtomicBool::new(false),
                 changed: Condvar::new(),
                 exited,
             }),
@@ -224,11 +229,21 @@ impl EventLoopProcess {
 
     /// Forks the child; the loop and its objects run there from now on.
     pub fn start(&self) -> Result<(), ProcessError> {
-        let state = plain(&self.inner.state);
-        if !matches!(*state, State::NotStarted) {
+        if self.inner.starting.swap(true, Ordering::AcqRel)
+            || !matches!(*plain(&self.inner.state), State::NotStarted)
+        {
             return Err(ProcessError::AlreadyStarted(self.inner.name.clone()));
         }
-        drop(state);
+        let r = self.start_claimed();
+        if r.is_err() && matches!(*plain(&self.inner.state), State::NotStarted) {
+            // Nothing forked: a later start may try again.
+            self.inner.starting.store(false, Ordering::Release);
+        }
+        r
+    }
+
+    /// [`start`](Self::start) once this call alone may start the process.
+    fn start_claimed(&self) -> Result<(), ProcessError> {
         let (region, _) = system::ensure()?;
         let slot = region.claim_proc().ok_or(ProcessError::TooManyProcesses)?;
         if !control::claim_mailbox(region, slot) {
