@@ -534,3 +534,74 @@ fn a_refused_fast_path_call_never_takes_back_another_members_count() {
         "a member's count went below zero (max {worst}) or an emit panicked ({panics})"
     );
 }
+
+// --- a member removed while still connected ----------------------------------
+
+/// Emits `job` when the watched member's `destroyed` fires: from inside the
+/// removal, before the removed member's connections are gone.
+#[derive(EventLoopObject, Default)]
+struct OnDeath {
+    #[signal]
+    job: Signal<(u64,)>,
+}
+
+#[slots]
+impl OnDeath {
+    fn member_died(&mut self, _who: ObjectId) {
+        self.job.emit((7,));
+    }
+}
+
+/// Removes an object from a slot of its own loop (so `destroyed` reaches
+/// `OnDeath` as a direct call, inside the removal).
+#[derive(EventLoopObject)]
+struct Remover {
+    target: Option<Handle<Worker>>,
+}
+
+#[slots]
+impl Remover {
+    fn remove_it(&mut self) {
+        if let Some(t) = self.target.take() {
+            t.remove().unwrap();
+        }
+    }
+}
+
+/// A member removed but still connected (between its `destroyed` signal and
+/// the removal of its connections) is skipped like a dead one: the emission
+/// goes to the next member, not lost to the removed one (it was counted as a
+/// `ReceiverGone` drop instead).
+#[test]
+fn a_member_removed_but_still_connected_passes_its_turn_on() {
+    let lp = thread_loop("removal");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let a = worker(&lp, "a", &tx, None);
+    let b = worker(&lp, "b", &tx, None);
+    let d = lp
+        .event_loop()
+        .add(uid("on-death"), OnDeath::default())
+        .unwrap();
+    for w in [&a, &b] {
+        d.job()
+            .connect_with(&w.work(), ConnectOptions::new().group("pool"))
+            .unwrap();
+    }
+    a.destroyed().connect(&d.member_died()).unwrap();
+    let r = lp
+        .event_loop()
+        .add(
+            uid("remover"),
+            Remover {
+                target: Some(a.clone()),
+            },
+        )
+        .unwrap();
+    // The turn is `a`'s (the first member): the emission made while `a` is
+    // being removed must reach `b`.
+    r.remove_it().invoke(()).unwrap();
+    assert_eq!(collect(&rx, 1), [("b".to_string(), 7)]);
+    let st = d.job().group_stats("pool").unwrap();
+    assert_eq!(st.undelivered, 0, "{st:?}");
+    assert_eq!(lp.event_loop().stats().dropped_total(), 0);
+}

@@ -240,19 +240,40 @@ pub(super) fn request_stop() {
     });
 }
 
+/// Why a direct call was not made.
+pub(super) enum NotCalled<A> {
+    /// The receiver is busy (or not on this thread's loop): queue the call.
+    Busy(A),
+    /// The receiver was removed (its connections are about to go): nothing to
+    /// queue for; a group tries its next member.
+    Gone(A),
+}
+
+impl<A> NotCalled<A> {
+    #[inline(always)]
+    fn into_args(self) -> A {
+        match self {
+            NotCalled::Busy(a) | NotCalled::Gone(a) => a,
+        }
+    }
+}
+
 /// Calls a slot inline if the receiver lives on this thread's loop and is not
-/// busy; otherwise hands the arguments back for queueing.
+/// busy; otherwise hands the arguments back, saying why. `count`: a removed
+/// receiver is counted as a drop of this loop (false when the caller will try
+/// another receiver, as a group does).
 #[inline]
 pub(super) fn call_direct<A: SignalArgs>(
     t: &SlotTarget<A>,
     args: A,
     meta: Option<&Meta>,
-) -> Result<(), A> {
+    count: bool,
+) -> Result<(), NotCalled<A>> {
     // The closure stays small so the thread-local access inlines; the call
     // itself is one out-of-line function.
     CURRENT.with(|c| match c.borrow().as_deref() {
-        Some(l) => l.call_direct(t, args, meta),
-        None => Err(args),
+        Some(l) => l.call_direct(t, args, meta, count),
+        None => Err(NotCalled::Busy(args)),
     })
 }
 
@@ -267,7 +288,9 @@ pub(crate) fn call_here<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result<(),
     // cost (one count up and down), and the closure stays small enough for
     // the thread-local access to inline here.
     match CURRENT.with(|c| c.borrow().clone()) {
-        Some(l) => l.call_slot(t, args, None),
+        // A removed receiver too: the general path counts it, or its group
+        // tries the next member.
+        Some(l) => l.call_slot(t, args, None).map_err(NotCalled::into_args),
         None => Err(args),
     }
 }
@@ -280,8 +303,15 @@ impl LoopLocal {
         t: &SlotTarget<A>,
         args: A,
         meta: Option<&Meta>,
-    ) -> Result<(), A> {
-        self.call_slot(t, args, meta)
+        count: bool,
+    ) -> Result<(), NotCalled<A>> {
+        let r = self.call_slot(t, args, meta);
+        if count && matches!(r, Err(NotCalled::Gone(_))) {
+            self.shared
+                .counters
+                .dropped(DropReason::ReceiverGone, &self.shared.name);
+        }
+        r
     }
 
     /// The direct call itself, inlined into its two callers.
@@ -291,7 +321,7 @@ impl LoopLocal {
         t: &SlotTarget<A>,
         args: A,
         meta: Option<&Meta>,
-    ) -> Result<(), A> {
+    ) -> Result<(), NotCalled<A>> {
         // A shared borrow of the table for the call: the table only changes at the
         // top of the run loop, never inside a slot, so no borrow_mut can collide.
         let objects = self.objects.borrow();
@@ -300,20 +330,17 @@ impl LoopLocal {
             .and_then(Option::as_ref)
             .filter(|c| c.shared.key.generation == t.key.generation)
         else {
-            return Err(args);
+            return Err(NotCalled::Busy(args));
         };
         if !cell.shared.is_alive() {
-            self.shared
-                .counters
-                .dropped(DropReason::ReceiverGone, &self.shared.name);
-            return Ok(());
+            return Err(NotCalled::Gone(args));
         }
         if async_used(self) && cell.blocked() {
             // Queued behind the task that owns the object.
-            return Err(args);
+            return Err(NotCalled::Busy(args));
         }
         let Ok(mut object) = cell.object.try_borrow_mut() else {
-            return Err(args);
+            return Err(NotCalled::Busy(args));
         };
         self.run_slot(cell, t.name, || (t.call)(&mut **object, args, meta));
         drop(object);

@@ -324,26 +324,34 @@ pub(crate) fn deliver_counted<A: SignalArgs>(
     count: bool,
 ) -> Result<(), DropReason> {
     if local::current_loop_id() == Some(t.loop_id) {
-        deliver_here(t, args, meta);
-        Ok(())
+        deliver_here(t, args, meta, count)
     } else {
         deliver_elsewhere(t, args, meta, count)
     }
 }
 
 /// [`deliver`] when the emitting thread runs the receiver's loop: a direct
-/// call unless the connection is queued or the receiver is busy.
+/// call unless the connection is queued or the receiver is busy. A receiver
+/// removed but still connected (its connections go right after its
+/// `destroyed` signal) is refused, so a group tries its next member.
 #[inline(always)]
-fn deliver_here<A: SignalArgs>(t: &SlotTarget<A>, args: A, meta: Option<Arc<Meta>>) {
+fn deliver_here<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    args: A,
+    meta: Option<Arc<Meta>>,
+    count: bool,
+) -> Result<(), DropReason> {
     let args = if t.kind == crate::signal::ConnectionKind::Queued {
         args
     } else {
-        match local::call_direct(t, args, meta.as_deref()) {
-            Ok(()) => return,
-            Err(args) => args,
+        match local::call_direct(t, args, meta.as_deref(), count) {
+            Ok(()) => return Ok(()),
+            Err(local::NotCalled::Busy(args)) => args,
+            Err(local::NotCalled::Gone(_)) => return Err(DropReason::ReceiverGone),
         }
     };
     post_here(t, args, meta);
+    Ok(())
 }
 
 /// Queues a call on the emitting thread's own loop (out of line: the direct
