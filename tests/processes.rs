@@ -286,6 +286,27 @@ fn two_threads_starting_one_process_start_it_once() {
     }
 }
 
+/// A process's loop does not run in the parent: `exec` before `start` is
+/// refused (run there, it would take the inbox the child is handed), after it
+/// the loop is another process's; the process then works as usual.
+fn a_process_loop_is_not_run_in_the_parent() {
+    let (_t, sink, rx) = parent_sink();
+    let (p, echo) = child_echo("not-here");
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    let r = p.event_loop().exec();
+    assert!(
+        matches!(r, Err(signal_slot::ExecError::ForProcess(_))),
+        "{r:?}"
+    );
+    p.start().unwrap();
+    let r = p.event_loop().exec();
+    assert!(matches!(r, Err(signal_slot::ExecError::Remote(_))), "{r:?}");
+    echo.on_value().invoke((5,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 5"]);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
 fn round_trip_both_ways_in_order() {
     let (_t, sink, rx) = parent_sink();
     let src_loop = EventLoop::new("source-loop");
@@ -1369,6 +1390,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         an_idle_child_loop_stays_asleep_after_its_traffic,
         a_started_process_leaves_no_inbox_storage_in_the_parent,
         two_threads_starting_one_process_start_it_once,
+        a_process_loop_is_not_run_in_the_parent,
         round_trip_both_ways_in_order,
         a_panicking_slot_in_the_child_is_caught,
         timers_run_in_the_child,

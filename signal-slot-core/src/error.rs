@@ -204,6 +204,10 @@ pub enum ExecError {
     /// Another process runs it.
     #[error("event loop {0:?} runs in another process")]
     Remote(String),
+    /// It is an [`EventLoopProcess`](crate::EventLoopProcess)'s loop: it runs in
+    /// the child once the process is started, never in this one.
+    #[error("event loop {0:?} belongs to an EventLoopProcess: it runs in the child after start()")]
+    ForProcess(String),
     /// This thread already runs a loop.
     #[error("this thread already runs event loop {running:?}; cannot also run {requested:?}")]
     Nested {

@@ -756,6 +756,24 @@ impl EventLoop {
     /// Runs the loop on the calling thread until it is stopped, then removes its
     /// objects and returns. A loop runs once.
     pub fn exec(&self) -> Result<(), ExecError> {
+        if self.shared.for_process.load(Ordering::Acquire) {
+            // Run here, it would take the inbox the child is handed at
+            // `start()` (and a started process's loop is remote anyway).
+            return Err(if self.shared.is_remote() {
+                ExecError::Remote(self.shared.name.clone())
+            } else {
+                ExecError::ForProcess(self.shared.name.clone())
+            });
+        }
+        self.exec_here()
+    }
+
+    /// [`exec`](Self::exec) in the child process the loop was handed to.
+    pub(crate) fn exec_in_child(&self) -> Result<(), ExecError> {
+        self.exec_here()
+    }
+
+    fn exec_here(&self) -> Result<(), ExecError> {
         if self.shared.is_remote() {
             return Err(ExecError::Remote(self.shared.name.clone()));
         }

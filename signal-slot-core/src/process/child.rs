@@ -13,7 +13,7 @@ pub(super) fn run(slot: u32, parent: i32, lp: EventLoop) -> ! {
     if let Some(region) = system::region() {
         super::control::start_thread(region, slot);
     }
-    let code = match catch_unwind(AssertUnwindSafe(|| lp.exec())) {
+    let code = match catch_unwind(AssertUnwindSafe(|| lp.exec_in_child())) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
             log::error!("process loop {:?} could not run: {e}", lp.name());
