@@ -408,7 +408,7 @@ fn deliver_elsewhere<A: SignalArgs>(
     use crate::signal::Overflow;
     let lp = &t.recv.lp;
     // A loop handed to a child stays remote (the handover only goes back if the
-    // fork fails, and the loop then drains its mailbox itself), so a post that
+    // fork fails, and the child of a later start then drains the mailbox), so a post that
     // sees it remote needs no fork share: the common cross-process case takes
     // no lock. A loop being handed over is checked again under the lock. One
     // call site of `post_remote`, so it is inlined here (~20 instructions).

@@ -145,6 +145,18 @@ enum State {
     Exited { pid: i32, status: ProcessExit },
 }
 
+/// Clears `Inner::starting` when dropped, unless a child was forked (the
+/// state left `NotStarted`).
+struct StartAttempt<'a>(&'a Inner);
+
+impl Drop for StartAttempt<'_> {
+    fn drop(&mut self) {
+        if matches!(*plain(&self.0.state), State::NotStarted) {
+            self.0.starting.store(false, Ordering::Release);
+        }
+    }
+}
+
 struct Inner {
     name: String,
     state: Mutex<State>,
@@ -234,12 +246,10 @@ impl EventLoopProcess {
         {
             return Err(ProcessError::AlreadyStarted(self.inner.name.clone()));
         }
-        let r = self.start_claimed();
-        if r.is_err() && matches!(*plain(&self.inner.state), State::NotStarted) {
-            // Nothing forked: a later start may try again.
-            self.inner.starting.store(false, Ordering::Release);
-        }
-        r
+        // Also when the start panics: a later start may try again if nothing
+        // forked.
+        let _retry = StartAttempt(&self.inner);
+        self.start_claimed()
     }
 
     /// [`start`](Self::start) once this call alone may start the process.
