@@ -8,7 +8,7 @@
 //! `BENCH_QUICK=1 cargo bench --bench processes` /
 //! `cargo bench --bench processes -- --quick`. `BENCH_ONLY=<text>` runs only the
 //! sections whose name contains it (`throughput_u64`, `throughput_string64`,
-//! `ping_pong_u64`, `ping_pong_string64`, `request_u64`).
+//! `ping_pong_u64`, `ping_pong_string64`, `request_u64`, `group_u64`).
 //!
 //! Output: one figure per line, `name value`, plus `placement ...` lines that say
 //! where the two sides of the figures below them ran, and `#` comment lines. A
@@ -65,6 +65,16 @@
 //!    memory (`__private::shared_memory_dump`) and asks again. It found a lost
 //!    wake-up that showed about once in 10^7 requests under load (2026-11-30,
 //!    see `shm::mailbox::Cleared`); run it with other work loading the cores.
+//! 7. `group_u64_*`: one-of-N delivery across processes against a plain
+//!    connection, rounds alternating: a `Dispatcher` on a parent loop emits N
+//!    `(u64,)` signals from one slot to (a) a plain connection to a `Tally` in
+//!    worker process 1, (b) a group of one (that worker), (c) a group of two
+//!    (workers 1 and 2, two processes); then a `flush` signal reaches each
+//!    worker behind the values. Checked: the workers' counts and sums add up to
+//!    what was sent, the group's counts to N per round, no drops, nothing
+//!    undelivered. `*_emit_ns` is the dispatcher's own time per emit (the
+//!    figure the group's choice of member adds to), `*_msgs_per_s` end to end;
+//!    ratios against the plain connection of the same run. Unpinned.
 //!
 //! Every signal-slot measurement uses a fresh child process (forked by
 //! `EventLoopProcess::start` after the objects are created and connected) and
@@ -1503,6 +1513,197 @@ fn bench_request(cfg: &Config) {
 }
 
 // ---------------------------------------------------------------------------
+// 7. One-of-N group across processes
+
+/// Lives on the parent loop: emits `(u64,)` values, then `flush`, which
+/// reaches each worker after everything this process posted to it before.
+#[derive(EventLoopObject)]
+struct Dispatcher {
+    #[signal]
+    value: Signal<(u64,)>,
+    #[signal]
+    flush: Signal<()>,
+    /// (t0 ns before the first emit, t ns after the last) per round.
+    started: Sender<(u64, u64)>,
+}
+
+#[slots]
+impl Dispatcher {
+    fn run(&mut self, n: u64) {
+        let t0 = mono_ns();
+        for i in 0..n {
+            self.value.emit((i,));
+        }
+        let t = mono_ns();
+        self.flush.emit(());
+        let _ = self.started.send((t0, t));
+    }
+}
+
+/// Lives in a worker process: counts what it gets; `flush` reports the count
+/// and sum since the last flush, stamped when the flush arrives.
+#[derive(EventLoopObject, Default)]
+struct Tally {
+    #[signal]
+    done: Signal<(u64, u64, u64)>,
+    count: u64,
+    sum: u64,
+}
+
+#[slots]
+impl Tally {
+    fn on_value(&mut self, v: u64) {
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(v);
+    }
+    fn flush(&mut self) {
+        self.done.emit((self.count, self.sum, mono_ns()));
+        (self.count, self.sum) = (0, 0);
+    }
+}
+
+/// Rounds of N emits from a parent loop to workers in two child processes,
+/// alternating: a plain connection to worker 1, a group of one (worker 1), a
+/// group of two (workers 1 and 2). Returns per variant the rounds' (msgs/s
+/// end to end, producer ns per emit), and the group's statistics at the end.
+fn group_rounds(cfg: &Config) -> ([Vec<(f64, f64)>; 3], u64) {
+    let n = cfg.throughput_n;
+    let parent = EventLoopThread::new(unique_id("grp-parent"));
+    let (rep_tx, rep_rx) = unbounded();
+    let (started_tx, started_rx) = unbounded();
+    let reports = parent
+        .event_loop()
+        .add(unique_id("reports"), Reports { tx: rep_tx })
+        .unwrap_or_else(|e| panic!("add reports: {e}"));
+    let d = parent
+        .event_loop()
+        .add(
+            unique_id("dispatcher"),
+            Dispatcher {
+                value: Signal::new(),
+                flush: Signal::new(),
+                started: started_tx,
+            },
+        )
+        .unwrap_or_else(|e| panic!("add dispatcher: {e}"));
+    let workers: Vec<_> = (0..2)
+        .map(|i| {
+            let (p, ctl) = child_process(&format!("grp-worker-{i}"), &reports);
+            let w = p
+                .event_loop()
+                .add(unique_id("tally"), Tally::default())
+                .unwrap_or_else(|e| panic!("add tally: {e}"));
+            w.done().connect(&reports.on_done()).expect("connect done");
+            d.flush().connect(&w.flush()).expect("connect flush");
+            (p, ctl, w)
+        })
+        .collect();
+    for (p, _, _) in &workers {
+        p.start().expect("start worker");
+    }
+    parent.start().expect("start parent loop");
+    let opts = || ConnectOptions::new().overflow(Overflow::Block(BLOCK));
+    let mut results: [Vec<(f64, f64)>; 3] = Default::default();
+    let mut delivered_total = 0;
+    let total = 1 + 3 * cfg.throughput_rounds;
+    for round in 0..total {
+        let variant = round % 3;
+        let conns: Vec<_> = match variant {
+            0 => vec![d
+                .value()
+                .connect_with(&workers[0].2.on_value(), opts())
+                .expect("connect plain")],
+            k => workers[..k]
+                .iter()
+                .map(|(_, _, w)| {
+                    d.value()
+                        .connect_with(&w.on_value(), opts().group("workers"))
+                        .expect("join group")
+                })
+                .collect(),
+        };
+        // The first round warms up (ring pages, both sides awake) with fewer.
+        let k = if round == 0 { (n / 4).max(1) } else { n };
+        d.run().invoke((k,)).expect("invoke run");
+        let (t0, t_emitted) = started_rx
+            .recv_timeout(REPLY_TIMEOUT)
+            .expect("dispatcher finished");
+        let (mut count, mut sum, mut t1) = (0, 0u64, 0);
+        for _ in &workers {
+            match next_report(&rep_rx) {
+                Report::Done(c, s, t) => {
+                    count += c;
+                    sum = sum.wrapping_add(s);
+                    t1 = t1.max(t);
+                }
+                other => panic!("expected a worker's done, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            (count, sum),
+            (k, k * (k - 1) / 2),
+            "the workers counted other values than sent (variant {variant})"
+        );
+        if variant > 0 {
+            let stats = d.value().group_stats("workers").expect("group stats");
+            assert_eq!(stats.undelivered, 0, "{stats:?}");
+            delivered_total += stats.members.iter().map(|m| m.delivered).sum::<u64>();
+        }
+        for c in conns {
+            c.disconnect().expect("disconnect");
+        }
+        if round > 0 {
+            results[variant].push((
+                k as f64 / (t1.saturating_sub(t0).max(1) as f64 / 1e9),
+                (t_emitted - t0) as f64 / k as f64,
+            ));
+        }
+    }
+    assert_eq!(parent.event_loop().stats().dropped_total(), 0);
+    for (p, _, _) in &workers {
+        assert_eq!(p.event_loop().stats().dropped_total(), 0, "sender side");
+    }
+    stop_and_join(&parent);
+    for (p, _, _) in &workers {
+        p.stop().expect("stop worker");
+        assert!(p.join().expect("join worker").success());
+    }
+    (results, delivered_total)
+}
+
+fn bench_group(cfg: &Config) {
+    println!("placement unpinned");
+    let (results, delivered) = group_rounds(cfg);
+    let names = ["plain_one_receiver", "group_of_one", "group_of_two"];
+    let mut rate = [0.0; 3];
+    let mut cost = [0.0; 3];
+    for (i, rounds) in results.into_iter().enumerate() {
+        let (mut r, mut c): (Vec<f64>, Vec<f64>) = rounds.into_iter().unzip();
+        rate[i] = median(&mut r);
+        cost[i] = median(&mut c);
+        figure(
+            &format!("group_u64_unpinned_{}_msgs_per_s", names[i]),
+            format!("{:.0}", rate[i]),
+        );
+        figure(
+            &format!("group_u64_unpinned_{}_emit_ns", names[i]),
+            format!("{:.1}", cost[i]),
+        );
+    }
+    figure("group_u64_unpinned_group_delivered_checked", delivered);
+    for i in 1..3 {
+        figure(
+            &format!("group_u64_unpinned_{}_emit_ratio_vs_plain", names[i]),
+            format!("{:.3}", cost[i] / cost[0]),
+        );
+        figure(
+            &format!("group_u64_unpinned_{}_rate_ratio_vs_plain", names[i]),
+            format!("{:.3}", rate[i] / rate[0]),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 // 6. Request soak (only with BENCH_ONLY=request_soak)
 
 /// How long a soak request may take before it counts as missing: far beyond
@@ -1602,6 +1803,10 @@ fn main() {
     if cfg.runs("request_u64") {
         println!("# 5. blocking request round trip parent -> child slot returning u64");
         bench_request(&cfg);
+    }
+    if cfg.runs("group_u64") {
+        println!("# 7. one-of-N group across processes vs a plain connection, payload (u64,)");
+        bench_group(&cfg);
     }
     // Only when asked for by name: it runs for as long as SOAK_ROUNDS says.
     if cfg.only.as_deref() == Some("request_soak") {

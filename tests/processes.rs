@@ -10,7 +10,7 @@
 use crossbeam_channel::{Receiver, Sender};
 use signal_slot::prelude::*;
 use signal_slot::process::ProcessConfig;
-use signal_slot::{ConnectOptions, DropReason, EmitError, ProcessExit, SubscribeOptions};
+use signal_slot::{ConnectOptions, DropReason, EmitError, Overflow, ProcessExit, SubscribeOptions};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,13 @@ impl Echo {
     }
     fn stall(&mut self, ms: u64) {
         std::thread::sleep(Duration::from_millis(ms));
+    }
+    /// Busy until the file `path` exists (or a deadline passed).
+    fn stall_until(&mut self, path: String) {
+        let end = Instant::now() + DEADLINE;
+        while !std::path::Path::new(&path).exists() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
     fn exit_with(&mut self, code: i32) {
         std::process::exit(code);
@@ -1284,6 +1291,133 @@ fn a_group_member_killed_and_another_joining() {
     let _ = p1.join();
 }
 
+/// Emits from a slot of a parent loop: the field's fast path.
+#[derive(EventLoopObject)]
+struct Feeder {
+    #[signal]
+    value: Signal<(u64,)>,
+    fed: Sender<u64>,
+}
+
+#[slots]
+impl Feeder {
+    fn feed(&mut self, from: u64, n: u64) {
+        for v in from..from + n {
+            self.value.emit((v,));
+        }
+        let _ = self.fed.send(n);
+    }
+}
+
+/// A group fed from a slot, its members in two child processes (the emit
+/// fast path posts to them): members take emissions in turn; a member whose
+/// ring is full is skipped, a lone full member is waited for as its policy
+/// says, and nothing is lost or delivered twice.
+fn a_group_fed_from_a_slot_skips_a_full_member_and_loses_nothing() {
+    assert!(ProcessConfig::new().ring_bytes(4096).apply());
+    let (_t, sink, rx) = parent_sink();
+    let feed_loop = EventLoopThread::new("feed");
+    let (fed_tx, fed_rx) = crossbeam_channel::unbounded();
+    let f = feed_loop
+        .event_loop()
+        .add(
+            "feeder",
+            Feeder {
+                value: Signal::new(),
+                fed: fed_tx,
+            },
+        )
+        .unwrap();
+    feed_loop.start().unwrap();
+    let (p1, e1) = child_echo("fed-1");
+    let (p2, e2) = child_echo("fed-2");
+    let opts = ConnectOptions::new()
+        .group("workers")
+        .overflow(Overflow::Block(DEADLINE));
+    let mut joined = Vec::new();
+    for e in [&e1, &e2] {
+        joined.push(f.value().connect_with(&e.on_value(), opts.clone()).unwrap());
+        e.echoed().connect(&sink.on_value()).unwrap();
+    }
+    for p in [&p1, &p2] {
+        p.start().unwrap();
+    }
+    let mut seen = std::collections::HashMap::<u64, usize>::new();
+    let mut note = |msgs: Vec<String>| {
+        for m in msgs {
+            let v = m.strip_prefix("value ").expect("a value").parse().unwrap();
+            *seen.entry(v).or_default() += 1;
+        }
+    };
+    // Both keep up: in turn.
+    f.feed().invoke((100, 10)).unwrap();
+    assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(10));
+    note(take(&rx, 10));
+    let stats = f.value().group_stats("workers").unwrap();
+    let delivered = |s: &signal_slot::GroupStats| -> Vec<u64> {
+        s.members.iter().map(|m| m.delivered).collect()
+    };
+    assert_eq!((delivered(&stats), stats.skipped), (vec![5, 5], 0));
+    // Member 1 is busy and its ring (4 KiB) full: every turn of it is passed
+    // to member 2 (whose ring holds them all: nothing waits).
+    let gate = std::env::temp_dir().join(format!("signal-slot-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    e1.stall_until()
+        .invoke((gate.to_string_lossy().into_owned(),))
+        .unwrap();
+    let src_loop = EventLoop::new("filler-loop");
+    let src = src_loop.add("filler", Source::default()).unwrap();
+    let filler = src
+        .value()
+        .connect_with(
+            &e1.on_value(),
+            ConnectOptions::new().overflow(Overflow::Fail),
+        )
+        .unwrap();
+    let filled = (5000..10_000u64)
+        .take_while(|v| src.value().try_emit((*v,)).is_ok())
+        .count() as u64;
+    assert!((10..5000).contains(&filled), "{filled} fit in the ring");
+    filler.disconnect().unwrap();
+    f.feed().invoke((1000, 100)).unwrap();
+    assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(100));
+    let stats = f.value().group_stats("workers").unwrap();
+    assert_eq!(
+        (delivered(&stats), stats.skipped, stats.undelivered),
+        (vec![5, 105], 50, 0),
+        "member 1's turns went to member 2"
+    );
+    // Member 2 leaves: member 1, still full, is the last to try and waits as
+    // its policy says (until the gate opens) instead of losing the values.
+    joined.pop().unwrap().disconnect().unwrap();
+    f.feed().invoke((2000, 3)).unwrap();
+    std::fs::write(&gate, b"").unwrap();
+    assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(3));
+    let stats = f.value().group_stats("workers").unwrap();
+    assert_eq!(
+        (delivered(&stats), stats.skipped, stats.undelivered),
+        (vec![8], 50, 0)
+    );
+    note(take(&rx, 103 + filled as usize));
+    let _ = std::fs::remove_file(&gate);
+    assert!(seen.values().all(|n| *n == 1), "a value delivered twice");
+    assert!(
+        (100..110)
+            .chain(1000..1100)
+            .chain(2000..2003)
+            .chain(5000..5000 + filled)
+            .all(|v| seen.contains_key(&v)),
+        "a value lost"
+    );
+    // The filler's refused emit was a drop of member 1's loop; the skips not.
+    assert_eq!(p1.event_loop().stats().dropped_queue_full, 1);
+    assert_eq!(p2.event_loop().stats().dropped_total(), 0);
+    for p in [&p1, &p2] {
+        p.stop().unwrap();
+        assert!(p.join().unwrap().success());
+    }
+}
+
 /// Async slots in a child (feature `async`): a task waits on a gate opened
 /// from another thread of the child; calls from the parent to the busy object
 /// wait behind it in order, calls to other objects of that loop run meanwhile.
@@ -1412,6 +1546,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         retained_values_vanish_when_the_publisher_process_is_killed,
         plain_thread_receivers_hear_child_processes,
         a_group_member_killed_and_another_joining,
+        a_group_fed_from_a_slot_skips_a_full_member_and_loses_nothing,
         requests_to_slots_in_a_child,
         a_receiver_killed_during_a_request_is_missing,
         a_late_answer_from_a_child_is_counted,

@@ -397,6 +397,27 @@ fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
     }
 }
 
+/// A group member's try from a signal field's fast path, the member's loop
+/// not this thread's: a post to it when another process runs that loop, with
+/// `t`'s policy (the member's quick target: no wait). False, nothing
+/// counted, when the post was refused or the loop runs in this process: the
+/// general path then tries the member again, counting what it refuses, and
+/// the rest of the group. (A refusal the post logs, arguments that do not
+/// encode, is logged again there, as for every member it tries.) Inlined
+/// into its one caller, itself out of line (`Bound::emit_unserved`).
+#[inline(always)]
+pub(crate) fn try_post_remote<A: SignalArgs>(t: &SlotTarget<A>, args: &A) -> bool {
+    let lp = &t.recv.lp;
+    let owner = lp.owner();
+    if owner == system::my_proc() {
+        return false;
+    }
+    match lp.mailbox.get() {
+        Some(addr) => remote::post_plain(lp, t, args, *addr, owner).is_ok(),
+        None => false,
+    }
+}
+
 /// [`deliver`] to another loop's inbox or another process's mailbox.
 #[inline(never)]
 fn deliver_elsewhere<A: SignalArgs>(

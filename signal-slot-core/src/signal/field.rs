@@ -199,7 +199,8 @@ impl<A: SignalArgs> Signal<A> {
 impl<A: SignalArgs> Bound<A> {
     /// A plain emit to a list the fast path serves is one call here; the rest
     /// (retained values, a moved list, several connections, a receiver
-    /// elsewhere) is [`emit_general`](Self::emit_general).
+    /// elsewhere) is [`emit_unserved`](Self::emit_unserved) or
+    /// [`emit_general`](Self::emit_general).
     #[inline]
     fn emit_plain(&self, args: A) {
         if self.retained {
@@ -209,6 +210,23 @@ impl<A: SignalArgs> Bound<A> {
         // path too.
         let args = match self.cache.try_borrow() {
             Ok(c) if c.version == self.shared.version() => match c.fast.deliver(args) {
+                Ok(()) => return,
+                Err(args) => args,
+            },
+            _ => args,
+        };
+        // The borrow has ended: the general path may refresh the cache.
+        self.emit_unserved(args)
+    }
+
+    /// A plain emit [`Fast::deliver`](super::fast::Fast::deliver) did not
+    /// serve: a group member in another process is posted to here (see
+    /// [`Fast::post_remote`](super::fast::Fast::post_remote)), the rest takes
+    /// the general path.
+    #[inline(never)]
+    fn emit_unserved(&self, args: A) {
+        let args = match self.cache.try_borrow() {
+            Ok(c) if c.version == self.shared.version() => match c.fast.post_remote(args) {
                 Ok(()) => return,
                 Err(args) => args,
             },

@@ -135,6 +135,23 @@ impl<A> Member<A> {
         // Wrapping: a statistic must never panic an emit (debug builds).
         d.store(d.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
+
+    /// Posts to this member when another process runs its loop, without
+    /// waiting (its quick target), and counts it. `Err(args)`, nothing
+    /// counted, when the post was refused or the loop runs in this process:
+    /// the general path then tries this member again (counting what it
+    /// refuses, waiting when it is the last to try) and the others.
+    #[inline]
+    pub(crate) fn post_remote(&self, args: A) -> Result<(), A>
+    where
+        A: SignalArgs,
+    {
+        if !crate::event_loop::try_post_remote(&self.quick, &args) {
+            return Err(args);
+        }
+        self.took();
+        Ok(())
+    }
 }
 
 /// A group laid out for the emit fast path: the group's own members (their
@@ -176,6 +193,20 @@ impl<A: SignalArgs> Turns<A> {
         self.counters.called.store(i, Ordering::Relaxed);
         m.took();
         crate::event_loop::call_here(&m.quick, args).map_err(|args| self.refused(args))
+    }
+
+    /// The member whose turn it is; `None` when the turn is out of range
+    /// (the group changed meanwhile: the general path wraps it).
+    #[inline]
+    pub(crate) fn current(&self) -> Option<&Member<A>> {
+        let i = self.counters.cursor.load(Ordering::Relaxed);
+        usize::try_from(i).ok().and_then(|i| self.members.get(i))
+    }
+
+    /// `m`, the member whose turn it was, took an emission: the turn moves on.
+    #[inline]
+    pub(crate) fn passed(&self, m: &Member<A>) {
+        self.counters.cursor.store(m.next, Ordering::Relaxed);
     }
 
     /// The member called last could not be called: its count and the turn
