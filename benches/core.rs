@@ -23,6 +23,11 @@
 //! 3. `direct_emit_*`: same-loop emission to one connected slot (auto connection,
 //!    so an inline call), ns per emit, timed inside a slot. Also an emit with no
 //!    connection and a plain non-inlined Rust method call. Target: <= 20 ns.
+//! 5. `group_emit_*`: same-loop emit to a one-of-N group of one and of two
+//!    members against a plain connection to one receiver (rounds alternating).
+//! 6. `group_queued_*`: the same with the receivers on another loop thread
+//!    (queued): msgs/s end to end and the emitter's ns per emit, per variant,
+//!    and their ratios to the plain connection of the same run. Unpinned.
 //! 4. `idle_*`: a loop thread with one object and no timer, idle for a while:
 //!    the loop thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, read in a slot at
 //!    start and end) and `stats().wakeups`, per second. The wake-up that runs the
@@ -905,6 +910,166 @@ fn bench_group(cfg: &Config) {
 }
 
 // ---------------------------------------------------------------------------
+// 6. One-of-N group delivery to another loop thread
+
+/// Lives on L1: emits `(u64,)` values from one slot, timing its own side.
+#[derive(EventLoopObject)]
+struct Spreader {
+    #[signal]
+    out: Signal<(u64,)>,
+    /// (t0 before the first emit, t after the last) per round.
+    started: Sender<(Instant, Instant)>,
+}
+
+#[slots]
+impl Spreader {
+    fn run(&mut self, n: u64) {
+        let t0 = Instant::now();
+        for i in 0..n {
+            self.out.emit((i,));
+        }
+        let _ = self.started.send((t0, Instant::now()));
+    }
+}
+
+/// Lives on L2: counts; `report` sends (now, count, sum) and starts over.
+#[derive(EventLoopObject)]
+struct Tally {
+    count: u64,
+    sum: u64,
+    report: Sender<(Instant, u64, u64)>,
+}
+
+#[slots]
+impl Tally {
+    fn on_value(&mut self, v: u64) {
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(v);
+    }
+    fn report(&mut self) {
+        let _ = self.report.send((Instant::now(), self.count, self.sum));
+        (self.count, self.sum) = (0, 0);
+    }
+}
+
+/// Queued emits from L1 to two `Tally`s on L2, rounds alternating: a plain
+/// connection to the first, a group of one (the first), a group of two
+/// (both). Per variant, the rounds' (msgs/s end to end, emitter ns per emit).
+fn group_queued_rounds(cfg: &Config) -> [Vec<(f64, f64)>; 3] {
+    let n = cfg.throughput_n;
+    let l1 = EventLoopThread::new(unique_id("gq-l1"));
+    let l2 = EventLoopThread::with_loop(
+        EventLoop::builder(unique_id("gq-l2"))
+            .capacity(CAPACITY)
+            .create(),
+    );
+    let (started_tx, started_rx) = unbounded();
+    let (report_tx, report_rx) = unbounded();
+    let spreader = l1
+        .event_loop()
+        .add(
+            unique_id("spreader"),
+            Spreader {
+                out: Signal::new(),
+                started: started_tx,
+            },
+        )
+        .unwrap_or_else(|e| panic!("add spreader: {e}"));
+    let tallies: Vec<_> = (0..2)
+        .map(|_| {
+            l2.event_loop()
+                .add(
+                    unique_id("tally"),
+                    Tally {
+                        count: 0,
+                        sum: 0,
+                        report: report_tx.clone(),
+                    },
+                )
+                .unwrap_or_else(|e| panic!("add tally: {e}"))
+        })
+        .collect();
+    l1.start().expect("start L1");
+    l2.start().expect("start L2");
+    let opts = || ConnectOptions::new().overflow(Overflow::Block(Duration::from_secs(10)));
+    let mut results: [Vec<(f64, f64)>; 3] = Default::default();
+    for round in 0..1 + 3 * cfg.throughput_rounds {
+        let variant = round % 3;
+        let conns: Vec<_> = match variant {
+            0 => vec![spreader
+                .out()
+                .connect_with(&tallies[0].on_value(), opts())
+                .expect("connect plain")],
+            k => tallies[..k]
+                .iter()
+                .map(|t| {
+                    spreader
+                        .out()
+                        .connect_with(&t.on_value(), opts().group("g"))
+                        .expect("join group")
+                })
+                .collect(),
+        };
+        // The first round warms up (inbox pages, both threads awake) with fewer.
+        let k = if round == 0 { (n / 4).max(1) } else { n };
+        spreader.run().invoke((k,)).expect("invoke run");
+        let (t0, t_emitted) = started_rx
+            .recv_timeout(REPLY_TIMEOUT)
+            .expect("spreader finished");
+        // Posted after the last value: each report runs after it.
+        let (mut count, mut sum, mut t1) = (0, 0u64, t0);
+        for t in &tallies {
+            t.report().invoke(()).expect("invoke report");
+            let (at, c, s) = report_rx.recv_timeout(REPLY_TIMEOUT).expect("report");
+            (count, sum, t1) = (count + c, sum.wrapping_add(s), t1.max(at));
+        }
+        assert_eq!((count, sum), (k, k * (k - 1) / 2), "variant {variant}");
+        if variant > 0 {
+            let stats = spreader.out().group_stats("g").expect("group stats");
+            assert_eq!(stats.undelivered, 0, "{stats:?}");
+        }
+        for c in conns {
+            c.disconnect().expect("disconnect");
+        }
+        if round > 0 {
+            results[variant].push((
+                k as f64 / t1.duration_since(t0).as_secs_f64(),
+                ns_per(t_emitted.duration_since(t0), k),
+            ));
+        }
+    }
+    let dropped = l1.event_loop().stats().dropped_total() + l2.event_loop().stats().dropped_total();
+    assert_eq!(dropped, 0, "messages were dropped");
+    stop_and_join(&l1);
+    stop_and_join(&l2);
+    results
+}
+
+fn bench_group_queued(cfg: &Config) {
+    println!("placement unpinned");
+    let names = ["plain_one_receiver", "group_of_one", "group_of_two"];
+    let (mut rate, mut cost) = ([0.0; 3], [0.0; 3]);
+    for (i, rounds) in group_queued_rounds(cfg).into_iter().enumerate() {
+        let (mut r, mut c): (Vec<f64>, Vec<f64>) = rounds.into_iter().unzip();
+        (rate[i], cost[i]) = (median(&mut r), median(&mut c));
+        let tag = format!("group_queued_unpinned_{}", names[i]);
+        figure(&format!("{tag}_msgs_per_s"), format!("{:.0}", rate[i]));
+        figure(&format!("{tag}_emit_ns"), format!("{:.1}", cost[i]));
+    }
+    for i in 1..3 {
+        let tag = format!("group_queued_unpinned_{}", names[i]);
+        figure(
+            &format!("{tag}_emit_ratio_vs_plain"),
+            format!("{:.3}", cost[i] / cost[0]),
+        );
+        figure(
+            &format!("{tag}_rate_ratio_vs_plain"),
+            format!("{:.3}", rate[i] / rate[0]),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 // 4. Idle CPU
 
 /// CPU time consumed by the calling thread so far, in ns.
@@ -1043,6 +1208,10 @@ fn main() {
     if cfg.runs("group") {
         println!("# 5. one-of-N group (2 members) vs a plain connection, same-loop emit");
         bench_group(&cfg);
+    }
+    if cfg.runs("group_queued") {
+        println!("# 6. one-of-N group on another loop thread vs a plain connection, queued emit");
+        bench_group_queued(&cfg);
     }
     if cfg.runs("idle") {
         println!("# 4. idle loop thread");

@@ -605,3 +605,80 @@ fn a_member_removed_but_still_connected_passes_its_turn_on() {
     assert_eq!(st.undelivered, 0, "{st:?}");
     assert_eq!(lp.event_loop().stats().dropped_total(), 0);
 }
+
+/// Emits jobs from its own slot (a signal field's fast path) and says when
+/// it is done.
+#[derive(EventLoopObject)]
+struct Feeder {
+    #[signal]
+    job: Signal<(u64,)>,
+    fed: Sender<u64>,
+}
+
+#[slots]
+impl Feeder {
+    fn feed(&mut self, from: u64, n: u64) {
+        for j in from..from + n {
+            self.job.emit((j,));
+        }
+        let _ = self.fed.send(n);
+    }
+}
+
+/// Members on other loop threads, fed from a slot (the fast path posts to
+/// them): a member whose inbox is full is skipped, a lone full member is
+/// waited for as its policy says, and nothing is lost or delivered twice.
+#[test]
+fn a_group_on_other_threads_fed_from_a_slot_skips_a_full_member_and_loses_nothing() {
+    let src_loop = thread_loop("feeder-loop");
+    let busy = EventLoopThread::with_loop(EventLoop::builder(uid("busy-q")).capacity(2).create());
+    busy.start().unwrap();
+    let free = thread_loop("free-q");
+    let (fed_tx, fed_rx) = crossbeam_channel::unbounded();
+    let f = src_loop
+        .event_loop()
+        .add(
+            uid("feeder"),
+            Feeder {
+                job: Signal::new(),
+                fed: fed_tx,
+            },
+        )
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (go, hold) = crossbeam_channel::bounded(1);
+    let wb = worker(&busy, "busy", &tx, Some(hold));
+    let wf = worker(&free, "free", &tx, None);
+    let opts = ConnectOptions::new()
+        .group("pool")
+        .overflow(Overflow::Block(DEADLINE));
+    f.job().connect_with(&wb.work(), opts.clone()).unwrap();
+    let to_free = f.job().connect_with(&wf.work(), opts).unwrap();
+    // The busy member holds its first job: it takes at most three (that one
+    // and an inbox of two) of its twenty turns.
+    f.feed().invoke((0, 40)).unwrap();
+    assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(40));
+    let stats = f.job().group_stats("pool").unwrap();
+    assert!(stats.skipped >= 17, "{stats:?}");
+    assert_eq!(stats.undelivered, 0);
+    assert_eq!(stats.members.iter().map(|m| m.delivered).sum::<u64>(), 40);
+    // The free member leaves: the busy one, full, is the last to try and is
+    // waited for (until it goes on) instead of losing the jobs.
+    to_free.disconnect().unwrap();
+    f.feed().invoke((100, 3)).unwrap();
+    go.send(()).unwrap();
+    assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(3));
+    let got = collect(&rx, 43);
+    let jobs: HashSet<u64> = got.iter().map(|(_, j)| *j).collect();
+    assert_eq!(jobs, (0..40).chain(100..103).collect::<HashSet<_>>());
+    assert!(rx.try_recv().is_err(), "a job delivered twice");
+    let stats = f.job().group_stats("pool").unwrap();
+    assert_eq!((stats.members.len(), stats.undelivered), (1, 0));
+    for lp in [&busy, &free] {
+        assert_eq!(
+            lp.event_loop().stats().dropped_total(),
+            0,
+            "skips are not drops"
+        );
+    }
+}

@@ -26,6 +26,13 @@ impl Envelope {
             meta,
         }
     }
+
+    /// The arguments of an envelope built by [`new`](Self::new) with an `A`,
+    /// back unrun (a post refused it).
+    #[inline]
+    pub(crate) fn into_args<A: SignalArgs>(self) -> Option<A> {
+        self.call.into_args().ok()
+    }
 }
 
 /// Changes to the loop itself.

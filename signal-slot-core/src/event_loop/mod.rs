@@ -398,23 +398,39 @@ fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
 }
 
 /// A group member's try from a signal field's fast path, the member's loop
-/// not this thread's: a post to it when another process runs that loop, with
-/// `t`'s policy (the member's quick target: no wait). False, nothing
-/// counted, when the post was refused or the loop runs in this process: the
-/// general path then tries the member again, counting what it refuses, and
-/// the rest of the group. (A refusal the post logs, arguments that do not
-/// encode, is logged again there, as for every member it tries.) Inlined
-/// into its one caller, itself out of line (`Bound::emit_unserved`).
+/// not this thread's: a post to it, in another process or on another thread
+/// of this one, with `t`'s policy (the member's quick target: no wait).
+/// `Err(args)`, nothing counted, when the post was refused or the loop is a
+/// process's not running yet (being handed over): the general path then
+/// tries the member again, counting what it refuses, and the rest of the
+/// group. (A refusal the post logs, arguments that do not encode, is logged
+/// again there, as for every member it tries.) Inlined into its one caller,
+/// itself out of line (`Bound::emit_unserved`).
 #[inline(always)]
-pub(crate) fn try_post_remote<A: SignalArgs>(t: &SlotTarget<A>, args: &A) -> bool {
+pub(crate) fn try_post_elsewhere<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result<(), A> {
     let lp = &t.recv.lp;
     let owner = lp.owner();
-    if owner == system::my_proc() {
-        return false;
+    if owner != system::my_proc() {
+        return match lp.mailbox.get() {
+            Some(addr) if remote::post_plain(lp, t, &args, *addr, owner).is_ok() => Ok(()),
+            _ => Err(args),
+        };
     }
-    match lp.mailbox.get() {
-        Some(addr) => remote::post_plain(lp, t, args, *addr, owner).is_ok(),
-        None => false,
+    // A loop of a process (started or not) takes the general path's care:
+    // its handover lock.
+    if lp.for_process.load(Ordering::Acquire) || lp.is_finished() {
+        return Err(args);
+    }
+    match lp.inbox.post(Envelope::new(t, args, None), None) {
+        Ok(()) => Ok(()),
+        Err(PostError::Full(envelope)) => match envelope.into_args() {
+            Some(args) => Err(args),
+            // Not reached: the envelope was built from an `A` just above.
+            None => {
+                lp.counters.dropped(DropReason::QueueFull, &lp.name);
+                Ok(())
+            }
+        },
     }
 }
 

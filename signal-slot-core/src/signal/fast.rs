@@ -102,7 +102,7 @@ impl<A: SignalArgs> Fast<A> {
             Fast::Empty => Ok(()),
             Fast::Slot(t) => event_loop::deliver_plain(t, args),
             Fast::Lone(t, m) => {
-                // Elsewhere: `post_remote`, after this returns (see there).
+                // Elsewhere: `post_elsewhere`, after this returns (see there).
                 if event_loop::current_loop_id() != Some(t.loop_id) {
                     return Err(args);
                 }
@@ -113,7 +113,7 @@ impl<A: SignalArgs> Fast<A> {
             }
             Fast::Group(turns, lp) => {
                 // Checked before the turn moves: an emit from elsewhere takes
-                // `post_remote` or the general path and must find the turn
+                // `post_elsewhere` or the general path and must find the turn
                 // where it was.
                 if event_loop::current_loop_id() != Some(*lp) {
                     return Err(args);
@@ -126,18 +126,19 @@ impl<A: SignalArgs> Fast<A> {
     }
 
     /// What [`deliver`](Self::deliver) left to its caller that is still
-    /// simpler than the general path: the group member whose turn it is,
-    /// when another process runs its loop, gets a post that never waits. A
-    /// refused post (and a member in this process) gives `Err(args)` with the
-    /// turn where it was: the general path then tries that member again,
-    /// counting what it refuses, and the rest of the group, the last one with
-    /// its own policy. Apart from `deliver`, called out of line: inlined
-    /// there, these branches took a callee-saved register that every emit
-    /// (same-loop calls included) pushed and popped: callgrind counted 9
-    /// instructions more per round of the core bench's group section (one
-    /// connected and one unconnected emit), plain emits too.
+    /// simpler than the general path: the group member whose turn it is, when
+    /// this thread does not run its loop, gets a post that never waits (to
+    /// another process's mailbox or another thread's inbox). A refused post
+    /// (and a member on this thread's loop, or of a process not running yet)
+    /// gives `Err(args)` with the turn where it was: the general path then
+    /// tries that member again, counting what it refuses, and the rest of the
+    /// group, the last one with its own policy. Apart from `deliver`, called
+    /// out of line: inlined there, these branches took a callee-saved register
+    /// that every emit (same-loop calls included) pushed and popped: callgrind
+    /// counted 9 instructions more per round of the core bench's group
+    /// section (one connected and one unconnected emit), plain emits too.
     #[inline(always)]
-    pub(crate) fn post_remote(&self, args: A) -> Result<(), A> {
+    pub(crate) fn post_elsewhere(&self, args: A) -> Result<(), A> {
         let here = event_loop::current_loop_id();
         let (member, turns) = match self {
             Fast::Lone(t, m) if here != Some(t.loop_id) => (m.first(), None),
@@ -145,11 +146,13 @@ impl<A: SignalArgs> Fast<A> {
             Fast::Spread(turns) => (turns.current(), Some(turns)),
             _ => return Err(args),
         };
-        let Some(m) = member else {
+        // A spread group's member may live on this thread's loop: a direct
+        // call, the general path's.
+        let Some(m) = member.filter(|m| here != Some(m.loop_id())) else {
             return Err(args);
         };
-        // One post for every kind (one copy of the send path inlined here).
-        m.post_remote(args)?;
+        // One post for every kind (one copy of the send paths inlined here).
+        m.post_elsewhere(args)?;
         if let Some(turns) = turns {
             turns.passed(m);
         }

@@ -220,13 +220,13 @@ impl<A: SignalArgs> Bound<A> {
     }
 
     /// A plain emit [`Fast::deliver`](super::fast::Fast::deliver) did not
-    /// serve: a group member in another process is posted to here (see
-    /// [`Fast::post_remote`](super::fast::Fast::post_remote)), the rest takes
-    /// the general path.
+    /// serve: a group member on another loop is posted to here (see
+    /// [`Fast::post_elsewhere`](super::fast::Fast::post_elsewhere)), the rest
+    /// takes the general path.
     #[inline(never)]
     fn emit_unserved(&self, args: A) {
         let args = match self.cache.try_borrow() {
-            Ok(c) if c.version == self.shared.version() => match c.fast.post_remote(args) {
+            Ok(c) if c.version == self.shared.version() => match c.fast.post_elsewhere(args) {
                 Ok(()) => return,
                 Err(args) => args,
             },

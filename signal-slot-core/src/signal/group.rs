@@ -136,19 +136,23 @@ impl<A> Member<A> {
         d.store(d.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// Posts to this member when another process runs its loop, without
-    /// waiting (its quick target), and counts it. `Err(args)`, nothing
-    /// counted, when the post was refused or the loop runs in this process:
-    /// the general path then tries this member again (counting what it
-    /// refuses, waiting when it is the last to try) and the others.
+    /// The loop the member lives on.
     #[inline]
-    pub(crate) fn post_remote(&self, args: A) -> Result<(), A>
+    pub(crate) fn loop_id(&self) -> crate::event_loop::LoopId {
+        self.quick.loop_id
+    }
+
+    /// Posts to this member, whose loop is not this thread's, without
+    /// waiting (its quick target), and counts it. `Err(args)`, nothing
+    /// counted, when the post was refused: the general path then tries this
+    /// member again (counting what it refuses, waiting when it is the last to
+    /// try) and the others.
+    #[inline]
+    pub(crate) fn post_elsewhere(&self, args: A) -> Result<(), A>
     where
         A: SignalArgs,
     {
-        if !crate::event_loop::try_post_remote(&self.quick, &args) {
-            return Err(args);
-        }
+        crate::event_loop::try_post_elsewhere(&self.quick, args)?;
         self.took();
         Ok(())
     }

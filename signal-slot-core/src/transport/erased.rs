@@ -1,6 +1,7 @@
 //! A type-erased call `f(receiver, args, context)` that stores small argument
 //! tuples inline, so queueing a message into a loop's inbox does not allocate.
 
+use std::any::TypeId;
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::ptr;
 
@@ -24,6 +25,8 @@ struct VTable<R: ?Sized, C> {
     call: unsafe fn(*mut Storage, &mut R, Option<&C>),
     /// Drops the payload in place without running it.
     drop: unsafe fn(*mut Storage),
+    /// The argument tuple's type: what [`ErasedCall::into_args`] checks.
+    args: fn() -> TypeId,
 }
 
 /// Marks the types a layout is for, without owning any of them.
@@ -35,12 +38,13 @@ struct Boxed<R: ?Sized, A, C>(Types<R, A, C>);
 
 type Payload<R, A, C> = (CallFn<R, A, C>, A);
 
-impl<R: ?Sized, A, C> Inline<R, A, C> {
+impl<R: ?Sized, A: 'static, C> Inline<R, A, C> {
     const FITS: bool = size_of::<Payload<R, A, C>>() <= size_of::<Storage>()
         && align_of::<Payload<R, A, C>>() <= align_of::<Storage>();
     const VTABLE: VTable<R, C> = VTable {
         call: Self::call,
         drop: Self::drop,
+        args: TypeId::of::<A>,
     };
 
     /// # Safety
@@ -60,10 +64,11 @@ impl<R: ?Sized, A, C> Inline<R, A, C> {
     }
 }
 
-impl<R: ?Sized, A, C> Boxed<R, A, C> {
+impl<R: ?Sized, A: 'static, C> Boxed<R, A, C> {
     const VTABLE: VTable<R, C> = VTable {
         call: Self::call,
         drop: Self::drop,
+        args: TypeId::of::<A>,
     };
 
     /// # Safety
@@ -106,6 +111,30 @@ impl<R: ?Sized + 'static, C: 'static> ErasedCall<R, C> {
                 storage,
             }
         }
+    }
+
+    /// The arguments back, unrun, when they are an `A` (a post that could not
+    /// be made hands them back to its sender, who tries another receiver);
+    /// the call unchanged otherwise.
+    pub(crate) fn into_args<A: 'static>(self) -> Result<A, Self> {
+        if (self.vtable.args)() != TypeId::of::<A>() {
+            return Err(self);
+        }
+        let mut this = ManuallyDrop::new(self);
+        let slot = this.storage.as_mut_ptr();
+        // `new` chose the layout from (R, A, C) alone, as here.
+        let (_, args) = if Inline::<R, A, C>::FITS {
+            // SAFETY: the vtable's type id says `new` stored a `Payload<R, A, C>`
+            // (R and C are this call's own), inline since it fits; it was
+            // neither run nor dropped (`call` consumes, `Drop` needs `self`), and
+            // `ManuallyDrop` keeps `Drop` from touching it after this read.
+            unsafe { ptr::read(slot.cast::<Payload<R, A, C>>()) }
+        } else {
+            // SAFETY: as above, a box of that payload (the layout `new`
+            // chooses when it does not fit), read exactly once.
+            *unsafe { ptr::read(slot.cast::<Box<Payload<R, A, C>>>()) }
+        };
+        Ok(args)
     }
 
     /// Runs the call, consuming it.
@@ -183,6 +212,33 @@ mod tests {
         assert_eq!(drops.load(Ordering::SeqCst), 2);
         ErasedCall::<(), ()>::new(ignore, (CountDrop(drops.clone()),)).call(&mut (), None);
         assert_eq!(drops.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn arguments_come_back_unrun_only_as_their_own_type() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let call = ErasedCall::<(), ()>::new(ignore, (CountDrop(drops.clone()),));
+        let call = call.into_args::<(u64,)>().err().expect("not a (u64,)");
+        let (back,) = call.into_args::<(CountDrop,)>().ok().expect("its own type");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "nothing dropped on the way"
+        );
+        drop(back);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        // Boxed arguments too.
+        let big = ErasedCall::<(), ()>::new(ignore_big, (CountDrop(drops.clone()), [7; 8]));
+        let (d, a) = big
+            .into_args::<(CountDrop, [u64; 8])>()
+            .ok()
+            .expect("boxed");
+        assert_eq!(a, [7; 8]);
+        drop(d);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        let text = ErasedCall::<String, ()>::new(concat, ([1; 8], "x".to_string()));
+        let (_, s) = text.into_args::<([u64; 8], String)>().ok().expect("boxed");
+        assert_eq!(s, "x");
     }
 
     fn boom(_: &mut (), _: (CountDrop,), _: Option<&()>) {
