@@ -1562,11 +1562,19 @@ impl Tally {
     }
 }
 
-/// Rounds of N emits from a parent loop to workers in two child processes,
-/// alternating: a plain connection to worker 1, a group of one (worker 1), a
-/// group of two (workers 1 and 2). Returns per variant the rounds' (msgs/s
-/// end to end, producer ns per emit), and the group's statistics at the end.
-fn group_rounds(cfg: &Config) -> ([Vec<(f64, f64)>; 3], u64) {
+/// Emits of one run measuring the emitter's cost: ~0.5 MB of `(u64,)`
+/// records, half the default ring, so no emit waits for room.
+const COST_N: u64 = 20_000;
+/// Cost runs per round.
+const COST_RUNS: usize = 5;
+
+/// Rounds from a parent loop to workers in two child processes, alternating:
+/// a plain connection to worker 1, a group of one (worker 1), a group of two
+/// (workers 1 and 2). Returns per variant the rounds' msgs/s end to end (N
+/// emits) and the emitter's ns per emit (runs of `COST_N`).
+type GroupFigures = ([Vec<f64>; 3], [Vec<f64>; 3]);
+
+fn group_rounds(cfg: &Config) -> GroupFigures {
     let n = cfg.throughput_n;
     let parent = EventLoopThread::new(unique_id("grp-parent"));
     let (rep_tx, rep_rx) = unbounded();
@@ -1603,27 +1611,15 @@ fn group_rounds(cfg: &Config) -> ([Vec<(f64, f64)>; 3], u64) {
     }
     parent.start().expect("start parent loop");
     let opts = || ConnectOptions::new().overflow(Overflow::Block(BLOCK));
-    let mut results: [Vec<(f64, f64)>; 3] = Default::default();
-    let mut delivered_total = 0;
-    let total = 1 + 3 * cfg.throughput_rounds;
-    for round in 0..total {
-        let variant = round % 3;
-        let conns: Vec<_> = match variant {
-            0 => vec![d
-                .value()
-                .connect_with(&workers[0].2.on_value(), opts())
-                .expect("connect plain")],
-            k => workers[..k]
-                .iter()
-                .map(|(_, _, w)| {
-                    d.value()
-                        .connect_with(&w.on_value(), opts().group("workers"))
-                        .expect("join group")
-                })
-                .collect(),
+    // One run of `k` emits: (t0, t after the last emit, t when the last
+    // worker got its flush) in ns; checks the values and the group's counts.
+    let run = |k: u64, variant: usize| -> (u64, u64, u64) {
+        let counted = || {
+            d.value().group_stats("workers").map_or((0, 0), |s| {
+                (s.members.iter().map(|m| m.delivered).sum(), s.skipped)
+            })
         };
-        // The first round warms up (ring pages, both sides awake) with fewer.
-        let k = if round == 0 { (n / 4).max(1) } else { n };
+        let (before, skipped_before) = counted();
         d.run().invoke((k,)).expect("invoke run");
         let (t0, t_emitted) = started_rx
             .recv_timeout(REPLY_TIMEOUT)
@@ -1645,18 +1641,54 @@ fn group_rounds(cfg: &Config) -> ([Vec<(f64, f64)>; 3], u64) {
             "the workers counted other values than sent (variant {variant})"
         );
         if variant > 0 {
+            let (after, skipped) = counted();
+            assert_eq!(after - before, k, "the group's counts (variant {variant})");
+            // The cost runs fit in the rings: no member is ever full.
+            if k <= COST_N {
+                assert_eq!(skipped, skipped_before, "a member was full");
+            }
+        }
+        (t0, t_emitted, t1)
+    };
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut costs: [Vec<f64>; 3] = Default::default();
+    for round in 0..1 + 3 * cfg.throughput_rounds {
+        let variant = round % 3;
+        let conns: Vec<_> = match variant {
+            0 => vec![d
+                .value()
+                .connect_with(&workers[0].2.on_value(), opts())
+                .expect("connect plain")],
+            k => workers[..k]
+                .iter()
+                .map(|(_, _, w)| {
+                    d.value()
+                        .connect_with(&w.on_value(), opts().group("workers"))
+                        .expect("join group")
+                })
+                .collect(),
+        };
+        // The emitter's own cost: runs that fit in the rings, so nothing
+        // waits for room and no member is skipped.
+        for _ in 0..COST_RUNS {
+            let (t0, t_emitted, _) = run(COST_N, variant);
+            if round > 0 {
+                costs[variant].push((t_emitted - t0) as f64 / COST_N as f64);
+            }
+        }
+        // End to end: many times a ring, so the consumers set the pace. The
+        // first round warms up with fewer.
+        let k = if round == 0 { (n / 4).max(1) } else { n };
+        let (t0, _, t1) = run(k, variant);
+        if round > 0 {
+            rates[variant].push(k as f64 / (t1.saturating_sub(t0).max(1) as f64 / 1e9));
+        }
+        if variant > 0 {
             let stats = d.value().group_stats("workers").expect("group stats");
             assert_eq!(stats.undelivered, 0, "{stats:?}");
-            delivered_total += stats.members.iter().map(|m| m.delivered).sum::<u64>();
         }
         for c in conns {
             c.disconnect().expect("disconnect");
-        }
-        if round > 0 {
-            results[variant].push((
-                k as f64 / (t1.saturating_sub(t0).max(1) as f64 / 1e9),
-                (t_emitted - t0) as f64 / k as f64,
-            ));
         }
     }
     assert_eq!(parent.event_loop().stats().dropped_total(), 0);
@@ -1668,36 +1700,40 @@ fn group_rounds(cfg: &Config) -> ([Vec<(f64, f64)>; 3], u64) {
         p.stop().expect("stop worker");
         assert!(p.join().expect("join worker").success());
     }
-    (results, delivered_total)
+    (rates, costs)
 }
 
 fn bench_group(cfg: &Config) {
     println!("placement unpinned");
-    let (results, delivered) = group_rounds(cfg);
+    let (rates, costs) = group_rounds(cfg);
     let names = ["plain_one_receiver", "group_of_one", "group_of_two"];
     let mut rate = [0.0; 3];
     let mut cost = [0.0; 3];
-    for (i, rounds) in results.into_iter().enumerate() {
-        let (mut r, mut c): (Vec<f64>, Vec<f64>) = rounds.into_iter().unzip();
-        rate[i] = median(&mut r);
-        cost[i] = median(&mut c);
-        figure(
-            &format!("group_u64_unpinned_{}_msgs_per_s", names[i]),
-            format!("{:.0}", rate[i]),
-        );
-        figure(
-            &format!("group_u64_unpinned_{}_emit_ns", names[i]),
-            format!("{:.1}", cost[i]),
-        );
+    let mut best = [0.0; 3];
+    for i in 0..3 {
+        rate[i] = median(&mut rates[i].clone());
+        cost[i] = median(&mut costs[i].clone());
+        best[i] = costs[i].iter().copied().fold(f64::INFINITY, f64::min);
+        let tag = format!("group_u64_unpinned_{}", names[i]);
+        figure(&format!("{tag}_msgs_per_s"), format!("{:.0}", rate[i]));
+        figure(&format!("{tag}_emit_ns"), format!("{:.1}", cost[i]));
+        figure(&format!("{tag}_emit_ns_min"), format!("{:.1}", best[i]));
     }
-    figure("group_u64_unpinned_group_delivered_checked", delivered);
     for i in 1..3 {
+        let tag = format!("group_u64_unpinned_{}", names[i]);
         figure(
-            &format!("group_u64_unpinned_{}_emit_ratio_vs_plain", names[i]),
+            &format!("{tag}_emit_ratio_vs_plain"),
             format!("{:.3}", cost[i] / cost[0]),
         );
+        // The runs are bimodal (~25 against ~100 ns: the workers' reads of
+        // the rings contending with the emitter's writes, or not): the
+        // fastest run of each compares the code's own cost.
         figure(
-            &format!("group_u64_unpinned_{}_rate_ratio_vs_plain", names[i]),
+            &format!("{tag}_emit_min_ratio_vs_plain"),
+            format!("{:.3}", best[i] / best[0]),
+        );
+        figure(
+            &format!("{tag}_rate_ratio_vs_plain"),
             format!("{:.3}", rate[i] / rate[0]),
         );
     }

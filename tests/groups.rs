@@ -634,46 +634,69 @@ fn a_group_on_other_threads_fed_from_a_slot_skips_a_full_member_and_loses_nothin
     let busy = EventLoopThread::with_loop(EventLoop::builder(uid("busy-q")).capacity(2).create());
     busy.start().unwrap();
     let free = thread_loop("free-q");
-    let (fed_tx, fed_rx) = crossbeam_channel::unbounded();
-    let f = src_loop
-        .event_loop()
-        .add(
-            uid("feeder"),
-            Feeder {
-                job: Signal::new(),
-                fed: fed_tx,
-            },
-        )
-        .unwrap();
+    let feeder = |name: &str| {
+        let (fed_tx, fed_rx) = crossbeam_channel::unbounded();
+        let f = src_loop
+            .event_loop()
+            .add(
+                uid(name),
+                Feeder {
+                    job: Signal::new(),
+                    fed: fed_tx,
+                },
+            )
+            .unwrap();
+        (f, fed_rx)
+    };
+    // `f` feeds a group of both workers, `solo` a group of the busy one alone.
+    let (f, fed_rx) = feeder("feeder");
+    let (solo, solo_rx) = feeder("solo-feeder");
     let (tx, rx) = crossbeam_channel::unbounded();
     let (go, hold) = crossbeam_channel::bounded(1);
     let wb = worker(&busy, "busy", &tx, Some(hold));
     let wf = worker(&free, "free", &tx, None);
-    let opts = ConnectOptions::new()
-        .group("pool")
-        .overflow(Overflow::Block(DEADLINE));
-    f.job().connect_with(&wb.work(), opts.clone()).unwrap();
-    let to_free = f.job().connect_with(&wf.work(), opts).unwrap();
-    // The busy member holds its first job: it takes at most three (that one
-    // and an inbox of two) of its twenty turns.
+    let opts = |g: &str| {
+        ConnectOptions::new()
+            .group(g)
+            .overflow(Overflow::Block(DEADLINE))
+    };
+    f.job().connect_with(&wb.work(), opts("pool")).unwrap();
+    f.job().connect_with(&wf.work(), opts("pool")).unwrap();
+    solo.job().connect_with(&wb.work(), opts("solo")).unwrap();
+    // The busy worker holds its first job (the solo feeder's first; its second
+    // waits in the inbox, and comes through the fast path: the first emit
+    // refreshed the field's copy of the connections).
+    solo.feed().invoke((200, 2)).unwrap();
+    assert_eq!(solo_rx.recv_timeout(DEADLINE), Ok(2));
+    // Of its twenty turns the busy worker takes at most one more (an inbox of
+    // two): the rest are skipped.
     f.feed().invoke((0, 40)).unwrap();
     assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(40));
     let stats = f.job().group_stats("pool").unwrap();
-    assert!(stats.skipped >= 17, "{stats:?}");
+    assert!(stats.skipped >= 19, "{stats:?}");
     assert_eq!(stats.undelivered, 0);
     assert_eq!(stats.members.iter().map(|m| m.delivered).sum::<u64>(), 40);
-    // The free member leaves: the busy one, full, is the last to try and is
-    // waited for (until it goes on) instead of losing the jobs.
-    to_free.disconnect().unwrap();
-    f.feed().invoke((100, 3)).unwrap();
+    // A lone member, full, is the last to try: it is waited for as its policy
+    // says (until it goes on) instead of losing the jobs.
+    solo.feed().invoke((100, 3)).unwrap();
+    assert!(
+        solo_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the lone member's feed went on while its inbox was full"
+    );
     go.send(()).unwrap();
-    assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(3));
-    let got = collect(&rx, 43);
+    assert_eq!(solo_rx.recv_timeout(DEADLINE), Ok(3));
+    let got = collect(&rx, 45);
     let jobs: HashSet<u64> = got.iter().map(|(_, j)| *j).collect();
-    assert_eq!(jobs, (0..40).chain(100..103).collect::<HashSet<_>>());
+    assert_eq!(
+        jobs,
+        (0..40)
+            .chain(100..103)
+            .chain(200..202)
+            .collect::<HashSet<_>>()
+    );
     assert!(rx.try_recv().is_err(), "a job delivered twice");
-    let stats = f.job().group_stats("pool").unwrap();
-    assert_eq!((stats.members.len(), stats.undelivered), (1, 0));
+    let stats = solo.job().group_stats("solo").unwrap();
+    assert_eq!((stats.members[0].delivered, stats.undelivered), (5, 0));
     for lp in [&busy, &free] {
         assert_eq!(
             lp.event_loop().stats().dropped_total(),

@@ -113,8 +113,10 @@ impl Echo {
     fn stall(&mut self, ms: u64) {
         std::thread::sleep(Duration::from_millis(ms));
     }
-    /// Busy until the file `path` exists (or a deadline passed).
+    /// Says "stalled", then is busy until the file `path` exists (or a
+    /// deadline passed).
     fn stall_until(&mut self, path: String) {
+        self.said.emit(("stalled".into(),));
         let end = Instant::now() + DEADLINE;
         while !std::path::Path::new(&path).exists() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(1));
@@ -1317,28 +1319,37 @@ fn a_group_fed_from_a_slot_skips_a_full_member_and_loses_nothing() {
     assert!(ProcessConfig::new().ring_bytes(4096).apply());
     let (_t, sink, rx) = parent_sink();
     let feed_loop = EventLoopThread::new("feed");
-    let (fed_tx, fed_rx) = crossbeam_channel::unbounded();
-    let f = feed_loop
-        .event_loop()
-        .add(
-            "feeder",
-            Feeder {
-                value: Signal::new(),
-                fed: fed_tx,
-            },
-        )
-        .unwrap();
+    let feeder = |name: &str| {
+        let (fed_tx, fed_rx) = crossbeam_channel::unbounded();
+        let f = feed_loop
+            .event_loop()
+            .add(
+                name,
+                Feeder {
+                    value: Signal::new(),
+                    fed: fed_tx,
+                },
+            )
+            .unwrap();
+        (f, fed_rx)
+    };
+    // `f` feeds a group of both members, `solo` a group of member 1 alone.
+    let (f, fed_rx) = feeder("feeder");
+    let (solo, solo_rx) = feeder("solo-feeder");
     feed_loop.start().unwrap();
     let (p1, e1) = child_echo("fed-1");
     let (p2, e2) = child_echo("fed-2");
-    let opts = ConnectOptions::new()
-        .group("workers")
-        .overflow(Overflow::Block(DEADLINE));
-    let mut joined = Vec::new();
+    let wait = || ConnectOptions::new().overflow(Overflow::Block(DEADLINE));
     for e in [&e1, &e2] {
-        joined.push(f.value().connect_with(&e.on_value(), opts.clone()).unwrap());
-        e.echoed().connect(&sink.on_value()).unwrap();
+        f.value()
+            .connect_with(&e.on_value(), wait().group("workers"))
+            .unwrap();
+        e.echoed().connect_with(&sink.on_value(), wait()).unwrap();
     }
+    solo.value()
+        .connect_with(&e1.on_value(), wait().group("solo"))
+        .unwrap();
+    e1.said().connect(&sink.on_text()).unwrap();
     for p in [&p1, &p2] {
         p.start().unwrap();
     }
@@ -1349,22 +1360,26 @@ fn a_group_fed_from_a_slot_skips_a_full_member_and_loses_nothing() {
             *seen.entry(v).or_default() += 1;
         }
     };
-    // Both keep up: in turn.
+    // Both keep up: in turn. (Each feeder's first emit also refreshes its
+    // field's copy of the connections: the later ones take the fast path.)
     f.feed().invoke((100, 10)).unwrap();
     assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(10));
-    note(take(&rx, 10));
+    solo.feed().invoke((200, 2)).unwrap();
+    assert_eq!(solo_rx.recv_timeout(DEADLINE), Ok(2));
+    note(take(&rx, 12));
     let stats = f.value().group_stats("workers").unwrap();
     let delivered = |s: &signal_slot::GroupStats| -> Vec<u64> {
         s.members.iter().map(|m| m.delivered).collect()
     };
     assert_eq!((delivered(&stats), stats.skipped), (vec![5, 5], 0));
-    // Member 1 is busy and its ring (4 KiB) full: every turn of it is passed
-    // to member 2 (whose ring holds them all: nothing waits).
+    // Member 1 is busy (it said so: it frees no room from here on) and its
+    // ring (4 KiB) full.
     let gate = std::env::temp_dir().join(format!("signal-slot-gate-{}", std::process::id()));
     let _ = std::fs::remove_file(&gate);
     e1.stall_until()
         .invoke((gate.to_string_lossy().into_owned(),))
         .unwrap();
+    assert_eq!(take(&rx, 1), ["text stalled"]);
     let src_loop = EventLoop::new("filler-loop");
     let src = src_loop.add("filler", Source::default()).unwrap();
     let filler = src
@@ -1379,6 +1394,8 @@ fn a_group_fed_from_a_slot_skips_a_full_member_and_loses_nothing() {
         .count() as u64;
     assert!((10..5000).contains(&filled), "{filled} fit in the ring");
     filler.disconnect().unwrap();
+    // Every turn of member 1 is passed to member 2 (whose ring holds them
+    // all: nothing waits).
     f.feed().invoke((1000, 100)).unwrap();
     assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(100));
     let stats = f.value().group_stats("workers").unwrap();
@@ -1387,22 +1404,26 @@ fn a_group_fed_from_a_slot_skips_a_full_member_and_loses_nothing() {
         (vec![5, 105], 50, 0),
         "member 1's turns went to member 2"
     );
-    // Member 2 leaves: member 1, still full, is the last to try and waits as
-    // its policy says (until the gate opens) instead of losing the values.
-    joined.pop().unwrap().disconnect().unwrap();
-    f.feed().invoke((2000, 3)).unwrap();
+    // A lone member, full, is the last to try: it is waited for as its policy
+    // says, until the gate opens, instead of losing the values.
+    solo.feed().invoke((2000, 3)).unwrap();
+    assert!(
+        solo_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the lone member's feed went on while its ring was full"
+    );
     std::fs::write(&gate, b"").unwrap();
-    assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(3));
-    let stats = f.value().group_stats("workers").unwrap();
+    assert_eq!(solo_rx.recv_timeout(DEADLINE), Ok(3));
+    let stats = solo.value().group_stats("solo").unwrap();
     assert_eq!(
         (delivered(&stats), stats.skipped, stats.undelivered),
-        (vec![8], 50, 0)
+        (vec![5], 0, 0)
     );
     note(take(&rx, 103 + filled as usize));
     let _ = std::fs::remove_file(&gate);
     assert!(seen.values().all(|n| *n == 1), "a value delivered twice");
     assert!(
         (100..110)
+            .chain(200..202)
             .chain(1000..1100)
             .chain(2000..2003)
             .chain(5000..5000 + filled)

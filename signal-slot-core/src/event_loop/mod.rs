@@ -385,7 +385,10 @@ fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
     // `is_remote`, with the owner loaded once for the post too.
     let owner = lp.owner();
     if owner == system::my_proc() {
-        let _ = deliver_elsewhere(t, args, None, true);
+        // The common post first (no room: the general path's wait).
+        if let Err(args) = try_post_here(t, args) {
+            let _ = deliver_elsewhere(t, args, None, true);
+        }
         return;
     }
     let result = match lp.mailbox.get() {
@@ -416,8 +419,16 @@ pub(crate) fn try_post_elsewhere<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> R
             _ => Err(args),
         };
     }
-    // A loop of a process (started or not) takes the general path's care:
-    // its handover lock.
+    try_post_here(t, args)
+}
+
+/// A post to the inbox of `t`'s loop, a loop of this process run by another
+/// thread, that never waits: `Err(args)`, nothing counted, when the inbox is
+/// full, the loop finished, or it is a process's loop (the general path's
+/// care: its handover lock).
+#[inline(always)]
+fn try_post_here<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result<(), A> {
+    let lp = &t.recv.lp;
     if lp.for_process.load(Ordering::Acquire) || lp.is_finished() {
         return Err(args);
     }
