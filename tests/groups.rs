@@ -705,3 +705,40 @@ fn a_group_on_other_threads_fed_from_a_slot_skips_a_full_member_and_loses_nothin
         );
     }
 }
+
+/// A member passed over because it is full does not tilt the spread: the
+/// members after it take its turns in turn too (it was the next member after
+/// a full one that took each of them, twice the others' share).
+#[test]
+fn the_turns_of_a_full_member_are_spread_over_the_others() {
+    let busy = EventLoopThread::with_loop(EventLoop::builder(uid("busy-3")).capacity(2).create());
+    busy.start().unwrap();
+    let (l2, l3) = (thread_loop("spread-2"), thread_loop("spread-3"));
+    let src = thread_loop("spread-src");
+    let d = src
+        .event_loop()
+        .add(uid("dispatcher"), Dispatcher::default())
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (go, hold) = crossbeam_channel::bounded(1);
+    let members = [
+        worker(&busy, "a", &tx, Some(hold)),
+        worker(&l2, "b", &tx, None),
+        worker(&l3, "c", &tx, None),
+    ];
+    for w in &members {
+        d.job()
+            .connect_with(&w.work(), ConnectOptions::new().group("three"))
+            .unwrap();
+    }
+    for j in 0..60 {
+        d.job().emit((j,));
+    }
+    let stats = d.job().group_stats("three").unwrap();
+    let [a, b, c] = [0, 1, 2].map(|i| stats.members[i].delivered);
+    // The busy member holds its first job and has room for two more.
+    assert!(a <= 3 && a + b + c == 60, "{stats:?}");
+    assert!(b.abs_diff(c) <= 2, "uneven: {stats:?}");
+    go.send(()).unwrap();
+    assert_eq!(collect(&rx, 60).len(), 60);
+}

@@ -307,9 +307,31 @@ fn a_process_loop_is_not_run_in_the_parent() {
         matches!(r, Err(signal_slot::ExecError::ForProcess(_))),
         "{r:?}"
     );
+    // Nor on a thread of the parent: refused at start, no thread spawned.
+    let on_thread = EventLoopThread::with_loop(p.event_loop().clone());
+    let r = on_thread.start();
+    assert!(
+        matches!(
+            r,
+            Err(signal_slot::StartError::Exec(
+                signal_slot::ExecError::ForProcess(_)
+            ))
+        ),
+        "{r:?}"
+    );
     p.start().unwrap();
     let r = p.event_loop().exec();
     assert!(matches!(r, Err(signal_slot::ExecError::Remote(_))), "{r:?}");
+    let r = on_thread.start();
+    assert!(
+        matches!(
+            r,
+            Err(signal_slot::StartError::Exec(
+                signal_slot::ExecError::Remote(_)
+            ))
+        ),
+        "{r:?}"
+    );
     echo.on_value().invoke((5,)).unwrap();
     assert_eq!(take(&rx, 1), ["value 5"]);
     p.stop().unwrap();

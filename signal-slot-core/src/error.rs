@@ -246,6 +246,11 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The loop cannot run on this thread at all (an
+    /// [`EventLoopProcess`](crate::EventLoopProcess)'s loop, one running or
+    /// finished): said before a thread is spawned for it.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
 }
 
 /// Why `join` did not return a clean exit.

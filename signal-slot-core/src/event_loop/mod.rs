@@ -816,6 +816,25 @@ impl EventLoop {
         self.exec_here()
     }
 
+    /// What [`exec`](Self::exec) would refuse now, asked before a thread is
+    /// spawned for it (`exec` asks again, atomically, when it runs).
+    pub(crate) fn runnable(&self) -> Result<(), ExecError> {
+        let name = || self.shared.name.clone();
+        if self.shared.is_remote() {
+            return Err(ExecError::Remote(name()));
+        }
+        if self.shared.for_process.load(Ordering::Acquire) {
+            return Err(ExecError::ForProcess(name()));
+        }
+        if self.shared.started.load(Ordering::Acquire) {
+            return Err(match self.shared.state() {
+                LoopState::Finished => ExecError::Finished(name()),
+                _ => ExecError::AlreadyRunning(name()),
+            });
+        }
+        Ok(())
+    }
+
     /// [`exec`](Self::exec) in the child process the loop was handed to.
     pub(crate) fn exec_in_child(&self) -> Result<(), ExecError> {
         self.exec_here()

@@ -49,11 +49,23 @@ impl EventLoopThread {
     }
 
     /// Spawns the thread (named after the loop) and runs the loop on it.
+    /// A loop that cannot run here (an
+    /// [`EventLoopProcess`](crate::EventLoopProcess)'s, one running or
+    /// finished) is refused at once ([`StartError::Exec`]).
+    ///
+    /// ```
+    /// use signal_slot::{EventLoopProcess, EventLoopThread, StartError, ExecError};
+    ///
+    /// let p = EventLoopProcess::new("start-doc").unwrap();
+    /// let t = EventLoopThread::with_loop(p.event_loop().clone());
+    /// assert!(matches!(t.start(), Err(StartError::Exec(ExecError::ForProcess(_)))));
+    /// ```
     pub fn start(&self) -> Result<(), StartError> {
         let mut state = lock(&self.thread);
         if !matches!(*state, ThreadState::NotStarted) {
             return Err(StartError::AlreadyStarted(self.lp.name().to_string()));
         }
+        self.lp.runnable()?;
         let lp = self.lp.clone();
         let handle = std::thread::Builder::new()
             .name(self.lp.name().to_string())

@@ -335,6 +335,15 @@ impl<A: SignalArgs> Group<A> {
         self.members[i].target(last)
     }
 
+    /// Member `i` took an emission whose turn was another's (who refused):
+    /// the turn goes to the member after `i`.
+    #[inline]
+    pub(crate) fn moved_past(&self, i: usize) {
+        self.counters
+            .cursor
+            .store(self.members[i].next, Ordering::Relaxed);
+    }
+
     /// Member `i` took an emission: see [`Member::took`].
     #[inline]
     pub(crate) fn took(&self, i: usize) {

@@ -594,6 +594,10 @@ impl<A: SignalArgs> SignalShared<A> {
             let m = self.meta_for(t, meta, em);
             if event_loop::deliver_counted(t, a, m, last).is_ok() {
                 g.took(i);
+                // The turn goes on after the member that took it: else that
+                // member, whose turn is next, would take two in a row, and
+                // the one after it half as many as the rest.
+                g.moved_past(i);
                 return;
             }
             if !last {
