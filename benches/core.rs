@@ -43,7 +43,10 @@ use std::time::{Duration, Instant};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{figure, loadavg, median, percentile, stop_and_join, target, unique_id};
+use support::{
+    figure, group_figures, group_rounds, loadavg, median, percentile, stop_and_join, target,
+    unique_id,
+};
 
 /// Inbox capacity of the receiving loop, and the capacity of the raw channels.
 const CAPACITY: usize = 8192;
@@ -969,7 +972,6 @@ type GroupFigures = ([Vec<f64>; 3], [Vec<f64>; 3]);
 /// connection to the first, a group of one (the first), a group of two
 /// (both).
 fn group_queued_rounds(cfg: &Config) -> GroupFigures {
-    let n = cfg.throughput_n;
     let l1 = EventLoopThread::new(unique_id("gq-l1"));
     let l2 = EventLoopThread::with_loop(
         EventLoop::builder(unique_id("gq-l2"))
@@ -1032,49 +1034,38 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
             if k <= COST_N {
                 assert_eq!(skipped, skipped_before, "a member was full");
             }
-        }
-        (t0, t_emitted, t1)
-    };
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    let mut costs: [Vec<f64>; 3] = Default::default();
-    for round in 0..1 + 3 * cfg.throughput_rounds {
-        let variant = round % 3;
-        let conns: Vec<_> = match variant {
-            0 => vec![spreader
-                .out()
-                .connect_with(&tallies[0].on_value(), opts())
-                .expect("connect plain")],
-            k => tallies[..k]
-                .iter()
-                .map(|t| {
-                    spreader
-                        .out()
-                        .connect_with(&t.on_value(), opts().group("g"))
-                        .expect("join group")
-                })
-                .collect(),
-        };
-        for _ in 0..COST_RUNS {
-            let (t0, t_emitted, _) = run(COST_N, variant);
-            if round > 0 {
-                costs[variant].push(ns_per(t_emitted.duration_since(t0), COST_N));
-            }
-        }
-        // End to end: many inboxes' worth, so the consumer sets the pace. The
-        // first round warms up with fewer.
-        let k = if round == 0 { (n / 4).max(1) } else { n };
-        let (t0, _, t1) = run(k, variant);
-        if round > 0 {
-            rates[variant].push(k as f64 / t1.duration_since(t0).as_secs_f64());
-        }
-        if variant > 0 {
             let stats = spreader.out().group_stats("g").expect("group stats");
             assert_eq!(stats.undelivered, 0, "{stats:?}");
         }
-        for c in conns {
-            c.disconnect().expect("disconnect");
-        }
-    }
+        (t0, t_emitted, t1)
+    };
+    let connect = |variant: usize| match variant {
+        0 => vec![spreader
+            .out()
+            .connect_with(&tallies[0].on_value(), opts())
+            .expect("connect plain")],
+        k => tallies[..k]
+            .iter()
+            .map(|t| {
+                spreader
+                    .out()
+                    .connect_with(&t.on_value(), opts().group("g"))
+                    .expect("join group")
+            })
+            .collect(),
+    };
+    let (rates, costs) = group_rounds(
+        cfg.throughput_rounds,
+        (cfg.throughput_n, COST_N, COST_RUNS),
+        connect,
+        |k, variant| {
+            let (t0, t_emitted, t1) = run(k, variant);
+            (
+                ns_per(t_emitted.duration_since(t0), k),
+                k as f64 / t1.duration_since(t0).as_secs_f64(),
+            )
+        },
+    );
     let dropped = l1.event_loop().stats().dropped_total() + l2.event_loop().stats().dropped_total();
     assert_eq!(dropped, 0, "messages were dropped");
     stop_and_join(&l1);
@@ -1084,33 +1075,8 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
 
 fn bench_group_queued(cfg: &Config) {
     println!("placement unpinned");
-    let names = ["plain_one_receiver", "group_of_one", "group_of_two"];
     let (rates, costs) = group_queued_rounds(cfg);
-    let (mut rate, mut cost, mut best) = ([0.0; 3], [0.0; 3], [0.0; 3]);
-    for i in 0..3 {
-        rate[i] = median(&mut rates[i].clone());
-        cost[i] = median(&mut costs[i].clone());
-        best[i] = costs[i].iter().copied().fold(f64::INFINITY, f64::min);
-        let tag = format!("group_queued_unpinned_{}", names[i]);
-        figure(&format!("{tag}_msgs_per_s"), format!("{:.0}", rate[i]));
-        figure(&format!("{tag}_emit_ns"), format!("{:.1}", cost[i]));
-        figure(&format!("{tag}_emit_ns_min"), format!("{:.1}", best[i]));
-    }
-    for i in 1..3 {
-        let tag = format!("group_queued_unpinned_{}", names[i]);
-        figure(
-            &format!("{tag}_emit_ratio_vs_plain"),
-            format!("{:.3}", cost[i] / cost[0]),
-        );
-        figure(
-            &format!("{tag}_emit_min_ratio_vs_plain"),
-            format!("{:.3}", best[i] / best[0]),
-        );
-        figure(
-            &format!("{tag}_rate_ratio_vs_plain"),
-            format!("{:.3}", rate[i] / rate[0]),
-        );
-    }
+    group_figures("group_queued_unpinned", &rates, &costs);
 }
 
 // ---------------------------------------------------------------------------

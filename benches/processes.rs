@@ -99,7 +99,9 @@ use std::time::{Duration, Instant};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{figure, loadavg, median, percentile, stop_and_join, target, unique_id};
+use support::{
+    figure, group_figures, loadavg, median, percentile, stop_and_join, target, unique_id,
+};
 
 /// How long the bench waits for any one reply before giving up.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -1574,8 +1576,7 @@ const COST_RUNS: usize = 5;
 /// emits) and the emitter's ns per emit (runs of `COST_N`).
 type GroupFigures = ([Vec<f64>; 3], [Vec<f64>; 3]);
 
-fn group_rounds(cfg: &Config) -> GroupFigures {
-    let n = cfg.throughput_n;
+fn group_u64_rounds(cfg: &Config) -> GroupFigures {
     let parent = EventLoopThread::new(unique_id("grp-parent"));
     let (rep_tx, rep_rx) = unbounded();
     let (started_tx, started_rx) = unbounded();
@@ -1647,50 +1648,37 @@ fn group_rounds(cfg: &Config) -> GroupFigures {
             if k <= COST_N {
                 assert_eq!(skipped, skipped_before, "a member was full");
             }
-        }
-        (t0, t_emitted, t1)
-    };
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    let mut costs: [Vec<f64>; 3] = Default::default();
-    for round in 0..1 + 3 * cfg.throughput_rounds {
-        let variant = round % 3;
-        let conns: Vec<_> = match variant {
-            0 => vec![d
-                .value()
-                .connect_with(&workers[0].2.on_value(), opts())
-                .expect("connect plain")],
-            k => workers[..k]
-                .iter()
-                .map(|(_, _, w)| {
-                    d.value()
-                        .connect_with(&w.on_value(), opts().group("workers"))
-                        .expect("join group")
-                })
-                .collect(),
-        };
-        // The emitter's own cost: runs that fit in the rings, so nothing
-        // waits for room and no member is skipped.
-        for _ in 0..COST_RUNS {
-            let (t0, t_emitted, _) = run(COST_N, variant);
-            if round > 0 {
-                costs[variant].push((t_emitted - t0) as f64 / COST_N as f64);
-            }
-        }
-        // End to end: many times a ring, so the consumers set the pace. The
-        // first round warms up with fewer.
-        let k = if round == 0 { (n / 4).max(1) } else { n };
-        let (t0, _, t1) = run(k, variant);
-        if round > 0 {
-            rates[variant].push(k as f64 / (t1.saturating_sub(t0).max(1) as f64 / 1e9));
-        }
-        if variant > 0 {
             let stats = d.value().group_stats("workers").expect("group stats");
             assert_eq!(stats.undelivered, 0, "{stats:?}");
         }
-        for c in conns {
-            c.disconnect().expect("disconnect");
-        }
-    }
+        (t0, t_emitted, t1)
+    };
+    let connect = |variant: usize| match variant {
+        0 => vec![d
+            .value()
+            .connect_with(&workers[0].2.on_value(), opts())
+            .expect("connect plain")],
+        k => workers[..k]
+            .iter()
+            .map(|(_, _, w)| {
+                d.value()
+                    .connect_with(&w.on_value(), opts().group("workers"))
+                    .expect("join group")
+            })
+            .collect(),
+    };
+    let figures = support::group_rounds(
+        cfg.throughput_rounds,
+        (cfg.throughput_n, COST_N, COST_RUNS),
+        connect,
+        |k, variant| {
+            let (t0, t_emitted, t1) = run(k, variant);
+            (
+                (t_emitted - t0) as f64 / k as f64,
+                k as f64 / (t1.saturating_sub(t0).max(1) as f64 / 1e9),
+            )
+        },
+    );
     assert_eq!(parent.event_loop().stats().dropped_total(), 0);
     for (p, _, _) in &workers {
         assert_eq!(p.event_loop().stats().dropped_total(), 0, "sender side");
@@ -1700,43 +1688,13 @@ fn group_rounds(cfg: &Config) -> GroupFigures {
         p.stop().expect("stop worker");
         assert!(p.join().expect("join worker").success());
     }
-    (rates, costs)
+    figures
 }
 
 fn bench_group(cfg: &Config) {
     println!("placement unpinned");
-    let (rates, costs) = group_rounds(cfg);
-    let names = ["plain_one_receiver", "group_of_one", "group_of_two"];
-    let mut rate = [0.0; 3];
-    let mut cost = [0.0; 3];
-    let mut best = [0.0; 3];
-    for i in 0..3 {
-        rate[i] = median(&mut rates[i].clone());
-        cost[i] = median(&mut costs[i].clone());
-        best[i] = costs[i].iter().copied().fold(f64::INFINITY, f64::min);
-        let tag = format!("group_u64_unpinned_{}", names[i]);
-        figure(&format!("{tag}_msgs_per_s"), format!("{:.0}", rate[i]));
-        figure(&format!("{tag}_emit_ns"), format!("{:.1}", cost[i]));
-        figure(&format!("{tag}_emit_ns_min"), format!("{:.1}", best[i]));
-    }
-    for i in 1..3 {
-        let tag = format!("group_u64_unpinned_{}", names[i]);
-        figure(
-            &format!("{tag}_emit_ratio_vs_plain"),
-            format!("{:.3}", cost[i] / cost[0]),
-        );
-        // The runs are bimodal (~25 against ~100 ns: the workers' reads of
-        // the rings contending with the emitter's writes, or not): the
-        // fastest run of each compares the code's own cost.
-        figure(
-            &format!("{tag}_emit_min_ratio_vs_plain"),
-            format!("{:.3}", best[i] / best[0]),
-        );
-        figure(
-            &format!("{tag}_rate_ratio_vs_plain"),
-            format!("{:.3}", rate[i] / rate[0]),
-        );
-    }
+    let (rates, costs) = group_u64_rounds(cfg);
+    group_figures("group_u64_unpinned", &rates, &costs);
 }
 
 // ---------------------------------------------------------------------------

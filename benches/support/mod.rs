@@ -47,6 +47,79 @@ pub fn target(what: &str, met: bool) {
     println!("# target {what}: {}", if met { "met" } else { "MISSED" });
 }
 
+/// Drives a group section's rounds, the variants alternating (0: a plain
+/// connection to one receiver, 1: a group of one, 2: a group of two; round 0
+/// warms up with variant 0 and is not counted). Per round: `connect(variant)`
+/// makes the variant's connections (disconnected after the round), then
+/// `cost_runs` runs of `cost_n` emits (the emitter's cost: they fit in the
+/// queue) and one of `n` (the end-to-end rate: many queues' worth).
+/// `run(k, variant)` makes one run and returns (emitter's ns per emit,
+/// msgs/s end to end). Returns per variant the rates and the costs.
+pub fn group_rounds(
+    rounds: usize,
+    (n, cost_n, cost_runs): (u64, u64, usize),
+    mut connect: impl FnMut(usize) -> Vec<signal_slot::Connection>,
+    mut run: impl FnMut(u64, usize) -> (f64, f64),
+) -> ([Vec<f64>; 3], [Vec<f64>; 3]) {
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut costs: [Vec<f64>; 3] = Default::default();
+    for round in 0..1 + 3 * rounds {
+        let variant = round % 3;
+        let conns = connect(variant);
+        for _ in 0..cost_runs {
+            let (cost, _) = run(cost_n, variant);
+            if round > 0 {
+                costs[variant].push(cost);
+            }
+        }
+        let k = if round == 0 { (n / 4).max(1) } else { n };
+        let (_, rate) = run(k, variant);
+        if round > 0 {
+            rates[variant].push(rate);
+        }
+        for c in conns {
+            c.disconnect().expect("disconnect");
+        }
+    }
+    (rates, costs)
+}
+
+/// The figures of a group section (`prefix`, e.g. `group_u64_unpinned`):
+/// per variant (a plain connection to one receiver, a group of one, a group
+/// of two) the median rate and emit cost, the fastest run's cost, and the
+/// ratios to the plain connection. The cost runs are bimodal on small VMs
+/// (the receivers' reads contending with the emitter's writes, or not): the
+/// fastest run of each compares the code's own cost.
+pub fn group_figures(prefix: &str, rates: &[Vec<f64>; 3], costs: &[Vec<f64>; 3]) {
+    let names = ["plain_one_receiver", "group_of_one", "group_of_two"];
+    let (mut rate, mut cost, mut best) = ([0.0; 3], [0.0; 3], [0.0; 3]);
+    for i in 0..3 {
+        rate[i] = median(&mut rates[i].clone());
+        cost[i] = median(&mut costs[i].clone());
+        best[i] = costs[i].iter().copied().fold(f64::INFINITY, f64::min);
+        let tag = format!("{prefix}_{}", names[i]);
+        figure(&format!("{tag}_msgs_per_s"), format!("{:.0}", rate[i]));
+        figure(&format!("{tag}_emit_ns"), format!("{:.1}", cost[i]));
+        figure(&format!("{tag}_emit_ns_min"), format!("{:.1}", best[i]));
+    }
+    for i in 1..3 {
+        let tag = format!("{prefix}_{}", names[i]);
+        let ratio = |a: f64, b: f64| format!("{:.3}", a / b);
+        figure(
+            &format!("{tag}_emit_ratio_vs_plain"),
+            ratio(cost[i], cost[0]),
+        );
+        figure(
+            &format!("{tag}_emit_min_ratio_vs_plain"),
+            ratio(best[i], best[0]),
+        );
+        figure(
+            &format!("{tag}_rate_ratio_vs_plain"),
+            ratio(rate[i], rate[0]),
+        );
+    }
+}
+
 /// Sums what it receives; `report` sends (calls, sum) so a bench can check
 /// that nothing was lost.
 #[derive(EventLoopObject)]
