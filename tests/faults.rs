@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use signal_slot::prelude::*;
-use signal_slot::{DropReason, EmitError};
+use signal_slot::{ConnectOptions, DropReason, EmitError, EventLoopThread, Overflow};
 use std::time::Duration;
 
 #[test]
@@ -108,4 +108,64 @@ fn block_policy_delivers_everything_once_the_receiver_drains() {
     producer.join().unwrap();
     assert_eq!(got.last().map(String::as_str), Some("value 1999"));
     assert_eq!(lp.event_loop().stats().dropped_total(), 0);
+}
+
+/// Plain emits from a slot (a signal field's fast path) to a small inbox on
+/// another thread, policy `Block`: the emitter waits for room, and every
+/// value arrives, in order, none dropped (review helper-37: losing them
+/// failed no test).
+#[test]
+fn emits_from_a_slot_to_a_full_inbox_wait_and_lose_nothing() {
+    let src_loop = thread_loop("block-src");
+    let slow =
+        EventLoopThread::with_loop(EventLoop::builder(uid("block-slow")).capacity(4).create());
+    let (sink, rx) = Sink::new();
+    let sink = slow.event_loop().add(uid("sink"), sink).unwrap();
+    let src = src_loop
+        .event_loop()
+        .add(uid("src"), Source::default())
+        .unwrap();
+    src.value()
+        .connect_with(
+            &sink.on_value(),
+            ConnectOptions::new().overflow(Overflow::Block(DEADLINE)),
+        )
+        .unwrap();
+    src.emit_values().invoke((2000,)).unwrap();
+    // The receiver starts once its inbox is full: the emitter waits by then.
+    wait_until("a full inbox", || {
+        slow.event_loop().stats().queue_depth == 4
+    });
+    slow.start().unwrap();
+    let want: Vec<String> = (0..2000).map(|i| format!("value {i}")).collect();
+    assert_eq!(take(&rx, 2000), want);
+    assert_eq!(slow.event_loop().stats().dropped_total(), 0);
+}
+
+/// Policy `Fail` from a slot to a loop that never runs: exactly its capacity
+/// is queued, every other emit counted once.
+#[test]
+fn emits_from_a_slot_to_a_full_inbox_fail_and_count_each_once() {
+    let src_loop = thread_loop("fail-src");
+    let idle = EventLoop::builder(uid("fail-idle")).capacity(4).create();
+    let (sink, _rx) = Sink::new();
+    let sink = idle.add(uid("sink"), sink).unwrap();
+    let (done_sink, done_rx) = Sink::new();
+    let src = src_loop
+        .event_loop()
+        .add(uid("src"), Source::default())
+        .unwrap();
+    let done = src_loop.event_loop().add(uid("done"), done_sink).unwrap();
+    src.value()
+        .connect_with(
+            &sink.on_value(),
+            ConnectOptions::new().overflow(Overflow::Fail),
+        )
+        .unwrap();
+    src.emit_values().invoke((10,)).unwrap();
+    // Runs on the source's loop after the emitting slot returned.
+    done.on_value().invoke((0,)).unwrap();
+    assert_eq!(take(&done_rx, 1), ["value 0"]);
+    let s = idle.stats();
+    assert_eq!((s.queue_depth, s.dropped_queue_full), (4, 6), "{s:?}");
 }

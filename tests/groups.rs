@@ -694,6 +694,15 @@ fn a_group_on_other_threads_fed_from_a_slot_skips_a_full_member_and_loses_nothin
             .chain(200..202)
             .collect::<HashSet<_>>()
     );
+    // Exactly once: nothing left queued, and the loops ran 45 calls.
+    let loop_stats = |lp: &EventLoopThread| lp.event_loop().stats();
+    wait_until("drained", || {
+        loop_stats(&busy).queue_depth + loop_stats(&free).queue_depth == 0
+    });
+    assert_eq!(
+        loop_stats(&busy).delivered + loop_stats(&free).delivered,
+        45
+    );
     assert!(rx.try_recv().is_err(), "a job delivered twice");
     let stats = solo.job().group_stats("solo").unwrap();
     assert_eq!((stats.members[0].delivered, stats.undelivered), (5, 0));
@@ -741,4 +750,62 @@ fn the_turns_of_a_full_member_are_spread_over_the_others() {
     assert!(b.abs_diff(c) <= 2, "uneven: {stats:?}");
     go.send(()).unwrap();
     assert_eq!(collect(&rx, 60).len(), 60);
+}
+
+/// Emits a job and says whether a member ran it before the emit returned.
+#[derive(EventLoopObject)]
+struct Prober {
+    #[signal]
+    job: Signal<(u64,)>,
+    seen: Receiver<(String, u64)>,
+    out: Sender<bool>,
+}
+
+#[slots]
+impl Prober {
+    fn go(&mut self, j: u64) {
+        self.job.emit((j,));
+        let _ = self.out.send(self.seen.try_recv().is_ok());
+    }
+}
+
+/// A group spread over the emitting loop and another thread: the member on
+/// the emitting loop is called directly (before the emit returns), as on the
+/// general path, not queued to its own loop (review helper-37: queueing it
+/// failed no test).
+#[test]
+fn a_spread_groups_member_on_the_emitting_loop_is_called_directly() {
+    let (l1, l2) = (thread_loop("probe-1"), thread_loop("probe-2"));
+    let (tx_a, seen) = crossbeam_channel::unbounded();
+    let (tx_b, rx_b) = crossbeam_channel::unbounded();
+    let (out, results) = crossbeam_channel::unbounded();
+    let p = l1
+        .event_loop()
+        .add(
+            uid("prober"),
+            Prober {
+                job: Signal::new(),
+                seen,
+                out,
+            },
+        )
+        .unwrap();
+    for w in [
+        worker(&l1, "here", &tx_a, None),
+        worker(&l2, "there", &tx_b, None),
+    ] {
+        p.job()
+            .connect_with(&w.work(), ConnectOptions::new().group("spread"))
+            .unwrap();
+    }
+    // The first emit refreshes the field's copy of the connections (general
+    // path); the next ones take the fast path.
+    for j in 0..6 {
+        p.go().invoke((j,)).unwrap();
+    }
+    let got: Vec<bool> = (0..6)
+        .map(|_| results.recv_timeout(DEADLINE).unwrap())
+        .collect();
+    assert_eq!(got, [true, false, true, false, true, false]);
+    assert_eq!(collect(&rx_b, 3).len(), 3);
 }
