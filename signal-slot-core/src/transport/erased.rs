@@ -218,7 +218,7 @@ mod tests {
     fn arguments_come_back_unrun_only_as_their_own_type() {
         let drops = Arc::new(AtomicUsize::new(0));
         let call = ErasedCall::<(), ()>::new(ignore, (CountDrop(drops.clone()),));
-        let call = call.into_args::<(u64,)>().err().expect("not a (u64,)");
+        let call = call.into_args::<(u64,)>().expect_err("not a (u64,)");
         let (back,) = call.into_args::<(CountDrop,)>().ok().expect("its own type");
         assert_eq!(
             drops.load(Ordering::SeqCst),
