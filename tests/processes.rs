@@ -1315,6 +1315,31 @@ fn a_group_member_killed_and_another_joining() {
     let _ = p1.join();
 }
 
+/// A thread loop that finished keeps no inbox storage while its handles live,
+/// and a post that reaches it after its last drain is refused (the ring is
+/// retired, counted by the sender) rather than left where no one reads.
+/// In the harness's own process: the storage counter is process-wide.
+fn a_finished_thread_loop_frees_its_inbox() {
+    let before = signal_slot::__private::inbox_ring_bytes();
+    let t = EventLoopThread::new("finishing");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let sink = t.event_loop().add("finishing-sink", Sink { tx }).unwrap();
+    t.start().unwrap();
+    sink.on_value().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 1"]);
+    assert!(signal_slot::__private::inbox_ring_bytes() > before);
+    t.stop().unwrap();
+    t.join().unwrap();
+    assert_eq!(signal_slot::__private::inbox_ring_bytes(), before);
+    assert!(
+        sink.on_value().invoke((2,)).is_err(),
+        "the receiver is gone"
+    );
+    let lp = t.event_loop().clone();
+    drop(t);
+    assert_eq!(lp.stats().queue_depth, 0);
+}
+
 /// Emits from a slot of a parent loop: the field's fast path.
 #[derive(EventLoopObject)]
 struct Feeder {
@@ -1591,6 +1616,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         plain_thread_receivers_hear_child_processes,
         a_group_member_killed_and_another_joining,
         a_group_fed_from_a_slot_skips_a_full_member_and_loses_nothing,
+        a_finished_thread_loop_frees_its_inbox,
         requests_to_slots_in_a_child,
         a_receiver_killed_during_a_request_is_missing,
         a_late_answer_from_a_child_is_counted,

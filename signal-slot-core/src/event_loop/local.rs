@@ -1170,8 +1170,27 @@ impl LoopLocal {
                 .counters
                 .dropped(DropReason::LoopStopped, &self.shared.name)
         };
-        while let Some(env) = self.shared.inbox.try_recv_data() {
-            dropped(env);
+        // Then the data ring is retired: a post that passed its `is_finished`
+        // check before the store above and lands after this drain is refused
+        // (and counted by its sender) instead of sitting in a ring no one
+        // reads again; the ring's storage is freed. A post in the middle of
+        // its write keeps the ring busy: drain it too, and try again.
+        // (A process's loop may have had its ring retired at the handover;
+        // a post stuck between claim and write past a second leaves it.)
+        let give_up = Instant::now() + Duration::from_secs(1);
+        loop {
+            while let Some(env) = self.shared.inbox.try_recv_data() {
+                dropped(env);
+            }
+            let inbox = &self.shared.inbox;
+            if inbox.is_data_retired() || inbox.retire_data() {
+                break;
+            }
+            if Instant::now() > give_up {
+                log::warn!("loop {:?}: its inbox could not be closed", self.shared.name);
+                break;
+            }
+            std::thread::yield_now();
         }
         let queued: Vec<Envelope> = self.queue.borrow_mut().drain(..).collect();
         queued.into_iter().for_each(dropped);

@@ -103,7 +103,8 @@ impl<D, C> Inbox<D, C> {
                 Err(m) => msg = m,
             }
             let left = wait.saturating_sub(start.elapsed());
-            if left.is_zero() {
+            // A ring retired meanwhile (its loop finished) never makes room.
+            if left.is_zero() || self.data.is_retired() {
                 return Err(PostError::Full(msg));
             }
             self.room.sleep(seen, Some(left.min(MAX_SLEEP)));
@@ -154,7 +155,17 @@ impl<D, C> Inbox<D, C> {
     /// then on. For an inbox that will never carry data again but must stay
     /// alive. False, and nothing changed, otherwise.
     pub(crate) fn retire_data(&self) -> bool {
-        self.data.retire()
+        let retired = self.data.retire();
+        if retired {
+            // Producers waiting for room give up now, not at their deadline.
+            self.room.wake();
+        }
+        retired
+    }
+
+    /// [`retire_data`](Self::retire_data) freed the data ring.
+    pub(crate) fn is_data_retired(&self) -> bool {
+        self.data.is_retired()
     }
 
     /// Sleeps until a message arrives (here or where `more` looks) or `timeout`
