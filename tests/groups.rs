@@ -724,9 +724,18 @@ fn the_turns_of_a_full_member_are_spread_over_the_others() {
     busy.start().unwrap();
     let (l2, l3) = (thread_loop("spread-2"), thread_loop("spread-3"));
     let src = thread_loop("spread-src");
-    let d = src
+    let (fed_tx, fed_rx) = crossbeam_channel::unbounded();
+    // Emits from a slot: the field's fast path, then the general path for
+    // each refused turn.
+    let f = src
         .event_loop()
-        .add(uid("dispatcher"), Dispatcher::default())
+        .add(
+            uid("feeder"),
+            Feeder {
+                job: Signal::new(),
+                fed: fed_tx,
+            },
+        )
         .unwrap();
     let (tx, rx) = crossbeam_channel::unbounded();
     let (go, hold) = crossbeam_channel::bounded(1);
@@ -736,14 +745,13 @@ fn the_turns_of_a_full_member_are_spread_over_the_others() {
         worker(&l3, "c", &tx, None),
     ];
     for w in &members {
-        d.job()
+        f.job()
             .connect_with(&w.work(), ConnectOptions::new().group("three"))
             .unwrap();
     }
-    for j in 0..60 {
-        d.job().emit((j,));
-    }
-    let stats = d.job().group_stats("three").unwrap();
+    f.feed().invoke((0, 60)).unwrap();
+    assert_eq!(fed_rx.recv_timeout(DEADLINE), Ok(60));
+    let stats = f.job().group_stats("three").unwrap();
     let [a, b, c] = [0, 1, 2].map(|i| stats.members[i].delivered);
     // The busy member holds its first job and has room for two more.
     assert!(a <= 3 && a + b + c == 60, "{stats:?}");

@@ -1175,15 +1175,14 @@ impl LoopLocal {
         // (and counted by its sender) instead of sitting in a ring no one
         // reads again; the ring's storage is freed. A post in the middle of
         // its write keeps the ring busy: drain it too, and try again.
-        // (A process's loop may have had its ring retired at the handover;
-        // a post stuck between claim and write past a second leaves it.)
+        // (A post stuck between its claim and its write for a second leaves
+        // the ring as it was before.)
         let give_up = Instant::now() + Duration::from_secs(1);
         loop {
             while let Some(env) = self.shared.inbox.try_recv_data() {
                 dropped(env);
             }
-            let inbox = &self.shared.inbox;
-            if inbox.is_data_retired() || inbox.retire_data() {
+            if self.shared.inbox.retire_data() {
                 break;
             }
             if Instant::now() > give_up {

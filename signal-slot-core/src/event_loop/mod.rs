@@ -485,10 +485,17 @@ fn deliver_elsewhere<A: SignalArgs>(
         Ok(()) => Ok(()),
         Err(PostError::Full(envelope)) => {
             drop(envelope);
+            // A ring retired by the loop's teardown looks full: the loop
+            // stopped (its FINISHED store comes before the retire).
+            let reason = if lp.is_finished() {
+                DropReason::LoopStopped
+            } else {
+                DropReason::QueueFull
+            };
             if count {
-                lp.counters.dropped(DropReason::QueueFull, &lp.name);
+                lp.counters.dropped(reason, &lp.name);
             }
-            Err(DropReason::QueueFull)
+            Err(reason)
         }
     }
 }

@@ -335,8 +335,8 @@ impl<A: SignalArgs> Group<A> {
         self.members[i].target(last)
     }
 
-    /// Member `i` took an emission whose turn was another's (who refused):
-    /// the turn goes to the member after `i`.
+    /// Member `i` is tried with an emission whose turn was another's (who
+    /// refused): the turn goes to the member after `i`.
     #[inline]
     pub(crate) fn moved_past(&self, i: usize) {
         self.counters

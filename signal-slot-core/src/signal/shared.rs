@@ -592,12 +592,14 @@ impl<A: SignalArgs> SignalShared<A> {
             };
             let t = g.target(i, last);
             let m = self.meta_for(t, meta, em);
+            // The turn goes on after the member tried: if it takes the
+            // emission, else that member, whose turn is next, would take two
+            // in a row and the one after it half as many as the rest. Before
+            // the call, as on the fast path: a slot called here that emits
+            // again finds the turn moved (review helper-38).
+            g.moved_past(i);
             if event_loop::deliver_counted(t, a, m, last).is_ok() {
                 g.took(i);
-                // The turn goes on after the member that took it: else that
-                // member, whose turn is next, would take two in a row, and
-                // the one after it half as many as the rest.
-                g.moved_past(i);
                 return;
             }
             if !last {

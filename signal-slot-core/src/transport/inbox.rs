@@ -157,15 +157,12 @@ impl<D, C> Inbox<D, C> {
     pub(crate) fn retire_data(&self) -> bool {
         let retired = self.data.retire();
         if retired {
-            // Producers waiting for room give up now, not at their deadline.
-            self.room.wake();
+            // Producers waiting for room give up now, not at their deadline
+            // (after a fence, as a drain wakes them: one that announced itself
+            // sees the retired ring or is woken).
+            self.room.wake_after_fence();
         }
         retired
-    }
-
-    /// [`retire_data`](Self::retire_data) freed the data ring.
-    pub(crate) fn is_data_retired(&self) -> bool {
-        self.data.is_retired()
     }
 
     /// Sleeps until a message arrives (here or where `more` looks) or `timeout`
