@@ -463,6 +463,18 @@ fn child_process(
     (p, ctl)
 }
 
+/// A parent loop thread (not started) with a `Reports` on it, and the
+/// channel its reports arrive on.
+fn parent_loop(name: String) -> (EventLoopThread, Handle<Reports>, Receiver<Report>) {
+    let parent = EventLoopThread::new(name);
+    let (rep_tx, rep_rx) = unbounded();
+    let reports = parent
+        .event_loop()
+        .add(unique_id("reports"), Reports { tx: rep_tx })
+        .unwrap_or_else(|e| panic!("add reports: {e}"));
+    (parent, reports, rep_rx)
+}
+
 fn next_report(rx: &Receiver<Report>) -> Report {
     rx.recv_timeout(REPLY_TIMEOUT)
         .expect("a report from the child within the timeout")
@@ -636,13 +648,8 @@ fn throughput_signal_slot(
         Payload::U64 => cfg.throughput_n,
         Payload::Text64 => cfg.text_n,
     };
-    let parent = EventLoopThread::new(unique_id("tp-parent"));
-    let (rep_tx, rep_rx) = unbounded();
+    let (parent, reports, rep_rx) = parent_loop(unique_id("tp-parent"));
     let (started_tx, started_rx) = unbounded();
-    let reports = parent
-        .event_loop()
-        .add(unique_id("reports"), Reports { tx: rep_tx })
-        .unwrap_or_else(|e| panic!("add reports: {e}"));
     let producer = parent
         .event_loop()
         .add(
@@ -1028,13 +1035,8 @@ impl Ponger {
 /// Round-trip samples (ns) of the signal-slot ping-pong, warm-up dropped; and
 /// the dropped total (0, checked).
 fn ping_pong_signal_slot(cfg: &Config, payload: Payload, placement: Placement) -> (Vec<u64>, u64) {
-    let parent = EventLoopThread::new(unique_id("pp-parent"));
-    let (rep_tx, rep_rx) = unbounded();
+    let (parent, reports, rep_rx) = parent_loop(unique_id("pp-parent"));
     let (done_tx, done_rx) = bounded(1);
-    let reports = parent
-        .event_loop()
-        .add(unique_id("reports"), Reports { tx: rep_tx })
-        .unwrap_or_else(|e| panic!("add reports: {e}"));
     let pinger = parent
         .event_loop()
         .add(
@@ -1413,12 +1415,7 @@ struct RequestPair {
 
 impl RequestPair {
     fn start(name: &str) -> Self {
-        let parent = EventLoopThread::new(unique_id(&format!("{name}-parent")));
-        let (rep_tx, rep_rx) = unbounded();
-        let reports = parent
-            .event_loop()
-            .add(unique_id("reports"), Reports { tx: rep_tx })
-            .unwrap_or_else(|e| panic!("add reports: {e}"));
+        let (parent, reports, rep_rx) = parent_loop(unique_id(&format!("{name}-parent")));
         let asker = parent
             .event_loop()
             .add(unique_id("asker"), Asker::default())
@@ -1577,13 +1574,8 @@ const COST_RUNS: usize = 5;
 type GroupFigures = ([Vec<f64>; 3], [Vec<f64>; 3]);
 
 fn group_u64_rounds(cfg: &Config) -> GroupFigures {
-    let parent = EventLoopThread::new(unique_id("grp-parent"));
-    let (rep_tx, rep_rx) = unbounded();
+    let (parent, reports, rep_rx) = parent_loop(unique_id("grp-parent"));
     let (started_tx, started_rx) = unbounded();
-    let reports = parent
-        .event_loop()
-        .add(unique_id("reports"), Reports { tx: rep_tx })
-        .unwrap_or_else(|e| panic!("add reports: {e}"));
     let d = parent
         .event_loop()
         .add(

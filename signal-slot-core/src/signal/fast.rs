@@ -139,15 +139,16 @@ impl<A: SignalArgs> Fast<A> {
     /// section (one connected and one unconnected emit), plain emits too.
     #[inline(always)]
     pub(crate) fn post_elsewhere(&self, args: A) -> Result<(), A> {
-        let here = event_loop::current_loop_id();
         let (member, turns) = match self {
-            Fast::Lone(t, m) if here != Some(t.loop_id) => (m.first(), None),
-            Fast::Group(turns, lp) if here != Some(*lp) => (turns.current(), Some(turns)),
-            Fast::Spread(turns) => (turns.current(), Some(turns)),
+            Fast::Lone(_, m) => (m.first(), None),
+            Fast::Group(turns, _) | Fast::Spread(turns) => (turns.current(), Some(turns)),
+            // (Before the thread-local read: the general path's emits pass
+            // here too.)
             _ => return Err(args),
         };
-        // A spread group's member may live on this thread's loop: a direct
-        // call, the general path's.
+        // A member on this thread's loop (a busy one, or a spread group's):
+        // a direct call, the general path's.
+        let here = event_loop::current_loop_id();
         let Some(m) = member.filter(|m| here != Some(m.loop_id())) else {
             return Err(args);
         };
