@@ -13,6 +13,7 @@
 //! removed meanwhile runs to its end; the object is then dropped. Tasks left
 //! when the loop stops are dropped, not polled.
 
+use super::gather::{Drained, Gather, GATHER};
 use super::remote::{self, Unusable};
 use super::timer::Timers;
 use super::{Control, Envelope, LoopId, LoopShared};
@@ -47,22 +48,6 @@ const SPIN_YIELDS: u32 = 4;
 /// while we yielded): polling for it is time taken from it, so the loop polls
 /// less (see `LoopLocal::spin_budget`).
 const YIELD_SWITCHED: Duration = Duration::from_micros(2);
-/// A drain of the mailbox that found at least this many records, and then
-/// no more, was keeping up with a stream: the loop lets the next records
-/// gather for up to [`GATHER`] before it reads the rings again (see
-/// [`LoopLocal::let_records_gather`]). A ping-pong or a request hands one
-/// record per drain and never waits.
-const GATHER_AFTER: usize = 2;
-/// Why wait: a consumer that keeps up with a producer record by record reads
-/// each record's cache line while the producer writes the next record into
-/// it, so every emit waits for its line to come back from the other core
-/// (the producer's lock is a locked instruction, which waits for its
-/// earlier stores). Measured on the 2-vCPU VM, `(u64,)` parent -> child,
-/// cpu0/cpu1: rounds where the consumer kept up ran at 9-11 M/s, rounds
-/// where it lagged at 25-30; with a wait of 1 us the slow rounds ran at
-/// 12-15 M/s, 3 us 15-22, 5 us 17-32, 10 us 18-30. Records of a stream
-/// wait at most this long more than they would have.
-const GATHER: Duration = Duration::from_micros(5);
 
 /// [`LoopLocal::receiver`] while no slot runs. A table would need 2^32
 /// objects before a real key equals it (and that one would then only lose its
@@ -185,6 +170,8 @@ pub(super) struct LoopLocal {
     /// from a process whose loop went idle on another CPU (a peer elsewhere,
     /// slower than the polls).
     spin_budget: Cell<u32>,
+    /// When to let a stream's records gather (see `event_loop::gather`).
+    gather: Gather,
     next_task: Cell<u64>,
     /// The receiver of the last message dispatched from the inbox or the
     /// mailbox, kept across batches: a stream, or a ping-pong that hands
@@ -401,6 +388,7 @@ pub(super) fn run(
         tasks: RefCell::new(HashMap::new()),
         next_task: Cell::new(0),
         spin_budget: Cell::new(SPIN_POLLS),
+        gather: Gather::default(),
         last_receiver: Cell::new(None),
         uninstalls: Cell::new(0),
         mailbox_cache: Cell::new(None),
@@ -824,29 +812,35 @@ impl LoopLocal {
     fn drain_records(&self, mb: MailboxConsumer) -> bool {
         let addr = mb.addr();
         let (mut last, epoch) = self.take_last();
+        let mut d = Drained::default();
+        let mut first_ring = None;
         // `rec` is a private copy already (see `transport::shm::ring`).
         let n = mb.drain_polling(
             BATCH,
-            |_from, rec| self.dispatch_record(rec, addr, &mut last, false),
+            |from, rec| {
+                d.bytes += rec.len();
+                d.several_rings |= *first_ring.get_or_insert(from) != from;
+                d.request |= remote::is_request(rec);
+                self.dispatch_record(rec, addr, &mut last, false)
+            },
             |from, why| self.ring_damaged(from, why),
         );
         self.keep_last(last, epoch);
-        if (GATHER_AFTER..BATCH).contains(&n) {
+        d.records = n;
+        // Nothing else to do now, and no sender seen on this CPU lately.
+        let allowed =
+            !self.stop.get() && !self.has_local_work() && self.spin_budget.get() == SPIN_POLLS;
+        if self.gather.after_drain(d, BATCH, mb.ring_bytes(), allowed) {
             self.let_records_gather();
         }
         n > 0
     }
 
-    /// Waits up to [`GATHER`] (see there why) without touching the rings, so
-    /// that a stream's next records are read together, from cache lines their
-    /// producer is done with. Not when a sender recently shared this loop's
-    /// CPU (the wait would be taken from it), and no longer than until the
-    /// inbox has work.
+    /// Waits up to [`GATHER`] without touching the rings (see
+    /// `event_loop::gather` for why and when), or until the inbox has work.
+    /// Out of line: the drain's own path stays small.
     #[inline(never)]
     fn let_records_gather(&self) {
-        if self.spin_budget.get() < SPIN_POLLS {
-            return;
-        }
         let start = Instant::now();
         while start.elapsed() < GATHER && !self.shared.inbox.has_work() {
             for _ in 0..8 {

@@ -13,6 +13,7 @@
 //! on a futex with the next timer as its timeout: no polling, ~0 % CPU.
 
 mod control;
+mod gather;
 mod local;
 mod remote;
 mod stats;

@@ -353,6 +353,13 @@ fn send_call_again<A: SignalArgs>(
     }
 }
 
+/// Whether `rec` is a request's record (its flags say so; garbage may say
+/// anything, which only matters to the loop's gathering decision).
+#[inline]
+pub(super) fn is_request(rec: &[u8]) -> bool {
+    rec.get(1).is_some_and(|flags| flags & FLAG_REQUEST != 0)
+}
+
 /// A call record, checked and split.
 pub(super) struct Call<'a> {
     pub(super) key: ObjectKey,

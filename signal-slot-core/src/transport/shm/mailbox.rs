@@ -294,6 +294,11 @@ impl MailboxConsumer {
         self.addr
     }
 
+    /// The data bytes of each of its rings.
+    pub(crate) fn ring_bytes(&self) -> usize {
+        self.region.ring_bytes()
+    }
+
     /// Some producer flagged its ring since the mask was last cleared. With
     /// [`drain_polling`](Self::drain_polling) flags outlive their records: this
     /// is then the check to sleep on (after [`settle`](Self::settle)), and

@@ -113,6 +113,11 @@ impl Region {
         MAILBOX_HEADER + MAX_PROCS * (super::ring::RING_HEADER + ring_bytes)
     }
 
+    /// The data bytes of each ring.
+    pub(crate) fn ring_bytes(&self) -> usize {
+        self.ring_bytes
+    }
+
     /// Creates and maps a zeroed region whose rings hold `ring_bytes` each.
     pub(crate) fn create(ring_bytes: usize) -> Result<Region, RegionError> {
         if !ring_bytes.is_power_of_two() || !(4096..=1 << 30).contains(&ring_bytes) {
