@@ -382,22 +382,34 @@ pub(crate) fn deliver_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result
 /// post is counted, as `deliver_elsewhere` counts it).
 #[inline(never)]
 fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
+    post_elsewhere_counted(t, args);
+}
+
+/// The post of [`deliver_elsewhere_plain`] (also a group of one's, from its
+/// own out-of-line caller): true if delivered, else false with the drop
+/// counted at the receiving loop.
+#[inline(always)]
+pub(crate) fn post_elsewhere_counted<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> bool {
     let lp = &t.recv.lp;
     // `is_remote`, with the owner loaded once for the post too.
     let owner = lp.owner();
     if owner == system::my_proc() {
         // The common post first (no room: the general path's wait).
-        if let Err(args) = try_post_here(t, args) {
-            let _ = deliver_elsewhere(t, args, None, true);
-        }
-        return;
+        return match try_post_here(t, args) {
+            Ok(()) => true,
+            Err(args) => deliver_elsewhere(t, args, None, true).is_ok(),
+        };
     }
     let result = match lp.mailbox.get() {
         Some(addr) => remote::post_plain(lp, t, &args, *addr, owner),
         None => Err(DropReason::ReceiverGone),
     };
-    if let Err(reason) = result {
-        lp.counters.dropped(reason, &lp.name);
+    match result {
+        Ok(()) => true,
+        Err(reason) => {
+            lp.counters.dropped(reason, &lp.name);
+            false
+        }
     }
 }
 
@@ -409,7 +421,7 @@ fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
 /// tries the member again, counting what it refuses, and the rest of the
 /// group. (A refusal the post logs, arguments that do not encode, is logged
 /// again there, as for every member it tries.) Inlined into its one caller,
-/// itself out of line (`Bound::emit_unserved`).
+/// itself out of line (`Turns::post_elsewhere`).
 #[inline(always)]
 pub(crate) fn try_post_elsewhere<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result<(), A> {
     let lp = &t.recv.lp;

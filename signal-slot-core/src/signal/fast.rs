@@ -10,8 +10,8 @@
 //! the common emit to one call of [`call_here`](crate::event_loop::call_here).
 
 use crate::event_loop::{self, LoopId};
-use crate::signal::group::{Member, Turns};
-use crate::signal::{Conn, ConnectionKind, SignalArgs, SlotTarget, Target};
+use crate::signal::group::{Group, Member, Turns};
+use crate::signal::{Conn, ConnectionKind, SignalArgs, SignalShared, SlotTarget, Target};
 use std::sync::Arc;
 
 /// How an emit delivers to a cached list.
@@ -27,18 +27,24 @@ pub(crate) enum Fast<A> {
     /// One plain slot: called directly when this thread runs its loop, else
     /// posted to its loop or process.
     Slot(SlotTarget<A>),
-    /// A group of one plain slot: the same call on its loop, and the member's
-    /// count (in the group's own member: a fixed-size array, no length
-    /// check). The target is a copy here, as for `Slot`: the call reads it
-    /// from the field, not through the member's pointer first.
-    Lone(SlotTarget<A>, Arc<[Member<A>; 1]>),
-    /// A group whose members are plain slots of one loop: the member whose
-    /// turn it is gets called directly when this thread runs that loop, else
-    /// posted when another process runs it.
+    /// A group of one plain slot: the same call or post as `Slot`, and the
+    /// member's count (in the group's own member: a fixed-size array, no
+    /// length check), or the group's count of undelivered emissions. The
+    /// target is a copy here, as for `Slot`: the call reads it from the
+    /// field, not through the member's pointer first.
+    Lone(Lone<A>),
+    /// A group whose members are plain slots of the signal's own loop: the
+    /// member whose turn it is gets called directly when this thread runs
+    /// that loop (else the general path).
     Group(Turns<A>, LoopId),
-    /// A group whose members are plain slots of several loops (workers in
-    /// child processes, typically): the member whose turn it is gets posted
-    /// when another process runs its loop.
+    /// A group whose members are plain slots of other loops or of several
+    /// (workers on other threads or in child processes, typically): the
+    /// member whose turn it is gets a post that never waits when this thread
+    /// does not run its loop (else, or refused, the general path). Apart from
+    /// `Group`: the two arms in one, the pointer to the turns was kept in a
+    /// callee-saved register across the direct call, which every field emit
+    /// pushed and popped (8-10 instructions more per round of the core
+    /// bench's group section, plain emits on their own loop too).
     Spread(Turns<A>),
     /// Anything else: the general path.
     General,
@@ -51,8 +57,9 @@ fn plain<A>(t: &SlotTarget<A>) -> bool {
 }
 
 impl<A: SignalArgs> Fast<A> {
-    /// The fast path for `list`.
-    pub(crate) fn of(list: &[Conn<A>]) -> Self {
+    /// The fast path for `list`, a list of `shared` (where a group's post
+    /// that was refused goes on: the general path).
+    pub(crate) fn of(list: &[Conn<A>], shared: &Arc<SignalShared<A>>) -> Self {
         let [c] = list else {
             return if list.is_empty() {
                 Fast::Empty
@@ -72,7 +79,11 @@ impl<A: SignalArgs> Fast<A> {
                 });
                 match (loops.next().flatten(), &*g.members) {
                     (Some(_), [m]) => match (&m.conn.target, g.members.clone().try_into()) {
-                        (Target::Slot(t), Ok(m)) => Fast::Lone(t.clone(), m),
+                        (Target::Slot(t), Ok(m)) => Fast::Lone(Lone {
+                            t: t.clone(),
+                            m,
+                            g: g.clone(),
+                        }),
                         _ => Fast::General,
                     },
                     (Some(first), _) => {
@@ -81,7 +92,7 @@ impl<A: SignalArgs> Fast<A> {
                             one &= l == Some(first);
                             plain &= l.is_some();
                         }
-                        match (Turns::of(g), one, plain) {
+                        match (Turns::of(g, shared), one && first == shared.loop_id, plain) {
                             (Some(turns), true, _) => Fast::Group(turns, first),
                             (Some(turns), false, true) => Fast::Spread(turns),
                             _ => Fast::General,
@@ -101,62 +112,58 @@ impl<A: SignalArgs> Fast<A> {
         match self {
             Fast::Empty => Ok(()),
             Fast::Slot(t) => event_loop::deliver_plain(t, args),
-            Fast::Lone(t, m) => {
-                // Elsewhere: `post_elsewhere`, after this returns (see there).
-                if event_loop::current_loop_id() != Some(t.loop_id) {
-                    return Err(args);
+            Fast::Lone(lone) => {
+                if event_loop::current_loop_id() != Some(lone.t.loop_id) {
+                    lone.post(args);
+                    return Ok(());
                 }
-                event_loop::call_here(t, args)?;
-                let [m] = &**m;
+                event_loop::call_here(&lone.t, args)?;
+                let [m] = &*lone.m;
                 m.took();
                 Ok(())
             }
             Fast::Group(turns, lp) => {
                 // Checked before the turn moves: an emit from elsewhere takes
-                // `post_elsewhere` or the general path and must find the turn
-                // where it was.
+                // the general path and must find the turn where it was.
                 if event_loop::current_loop_id() != Some(*lp) {
                     return Err(args);
                 }
                 turns.call_here(args)
             }
-            Fast::Spread(_) => Err(args),
+            Fast::Spread(turns) => {
+                turns.post_elsewhere(args);
+                Ok(())
+            }
             Fast::General => Err(args),
         }
     }
+}
 
-    /// What [`deliver`](Self::deliver) left to its caller that is still
-    /// simpler than the general path: the group member whose turn it is, when
-    /// this thread does not run its loop, gets a post that never waits (to
-    /// another process's mailbox or another thread's inbox). A refused post
-    /// (and a member on this thread's loop, or of a process not running yet)
-    /// gives `Err(args)` with the turn where it was: the general path then
-    /// tries that member again, counting what it refuses, and the rest of the
-    /// group, the last one with its own policy. Apart from `deliver`, called
-    /// out of line: inlined there, these branches took a callee-saved register
-    /// that every emit (same-loop calls included) pushed and popped: callgrind
-    /// counted 9 instructions more per round of the core bench's group
-    /// section (one connected and one unconnected emit), plain emits too.
-    #[inline(always)]
-    pub(crate) fn post_elsewhere(&self, args: A) -> Result<(), A> {
-        let (member, turns) = match self {
-            Fast::Lone(_, m) => (m.first(), None),
-            Fast::Group(turns, _) | Fast::Spread(turns) => (turns.current(), Some(turns)),
-            // (Before the thread-local read: the general path's emits pass
-            // here too.)
-            _ => return Err(args),
-        };
-        // A member on this thread's loop (a busy one, or a spread group's):
-        // a direct call, the general path's.
-        let here = event_loop::current_loop_id();
-        let Some(m) = member.filter(|m| here != Some(m.loop_id())) else {
-            return Err(args);
-        };
-        // One post for every kind (one copy of the send paths inlined here).
-        m.post_elsewhere(args)?;
-        if let Some(turns) = turns {
-            turns.passed(m);
+/// A group of one plain slot (see [`Fast::Lone`]), its target first: the
+/// same place in the variant as `Slot`'s target, so that the post below,
+/// passed the whole, takes the pointer the other arms compute anyway (passed
+/// the enum or the parts, every field emit on its own loop cost 1-2
+/// instructions more: a pointer computed before the dispatch).
+#[repr(C)]
+pub(crate) struct Lone<A> {
+    t: SlotTarget<A>,
+    m: Arc<[Member<A>; 1]>,
+    g: Group<A>,
+}
+
+impl<A: SignalArgs> Lone<A> {
+    /// The emission when this thread does not run the member's loop: the
+    /// plain post with the member's own policy (what the general path does
+    /// for a lone member: no other member to try, so it may wait), then the
+    /// member's count, or the group's count of undelivered emissions (the
+    /// loop counted the drop). Out of line, like the plain post.
+    #[inline(never)]
+    fn post(&self, args: A) {
+        if event_loop::post_elsewhere_counted(&self.t, args) {
+            let [m] = &*self.m;
+            m.took();
+        } else {
+            self.g.undelivered();
         }
-        Ok(())
     }
 }

@@ -55,9 +55,9 @@ struct Cached<A> {
 }
 
 impl<A: SignalArgs> Cached<A> {
-    fn of(shared: &SignalShared<A>) -> Self {
+    fn of(shared: &Arc<SignalShared<A>>) -> Self {
         let (version, list) = shared.snapshot();
-        let fast = Fast::of(&list);
+        let fast = Fast::of(&list, shared);
         Self {
             version,
             list,
@@ -199,8 +199,7 @@ impl<A: SignalArgs> Signal<A> {
 impl<A: SignalArgs> Bound<A> {
     /// A plain emit to a list the fast path serves is one call here; the rest
     /// (retained values, a moved list, several connections, a receiver
-    /// elsewhere) is [`emit_unserved`](Self::emit_unserved) or
-    /// [`emit_general`](Self::emit_general).
+    /// busy) is [`emit_general`](Self::emit_general).
     #[inline]
     fn emit_plain(&self, args: A) {
         if self.retained {
@@ -216,22 +215,6 @@ impl<A: SignalArgs> Bound<A> {
             _ => args,
         };
         // The borrow has ended: the general path may refresh the cache.
-        self.emit_unserved(args)
-    }
-
-    /// A plain emit [`Fast::deliver`](super::fast::Fast::deliver) did not
-    /// serve: a group member on another loop is posted to here (see
-    /// [`Fast::post_elsewhere`](super::fast::Fast::post_elsewhere)), the rest
-    /// takes the general path.
-    #[inline(never)]
-    fn emit_unserved(&self, args: A) {
-        let args = match self.cache.try_borrow() {
-            Ok(c) if c.version == self.shared.version() => match c.fast.post_elsewhere(args) {
-                Ok(()) => return,
-                Err(args) => args,
-            },
-            _ => args,
-        };
         self.emit_general(args, None, None)
     }
 

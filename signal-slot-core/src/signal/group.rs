@@ -8,7 +8,8 @@
 //! the last attempt follow the member's own overflow policy.
 
 use crate::object::ObjectId;
-use crate::signal::{Conn, Overflow, SignalArgs, SlotTarget, Target};
+use crate::signal::shared::Emission;
+use crate::signal::{Conn, Overflow, SignalArgs, SignalShared, SlotTarget, Target};
 use crate::sync::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -164,17 +165,20 @@ impl<A> Member<A> {
 pub(crate) struct Turns<A> {
     counters: Arc<Counters>,
     members: Arc<[Member<A>]>,
+    /// The signal, for a refused post's general path.
+    shared: Arc<SignalShared<A>>,
 }
 
 impl<A: SignalArgs> Turns<A> {
     /// `g` for the fast path; `None` unless every member is a slot.
-    pub(crate) fn of(g: &Group<A>) -> Option<Self> {
+    pub(crate) fn of(g: &Group<A>, shared: &Arc<SignalShared<A>>) -> Option<Self> {
         g.members
             .iter()
             .all(|m| matches!(m.conn.target, Target::Slot(_)))
             .then(|| Self {
                 counters: g.counters.clone(),
                 members: g.members.clone(),
+                shared: shared.clone(),
             })
     }
 
@@ -205,6 +209,35 @@ impl<A: SignalArgs> Turns<A> {
     pub(crate) fn current(&self) -> Option<&Member<A>> {
         let i = self.counters.cursor.load(Ordering::Relaxed);
         usize::try_from(i).ok().and_then(|i| self.members.get(i))
+    }
+
+    /// The emission from a thread that does not run the loop of the member
+    /// whose turn it is: a post to that member that never waits (to another
+    /// process's mailbox or another thread's inbox), then the turn moves on.
+    /// A refused post (and a member on this thread's loop, a spread group's,
+    /// or of a process not running yet) leaves the turn where it was and takes
+    /// the general path, through the signal's list: it tries that member
+    /// again, counting what it refuses, and the rest of the group, the last
+    /// one with its own policy.
+    ///
+    /// Out of line, and called from [`Fast::deliver`](super::fast::Fast::deliver)
+    /// with the pointer its other arms compute anyway, returning nothing: a
+    /// `Result` handed back there, or these branches inlined, took a
+    /// callee-saved register that every field emit pushed and popped (8-10
+    /// instructions more per round of the core bench's group section, plain
+    /// emits on their own loop too); going back to the field for the general
+    /// path (a second look at its cache) cost a group emit ~35 instructions.
+    #[inline(never)]
+    pub(crate) fn post_elsewhere(&self, args: A) {
+        let here = crate::event_loop::current_loop_id();
+        let args = match self.current().filter(|m| here != Some(m.loop_id())) {
+            Some(m) => match m.post_elsewhere(args) {
+                Ok(()) => return self.passed(m),
+                Err(args) => args,
+            },
+            None => args,
+        };
+        self.shared.emit_shared(args, Emission::PLAIN, None);
     }
 
     /// `m`, the member whose turn it was, took an emission: the turn moves on.
