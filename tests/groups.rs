@@ -817,3 +817,111 @@ fn a_spread_groups_member_on_the_emitting_loop_is_called_directly() {
     assert_eq!(got, [true, false, true, false, true, false]);
     assert_eq!(collect(&rx_b, 3).len(), 3);
 }
+
+// --- refused posts from the fast path: the group's and the loop's counts ----
+
+/// On a running loop thread, `feed(n)` emits `task` n times from
+/// its slot (the field's fast path once its copy of the list is fresh).
+#[derive(EventLoopObject, Default)]
+struct Burst {
+    #[signal]
+    task: Signal<(u64,)>,
+}
+
+#[slots]
+impl Burst {
+    fn feed(&mut self, n: u64) {
+        for i in 0..n {
+            self.task.emit((i,));
+        }
+    }
+}
+
+/// A loop that is never run: its inbox of `capacity` fills and stays full.
+fn stalled_loop(name: &str, capacity: usize) -> EventLoop {
+    EventLoop::builder(uid(name)).capacity(capacity).create()
+}
+
+/// A group of one whose member's inbox fills, with each overflow policy: the
+/// post from the fast path is the plain connection's (the member's own
+/// policy), and each emission is counted once, as delivered to the member or
+/// as undelivered by the group, with the drop in the member's loop.
+#[test]
+fn a_group_of_one_counts_what_its_full_member_refuses_under_every_policy() {
+    for policy in [
+        Overflow::Fail,
+        Overflow::DropNewest,
+        Overflow::Block(Duration::from_millis(5)),
+    ] {
+        let src_loop = thread_loop("lone-src");
+        let src = src_loop
+            .event_loop()
+            .add(uid("feeder"), Burst::default())
+            .unwrap();
+        let stalled = stalled_loop("lone-full", 4);
+        let member = stalled.add(uid("member"), Counted::default()).unwrap();
+        src.task()
+            .connect_with(
+                &member.work(),
+                ConnectOptions::new().group("solo").overflow(policy),
+            )
+            .unwrap();
+        src.feed().invoke((10,)).unwrap();
+        wait_until("all 10 emissions counted", || {
+            let st = src.task().group_stats("solo").unwrap();
+            st.members[0].delivered + st.undelivered == 10
+        });
+        let st = src.task().group_stats("solo").unwrap();
+        assert_eq!(
+            (st.members[0].delivered, st.skipped, st.undelivered),
+            (4, 0, 6),
+            "{policy:?}: {st:?}"
+        );
+        let ls = stalled.stats();
+        assert_eq!(
+            (ls.queue_depth, ls.dropped_queue_full, ls.dropped_total()),
+            (4, 6, 6),
+            "{policy:?}: {ls:?}"
+        );
+    }
+}
+
+/// Two members on one other loop (the emitter's loop runs neither: the
+/// post path, as for members spread over several loops), both inboxes full:
+/// the emissions either member took, plus those no member took, are all of
+/// them, each drop counted once in the members' loop.
+#[test]
+fn a_group_on_one_other_loop_counts_what_its_full_members_refuse() {
+    let src_loop = thread_loop("two-src");
+    let src = src_loop
+        .event_loop()
+        .add(uid("feeder"), Burst::default())
+        .unwrap();
+    let stalled = stalled_loop("two-full", 4);
+    let members: Vec<_> = (0..2)
+        .map(|i| {
+            stalled
+                .add(uid(&format!("member-{i}")), Counted::default())
+                .unwrap()
+        })
+        .collect();
+    for m in &members {
+        src.task()
+            .connect_with(
+                &m.work(),
+                ConnectOptions::new().group("pair").overflow(Overflow::Fail),
+            )
+            .unwrap();
+    }
+    src.feed().invoke((10,)).unwrap();
+    wait_until("all 10 emissions counted", || {
+        let st = src.task().group_stats("pair").unwrap();
+        st.members.iter().map(|m| m.delivered).sum::<u64>() + st.undelivered == 10
+    });
+    let st = src.task().group_stats("pair").unwrap();
+    let delivered: Vec<u64> = st.members.iter().map(|m| m.delivered).collect();
+    assert_eq!(delivered, [2, 2], "in turn until the inbox is full: {st:?}");
+    assert_eq!(st.undelivered, 6, "{st:?}");
+    let ls = stalled.stats();
+    assert_eq!((ls.queue_depth, ls.dropped_total()), (4, 6), "{ls:?}");
+}

@@ -1,7 +1,7 @@
 //! The emit fast path of a signal field: what a cached connection list needs
 //! when it is one slot that can be called directly or posted to another
-//! process (or one group of such slots), decided once when the cache is
-//! refreshed.
+//! loop or process (or one group of such slots), decided once when the cache
+//! is refreshed.
 //!
 //! Why: the general delivery ([`SignalShared::deliver`](super::SignalShared))
 //! handles every kind of target, metadata, single-shot connections and
@@ -106,7 +106,10 @@ impl<A: SignalArgs> Fast<A> {
     }
 
     /// Delivers `args` on the fast path; `Err(args)` when the general path
-    /// must (the receiver is not on this thread's loop, or busy).
+    /// must (a receiver on this thread's loop that is busy, a `Group`'s
+    /// members when this thread does not run their loop, or a list the fast
+    /// path does not serve). A refused post of a `Spread` group takes the
+    /// general path from `Turns::post_elsewhere` itself.
     #[inline(always)]
     pub(crate) fn deliver(&self, args: A) -> Result<(), A> {
         match self {
