@@ -93,15 +93,18 @@ pub(crate) fn send(
     })
 }
 
+#[cfg(debug_assertions)]
 thread_local! {
     /// Mailboxes whose producer lock this thread holds (bit `m`).
     static FILLING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+#[cfg(debug_assertions)]
 /// Marks a mailbox's producer lock as held by this thread while it lives
 /// (also when `fill` unwinds).
 struct Filling(u64);
 
+#[cfg(debug_assertions)]
 impl Filling {
     /// None if this thread holds that lock already.
     #[inline]
@@ -117,6 +120,7 @@ impl Filling {
     }
 }
 
+#[cfg(debug_assertions)]
 impl Drop for Filling {
     #[inline]
     fn drop(&mut self) {
@@ -127,11 +131,14 @@ impl Drop for Filling {
 /// Like [`send`], for a `fill` that may fail (`false`: nothing is sent,
 /// [`RingError::Unfilled`]).
 ///
-/// A `fill` that itself sends to mailbox `to` (user code run while filling,
-/// a `Serialize` impl) would spin forever on the lock its own thread holds:
-/// that nested send is refused ([`RingError::Unfilled`], logged) instead.
-/// Callers that run user code encode it before calling this (see
-/// `event_loop::remote::post`).
+/// A `fill` must not send to mailbox `to`: it would spin forever on the lock
+/// its own thread holds. Every `fill` in the crate copies bytes encoded
+/// before the call (user code, a `Serialize` impl, runs with no lock held;
+/// see `event_loop::remote::post`), so none can; debug builds (the tests)
+/// check it and refuse such a nested send ([`RingError::Unfilled`],
+/// logged). Not release builds: the thread-local the check reads was 23 of
+/// the ~330 instructions of a `(u64,)` emit to another process (callgrind,
+/// `BENCH_ONLY=group_u64 BENCH_QUICK=1`, `deliver_elsewhere_plain`).
 pub(crate) fn send_with(
     region: &Region,
     to: u32,
@@ -143,6 +150,7 @@ pub(crate) fn send_with(
         .get(to as usize)
         .ok_or(RingError::Corrupt("mailbox index"))?;
     {
+        #[cfg(debug_assertions)]
         let Some(_filling) = Filling::enter(to) else {
             log::error!(
                 "a record to mailbox {to} was sent while this thread wrote another one \
@@ -564,6 +572,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(debug_assertions)]
     fn a_send_nested_in_the_fill_of_another_to_the_same_mailbox_is_refused() {
         let region = region();
         let addr = claim(region, 0).unwrap();
