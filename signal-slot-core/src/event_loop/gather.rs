@@ -63,14 +63,16 @@ pub(super) struct Gather {
 impl Gather {
     /// Whether to wait (up to [`GATHER`]) after a drain that found `d`, of a
     /// batch of at most `batch` records from rings of `ring_bytes` each;
-    /// `allowed`: the loop has nothing else to do now and no sender shares
-    /// its CPU. A true answer is taken as a wait done.
+    /// `allowed` (asked last, only for a stream): the loop has nothing else
+    /// to do now and no sender shares its CPU. A true answer is taken as a
+    /// wait done.
+    #[inline]
     pub(super) fn after_drain(
         &self,
         d: Drained,
         batch: usize,
         ring_bytes: usize,
-        allowed: bool,
+        allowed: impl FnOnce() -> bool,
     ) -> bool {
         if self.waited.replace(false) {
             if d.records < STREAM_GATHERED {
@@ -89,11 +91,14 @@ impl Gather {
             && !d.several_rings
             && !d.request
             && d.bytes < ring_bytes / 8;
-        if !stream_like || !allowed {
+        if !stream_like {
             return false;
         }
         if let Some(left) = self.skip.get().checked_sub(1) {
             self.skip.set(left);
+            return false;
+        }
+        if !allowed() {
             return false;
         }
         self.waited.set(true);
@@ -117,7 +122,7 @@ mod tests {
     }
 
     fn after(g: &Gather, records: usize) -> bool {
-        g.after_drain(drained(records), BATCH, RING, true)
+        g.after_drain(drained(records), BATCH, RING, || true)
     }
 
     #[test]
@@ -142,20 +147,20 @@ mod tests {
             request: true,
             ..drained(5)
         };
-        assert!(!g.after_drain(request, BATCH, RING, true));
+        assert!(!g.after_drain(request, BATCH, RING, || true));
         let several = Drained {
             several_rings: true,
             ..drained(5)
         };
-        assert!(!g.after_drain(several, BATCH, RING, true));
+        assert!(!g.after_drain(several, BATCH, RING, || true));
         let filling = Drained {
             records: 100,
             bytes: RING / 4,
             ..Drained::default()
         };
-        assert!(!g.after_drain(filling, BATCH, RING, true));
+        assert!(!g.after_drain(filling, BATCH, RING, || true));
         assert!(
-            !g.after_drain(drained(5), BATCH, RING, false),
+            !g.after_drain(drained(5), BATCH, RING, || false),
             "not allowed"
         );
         assert!(after(&g, 5), "none of these counted as a miss");

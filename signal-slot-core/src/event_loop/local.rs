@@ -829,7 +829,7 @@ impl LoopLocal {
         d.records = n;
         // Nothing else to do now, and no sender seen on this CPU lately.
         let allowed =
-            !self.stop.get() && !self.has_local_work() && self.spin_budget.get() == SPIN_POLLS;
+            || !self.stop.get() && !self.has_local_work() && self.spin_budget.get() == SPIN_POLLS;
         if self.gather.after_drain(d, BATCH, mb.ring_bytes(), allowed) {
             self.let_records_gather();
         }
