@@ -896,6 +896,16 @@ fn bench_throughput(cfg: &Config, payload: Payload, placement: Placement) {
     });
     let mut rates: Vec<f64> = rounds.iter().map(|r| r.rate).collect();
     let mut emit_ns: Vec<f64> = rounds.iter().map(|r| r.emit_ns).collect();
+    // In run order: this VM's rounds fall into regimes (a consumer that keeps
+    // up with its producer, or lags) that the median and range hide.
+    let in_order: Vec<String> = rounds
+        .iter()
+        .map(|r| format!("{:.1}", r.rate / 1e6))
+        .collect();
+    println!(
+        "# signal-slot rounds in run order (M msgs/s): {}",
+        in_order.join(" ")
+    );
     let ours = median(&mut rates);
     let raw = median(&mut ipc_rates);
     let ratio = ours / raw;
