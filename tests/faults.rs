@@ -80,9 +80,11 @@ fn block_policy_waits_for_room_then_gives_up_and_counts() {
         )
         .unwrap();
     src.value().try_emit((0,)).unwrap();
+    assert_eq!(lp.stats().waited_for_room, 0, "room for the first");
     let err = src.value().try_emit((1,)).unwrap_err();
     assert!(matches!(err, EmitError::Undelivered(ref u) if u[0].reason == DropReason::QueueFull));
-    assert_eq!(lp.stats().dropped_queue_full, 1);
+    let s = lp.stats();
+    assert_eq!((s.dropped_queue_full, s.waited_for_room), (1, 1), "{s:?}");
 }
 
 #[test]
@@ -139,7 +141,12 @@ fn emits_from_a_slot_to_a_full_inbox_wait_and_lose_nothing() {
     slow.start().unwrap();
     let want: Vec<String> = (0..2000).map(|i| format!("value {i}")).collect();
     assert_eq!(take(&rx, 2000), want);
-    assert_eq!(slow.event_loop().stats().dropped_total(), 0);
+    let s = slow.event_loop().stats();
+    assert_eq!(s.dropped_total(), 0, "{s:?}");
+    assert!(
+        s.waited_for_room >= 1,
+        "the emitter found the inbox full: {s:?}"
+    );
 }
 
 /// Policy `Fail` from a slot to a loop that never runs: exactly its capacity
@@ -168,4 +175,5 @@ fn emits_from_a_slot_to_a_full_inbox_fail_and_count_each_once() {
     assert_eq!(take(&done_rx, 1), ["value 0"]);
     let s = idle.stats();
     assert_eq!((s.queue_depth, s.dropped_queue_full), (4, 6), "{s:?}");
+    assert_eq!(s.waited_for_room, 0, "`Fail` never waits: {s:?}");
 }

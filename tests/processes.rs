@@ -542,6 +542,8 @@ fn full_ring_policies_apply_and_count() {
     assert!(start.elapsed() >= Duration::from_millis(50));
     let stats = p.event_loop().stats();
     assert_eq!(stats.dropped_queue_full, 2, "{stats:?}");
+    // The `Fail` emit did not wait; the `Block` one did, once.
+    assert_eq!(stats.waited_for_room, 1, "{stats:?}");
     // What was queued before the ring filled is delivered once the child wakes.
     until(&rx, |m| m == "value 1000");
     p.stop().unwrap();

@@ -959,7 +959,9 @@ impl EventLoop {
 
     /// Counters of this loop.
     pub fn stats(&self) -> LoopStats {
-        self.shared.counters.snapshot(self.shared.inbox.len())
+        self.shared
+            .counters
+            .snapshot(self.shared.inbox.len(), self.shared.inbox.waits())
     }
 
     pub(crate) fn shared(&self) -> &Arc<LoopShared> {

@@ -339,7 +339,10 @@ fn send_call_again<A: SignalArgs>(
                 let Overflow::Block(wait) = t.overflow else {
                     return Err(DropReason::QueueFull);
                 };
-                let end = *deadline.get_or_insert_with(|| crate::deadline::in_(wait));
+                let end = *deadline.get_or_insert_with(|| {
+                    lp.counters.waits_for_ring();
+                    crate::deadline::in_(wait)
+                });
                 let now = Instant::now();
                 if now >= end {
                     return Err(DropReason::QueueFull);

@@ -33,6 +33,13 @@ pub struct LoopStats {
     pub queue_depth: usize,
     /// Times the loop woke from sleeping in the kernel.
     pub wakeups: u64,
+    /// Sends to this loop that found its queue full (its inbox, or from
+    /// another process its ring) and waited for room, as their connection's
+    /// [`Overflow::Block`](crate::Overflow) says: got in after the wait, or
+    /// dropped when it ended (then in `dropped_queue_full` too). Counted in
+    /// the sender's process: a loop of another process shows, on its handle
+    /// here, the waits of this process's senders.
+    pub waited_for_room: u64,
 }
 
 impl LoopStats {
@@ -58,6 +65,8 @@ pub(crate) struct Counters {
     unsendable: AtomicU64,
     decode_errors: AtomicU64,
     type_mismatches: AtomicU64,
+    /// Sends to another process that waited for room in its ring.
+    waited_remote: AtomicU64,
 }
 
 /// Single-writer increment: a plain load and store, no locked instruction.
@@ -117,7 +126,14 @@ impl Counters {
         }
     }
 
-    pub(crate) fn snapshot(&self, queue_depth: usize) -> LoopStats {
+    /// A send to this loop in another process found its ring full and waits
+    /// for room (once per send).
+    pub(crate) fn waits_for_ring(&self) {
+        self.waited_remote.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters, with the inbox's depth and waits (`inbox_waits`).
+    pub(crate) fn snapshot(&self, queue_depth: usize, inbox_waits: u64) -> LoopStats {
         LoopStats {
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped_queue_full: self.queue_full.load(Ordering::Relaxed),
@@ -129,6 +145,7 @@ impl Counters {
             slot_panics: self.slot_panics.load(Ordering::Relaxed),
             queue_depth,
             wakeups: self.wakeups.load(Ordering::Relaxed),
+            waited_for_room: self.waited_remote.load(Ordering::Relaxed) + inbox_waits,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use super::doorbell::{Doorbell, RoomBell};
 use super::mpsc::{Consumer, Mpsc};
+use crate::sync::{AtomicU64, Ordering};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ pub(crate) struct Inbox<D, C> {
     bell: CachePadded<Doorbell>,
     /// Producers blocked on a full inbox sleep on this (see `post_when_room`).
     room: CachePadded<RoomBell>,
+    /// Posts that found the inbox full and waited for room (the slow path
+    /// only writes it).
+    waits: AtomicU64,
 }
 
 impl<D, C> Inbox<D, C> {
@@ -35,7 +39,13 @@ impl<D, C> Inbox<D, C> {
             ctrl_rx,
             bell: CachePadded::new(Doorbell::new()),
             room: CachePadded::new(RoomBell::default()),
+            waits: AtomicU64::new(0),
         }
+    }
+
+    /// Posts so far that found the inbox full and waited for room.
+    pub(crate) fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 
     /// The most data messages it holds.
@@ -65,6 +75,7 @@ impl<D, C> Inbox<D, C> {
             _ if self.data.is_retired() => Err(PostError::Full(msg)),
             None => Err(PostError::Full(msg)),
             Some(t) => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
                 let sent = self.post_when_room(msg, t);
                 if sent.is_ok() {
                     self.bell.ring_after_seqcst_publish();
