@@ -1225,6 +1225,7 @@ impl LoopLocal {
         let queued: Vec<Envelope> = self.queue.borrow_mut().drain(..).collect();
         queued.into_iter().for_each(dropped);
         if let Some(mb) = self.mailbox() {
+            self.shared.retire_mailbox();
             let n = mb.drain(&mut Cleared::every_ring(), usize::MAX, |_, _| (), |_, _| ());
             for _ in 0..n {
                 self.shared

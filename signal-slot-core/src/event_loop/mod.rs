@@ -235,6 +235,21 @@ impl LoopShared {
         }
     }
 
+    /// Before the last drain of a finishing loop's mailbox: its generation
+    /// moves on, so a sender that waited for room (see
+    /// `remote::send_call_again`) and finds the room this drain makes is
+    /// refused instead of writing where no one reads (a sender in the middle
+    /// of its write may still land one there: counted by no one, skipped by
+    /// the mailbox's next owner).
+    fn retire_mailbox(&self) {
+        if self.is_remote() || self.mailbox_released.load(Ordering::Acquire) {
+            return;
+        }
+        if let (Some(region), Some(addr)) = (system::region(), self.mailbox.get()) {
+            region.retire_mailbox(addr.index);
+        }
+    }
+
     /// Frees the mailbox (by the owning process, once the loop is done).
     fn release_mailbox(&self) {
         if self.is_remote() || self.mailbox_released.swap(true, Ordering::AcqRel) {

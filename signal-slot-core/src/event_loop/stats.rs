@@ -35,10 +35,13 @@ pub struct LoopStats {
     pub wakeups: u64,
     /// Sends to this loop that found its queue full (its inbox, or from
     /// another process its ring) and waited for room, as their connection's
-    /// [`Overflow::Block`](crate::Overflow) says: got in after the wait, or
-    /// dropped when it ended (then in `dropped_queue_full` too). Counted in
-    /// the sender's process: a loop of another process shows, on its handle
-    /// here, the waits of this process's senders.
+    /// [`Overflow::Block`](crate::Overflow) says (a zero timeout does not
+    /// wait): got in after the wait, or dropped, and counted as such, when
+    /// it ended (`dropped_queue_full`; `dropped_loop_stopped` or
+    /// `dropped_receiver_gone` when the loop stopped or its process died
+    /// meanwhile). Counted in the sender's process: a loop of another process
+    /// shows, on its handle here, the waits of this process's senders.
+    /// Answers to requests and control messages are not counted.
     pub waited_for_room: u64,
 }
 

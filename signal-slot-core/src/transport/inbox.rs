@@ -75,7 +75,9 @@ impl<D, C> Inbox<D, C> {
             _ if self.data.is_retired() => Err(PostError::Full(msg)),
             None => Err(PostError::Full(msg)),
             Some(t) => {
-                self.waits.fetch_add(1, Ordering::Relaxed);
+                if !t.is_zero() {
+                    self.waits.fetch_add(1, Ordering::Relaxed);
+                }
                 let sent = self.post_when_room(msg, t);
                 if sent.is_ok() {
                     self.bell.ring_after_seqcst_publish();

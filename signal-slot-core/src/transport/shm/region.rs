@@ -183,6 +183,14 @@ impl Region {
             && self.header().mailboxes_used.load(Ordering::Acquire) & (1 << m) != 0
     }
 
+    /// Makes senders see mailbox `m` as no longer read (its generation
+    /// moves on), its owner still holding it (see `release_mailbox`).
+    pub(crate) fn retire_mailbox(&self, m: u32) {
+        self.mailbox_header(m)
+            .generation
+            .fetch_add(1, Ordering::AcqRel);
+    }
+
     pub(crate) fn release_mailbox(&self, m: u32) {
         let mb = self.mailbox_header(m);
         mb.owner.store(NO_OWNER, Ordering::Release);
