@@ -327,3 +327,51 @@ fn calls_racing_a_stopping_loop_are_run_or_counted() {
         assert_eq!(stats.dropped_queue_full, 0, "round {round}: {stats:?}");
     }
 }
+
+/// Stops its own loop from a slot, at its first call.
+#[derive(EventLoopObject)]
+struct SelfStopper {
+    lp: EventLoop,
+    runs: u64,
+    tx: crossbeam_channel::Sender<u64>,
+}
+
+#[slots]
+impl SelfStopper {
+    fn step(&mut self, _i: u64) {
+        self.runs += 1;
+        let _ = self.tx.send(self.runs);
+        // (Refused once the loop stops: later calls, if any, say so.)
+        let _ = self.lp.stop();
+    }
+}
+
+/// `EventLoop::stop` from one of the loop's own slots takes effect when that
+/// slot returns, as the stop slot does: the calls queued behind it are not
+/// run but dropped and counted (it waited for the rest of the batch).
+#[test]
+fn a_stop_from_a_slot_runs_nothing_queued_behind_it() {
+    let lp = EventLoop::new(uid("self-stop"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let s = lp
+        .add(
+            uid("stopper"),
+            SelfStopper {
+                lp: lp.clone(),
+                runs: 0,
+                tx,
+            },
+        )
+        .unwrap();
+    for i in 0..10 {
+        s.step().invoke((i,)).unwrap();
+    }
+    lp.exec().unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1]);
+    let stats = lp.stats();
+    assert_eq!(
+        (stats.delivered, stats.dropped_loop_stopped),
+        (1, 9),
+        "{stats:?}"
+    );
+}

@@ -122,6 +122,13 @@ impl Echo {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+    /// Emits `echoed` for 0..n, then says "burst done".
+    fn burst(&mut self, n: u64) {
+        for v in 0..n {
+            self.echoed.emit((v,));
+        }
+        self.said.emit(("burst done".into(),));
+    }
     fn exit_with(&mut self, code: i32) {
         std::process::exit(code);
     }
@@ -546,6 +553,65 @@ fn full_ring_policies_apply_and_count() {
     assert_eq!(stats.waited_for_room, 1, "{stats:?}");
     // What was queued before the ring filled is delivered once the child wakes.
     until(&rx, |m| m == "value 1000");
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+/// On a parent loop: holds its loop until told, then stops it at its first
+/// value.
+#[derive(EventLoopObject)]
+struct Stopper {
+    gate: Receiver<()>,
+    runs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    lp: EventLoop,
+}
+
+#[slots]
+impl Stopper {
+    fn hold(&mut self) {
+        let _ = self.gate.recv_timeout(DEADLINE);
+    }
+    fn on_value(&mut self, _v: u64) {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // (Refused once the loop stops: later calls say so.)
+        let _ = self.lp.stop();
+    }
+}
+
+/// A slot that stops its loop in the middle of a batch of records from
+/// another process: the rest of the batch is not run (as for a thread's
+/// posts, which stay in the inbox), but dropped and counted, loop stopped.
+fn a_loop_stopped_by_a_slot_runs_no_more_records_of_its_batch() {
+    let (_t, sink, rx) = parent_sink();
+    let (gate_tx, gate) = crossbeam_channel::bounded(1);
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let held = EventLoopThread::new("held");
+    let stopper = held
+        .event_loop()
+        .add(
+            "stopper",
+            Stopper {
+                gate,
+                runs: runs.clone(),
+                lp: held.event_loop().clone(),
+            },
+        )
+        .unwrap();
+    let (p, echo) = child_echo("burst");
+    echo.echoed().connect(&stopper.on_value()).unwrap();
+    echo.said().connect(&sink.on_text()).unwrap();
+    p.start().unwrap();
+    held.start().unwrap();
+    stopper.hold().invoke(()).unwrap();
+    // All 100 values are in the held loop's ring once the child says done
+    // (it writes them first, to that ring, in order).
+    echo.burst().invoke((100,)).unwrap();
+    until(&rx, |m| m == "text burst done");
+    gate_tx.send(()).unwrap();
+    held.join().unwrap();
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let stats = held.event_loop().stats();
+    assert_eq!(stats.dropped_loop_stopped, 99, "{stats:?}");
     p.stop().unwrap();
     assert!(p.join().unwrap().success());
 }
@@ -1603,6 +1669,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_killed_producer_never_delivers_a_torn_record,
         abnormal_exits_are_reported,
         full_ring_policies_apply_and_count,
+        a_loop_stopped_by_a_slot_runs_no_more_records_of_its_batch,
         a_message_over_the_limit_is_refused_whole,
         garbage_records_are_counted_and_skipped,
         a_serialize_impl_that_sends_to_the_same_loop_does_not_deadlock,

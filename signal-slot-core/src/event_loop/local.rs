@@ -821,6 +821,13 @@ impl LoopLocal {
                 d.bytes += rec.len();
                 d.several_rings |= *first_ring.get_or_insert(from) != from;
                 d.request |= remote::is_request(rec);
+                if self.stop.get() {
+                    // A slot of this batch stopped the loop: nothing runs
+                    // after a stop (a thread's posts stay in the inbox, and
+                    // the teardown drops them), so the rest of the batch is
+                    // dropped here, counted as the teardown counts it.
+                    return self.record_after_stop();
+                }
                 self.dispatch_record(rec, addr, &mut last, false)
             },
             |from, why| self.ring_damaged(from, why),
@@ -834,6 +841,15 @@ impl LoopLocal {
             self.let_records_gather();
         }
         n > 0
+    }
+
+    /// A record the loop will not run: it stopped in the middle of a batch.
+    #[cold]
+    #[inline(never)]
+    fn record_after_stop(&self) {
+        self.shared
+            .counters
+            .dropped(DropReason::LoopStopped, &self.shared.name);
     }
 
     /// Waits up to [`GATHER`] without touching the rings (see

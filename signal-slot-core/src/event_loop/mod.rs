@@ -924,6 +924,13 @@ impl EventLoop {
                 .invoke(())
                 .map_err(|e| StopError::Unreachable(self.shared.name.clone(), e.to_string()));
         }
+        if local::current_loop_id() == Some(self.shared.id) {
+            // From one of its own slots: at once, as its stop slot does (a
+            // control posted to itself waited for the rest of the batch: up
+            // to 256 more slot calls).
+            local::request_stop();
+            return Ok(());
+        }
         self.shared.control(Control::Stop);
         Ok(())
     }
