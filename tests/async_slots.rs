@@ -258,3 +258,57 @@ fn messages_waiting_for_a_busy_object_are_bounded_by_the_loop_capacity() {
     quiet(&rx);
     assert_eq!(lp.event_loop().stats().dropped_queue_full, 16);
 }
+
+/// Waits on its gate in an async slot; `halt` stops its own loop.
+#[derive(EventLoopObject)]
+struct Halter {
+    gate: Gate,
+    lp: EventLoop,
+    tx: Sender<u64>,
+}
+
+#[slots]
+impl Halter {
+    async fn wait(&mut self) {
+        self.gate.pass().await;
+    }
+    fn halt(&mut self, v: u64) {
+        let _ = self.tx.send(v);
+        let _ = self.lp.stop();
+    }
+}
+
+/// Calls that waited behind an object's task run when it finishes; when one
+/// of them stops the loop, the rest are not run but dropped and counted
+/// (review helper-42: they were thrown away uncounted).
+#[test]
+fn calls_left_waiting_behind_a_finished_task_at_a_stop_are_counted() {
+    let lp = EventLoopThread::new(uid("halting"));
+    let gate = Gate::default();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let h = lp
+        .event_loop()
+        .add(
+            uid("halter"),
+            Halter {
+                gate: gate.clone(),
+                lp: lp.event_loop().clone(),
+                tx,
+            },
+        )
+        .unwrap();
+    lp.start().unwrap();
+    h.wait().invoke(()).unwrap();
+    for v in 1..=3 {
+        h.halt().invoke((v,)).unwrap();
+    }
+    // All four are in (the last three wait behind the task) before it ends.
+    wait_until("the calls wait behind the task", || {
+        lp.event_loop().stats().queue_depth == 0 && lp.event_loop().stats().delivered >= 1
+    });
+    gate.open();
+    lp.join().unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1]);
+    let stats = lp.event_loop().stats();
+    assert_eq!(stats.dropped_loop_stopped, 2, "{stats:?}");
+}

@@ -1263,6 +1263,12 @@ impl LoopLocal {
                 );
             }
         }
+        // Calls still waiting for an object whose task finished (a slot among
+        // those it then ran stopped the loop): counted, as the unfinished
+        // tasks' are above (review helper-42).
+        for c in &cells {
+            self.drop_backlog(c, DropReason::LoopStopped);
+        }
         drop(cells);
         let all: Vec<Rc<ObjectCell>> = self.objects.borrow_mut().drain(..).flatten().collect();
         all.into_iter().for_each(drop_cell);
