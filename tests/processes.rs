@@ -10,7 +10,9 @@
 use crossbeam_channel::{Receiver, Sender};
 use signal_slot::prelude::*;
 use signal_slot::process::ProcessConfig;
-use signal_slot::{ConnectOptions, DropReason, EmitError, Overflow, ProcessExit, SubscribeOptions};
+use signal_slot::{
+    ConnectOptions, DropReason, EmitError, Overflow, ProcessExit, ReplyError, SubscribeOptions,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -128,6 +130,14 @@ impl Echo {
             self.echoed.emit((v,));
         }
         self.said.emit(("burst done".into(),));
+    }
+    /// Busy until the file `path` exists (or a deadline passed), then stops
+    /// its loop.
+    fn stop_when(&mut self, path: String) {
+        self.stall_until(path);
+        if let Some(lp) = &self.lp {
+            let _ = lp.stop();
+        }
     }
     fn exit_with(&mut self, code: i32) {
         std::process::exit(code);
@@ -1121,6 +1131,56 @@ fn a_late_answer_from_a_child_is_counted() {
     assert!(p.join().unwrap().success());
 }
 
+/// A request queued behind a slot that stops the child's loop is not run,
+/// and its requester hears why ("not delivered: the loop stopped"), not only
+/// that the receiver is missing: here once the child's process exits, but a
+/// loop whose process lives on (one of several, a parent's thread loop) left
+/// it waiting for its timeout (review helper-42).
+fn a_request_a_stopping_loop_drops_is_answered_at_once() {
+    let (p, echo) = child_echo("stopping");
+    let a = p
+        .event_loop()
+        .add("stopping-answerer", Answerer::default())
+        .unwrap();
+    let main = EventLoop::new("asking-stopped");
+    let asker = main.add("asker-stopped", Asker::default()).unwrap();
+    asker.question().connect(&a.double()).unwrap();
+    let gathering = EventLoopThread::new("gathering-stopped");
+    let (tx, grx) = crossbeam_channel::unbounded();
+    let g = gathering
+        .event_loop()
+        .add("gatherer-stopped", Gatherer { tx })
+        .unwrap();
+    gathering.start().unwrap();
+    p.start().unwrap();
+    let gate = std::env::temp_dir().join(format!("signal-slot-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    echo.stop_when()
+        .invoke((gate.to_string_lossy().into_owned(),))
+        .unwrap();
+    // Written behind the stalled slot (`request_to` returns once it is).
+    let t0 = Instant::now();
+    asker
+        .question()
+        .request_to::<u64>((5,), DEADLINE, &g.gathered())
+        .unwrap();
+    std::fs::write(&gate, b"").unwrap();
+    let r = grx.recv_timeout(DEADLINE * 2).expect("the answers");
+    let took = t0.elapsed();
+    assert!(
+        took < DEADLINE,
+        "took {took:?}: the timeout, not the answer"
+    );
+    assert_eq!(r.values().count(), 0, "{r:?}");
+    assert_eq!(r.failures().len(), 1, "{r:?}");
+    assert_eq!(
+        r.failures()[0].error,
+        ReplyError::Undelivered(DropReason::LoopStopped)
+    );
+    assert!(p.join().unwrap().success());
+    let _ = std::fs::remove_file(&gate);
+}
+
 fn a_receiver_killed_during_a_request_is_missing() {
     let (_t, sink, rx) = parent_sink();
     let gathering = EventLoopThread::new("gathering");
@@ -1688,6 +1748,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_finished_thread_loop_frees_its_inbox,
         requests_to_slots_in_a_child,
         a_receiver_killed_during_a_request_is_missing,
+        a_request_a_stopping_loop_drops_is_answered_at_once,
         a_late_answer_from_a_child_is_counted,
     ];
     #[cfg(feature = "async")]

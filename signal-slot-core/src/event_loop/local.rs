@@ -826,7 +826,7 @@ impl LoopLocal {
                     // after a stop (a thread's posts stay in the inbox, and
                     // the teardown drops them), so the rest of the batch is
                     // dropped here, counted as the teardown counts it.
-                    return self.record_after_stop();
+                    return self.record_after_stop(rec, addr);
                 }
                 self.dispatch_record(rec, addr, &mut last, false)
             },
@@ -846,10 +846,29 @@ impl LoopLocal {
     /// A record the loop will not run: it stopped in the middle of a batch.
     #[cold]
     #[inline(never)]
-    fn record_after_stop(&self) {
+    fn record_after_stop(&self, rec: &[u8], addr: MailboxAddr) {
         self.shared
             .counters
             .dropped(DropReason::LoopStopped, &self.shared.name);
+        self.answer_stopped(rec, addr);
+    }
+
+    /// A request among the records a stopped loop drops gets its answer at
+    /// once, "not delivered: the loop stopped": its requester learnt nothing
+    /// before its timeout while the loop's process lived on (review
+    /// helper-42). Other records need nothing.
+    fn answer_stopped(&self, rec: &[u8], addr: MailboxAddr) {
+        let Ok(remote::Call {
+            request: Some(tag), ..
+        }) = remote::parse(rec, addr)
+        else {
+            return;
+        };
+        let stopped = crate::signal::ReplyError::Undelivered(DropReason::LoopStopped);
+        if let Err(reason) = crate::signal::request::send_reply(tag, Err(stopped)) {
+            // Counted as an answer the loop could not send (see `answer_record`).
+            self.shared.counters.dropped(reason, &self.shared.name);
+        }
     }
 
     /// Waits up to [`GATHER`] without touching the rings (see
@@ -1242,7 +1261,13 @@ impl LoopLocal {
         queued.into_iter().for_each(dropped);
         if let Some(mb) = self.mailbox() {
             self.shared.retire_mailbox();
-            let n = mb.drain(&mut Cleared::every_ring(), usize::MAX, |_, _| (), |_, _| ());
+            let addr = mb.addr();
+            let n = mb.drain(
+                &mut Cleared::every_ring(),
+                usize::MAX,
+                |_, rec| self.answer_stopped(rec, addr),
+                |_, _| (),
+            );
             for _ in 0..n {
                 self.shared
                     .counters
