@@ -236,6 +236,43 @@ fn a_removed_receiver_the_loop_last_called_is_dropped_at_once() {
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "dropped");
 }
 
+#[test]
+fn a_removed_receiver_the_loop_called_before_the_last_is_dropped_at_once() {
+    // The loop keeps the receivers of its last two messages at hand (two
+    // objects served in turn find theirs there): removing the older one must
+    // drop it then too.
+    let dst = EventLoopThread::new(uid("dst2"));
+    let src_loop = thread_loop("src2");
+    let src = src_loop
+        .event_loop()
+        .add(uid("source"), Source::default())
+        .unwrap();
+    let (tx1, rx1) = crossbeam_channel::unbounded();
+    let (tx2, rx2) = crossbeam_channel::unbounded();
+    let d1 = dst
+        .event_loop()
+        .add(uid("d1"), DropTeller { tx: tx1 })
+        .unwrap();
+    let d2 = dst
+        .event_loop()
+        .add(uid("d2"), DropTeller { tx: tx2 })
+        .unwrap();
+    src.value().connect(&d1.on_value()).unwrap();
+    src.value().connect(&d2.on_value()).unwrap();
+    dst.start().unwrap();
+    for v in 1..=3 {
+        src.value().emit((v,));
+        assert_eq!(rx1.recv_timeout(DEADLINE).unwrap(), format!("value {v}"));
+        assert_eq!(rx2.recv_timeout(DEADLINE).unwrap(), format!("value {v}"));
+    }
+    d1.remove().unwrap();
+    assert_eq!(rx1.recv_timeout(DEADLINE).unwrap(), "dropped");
+    // The other one still gets its calls.
+    src.value().emit((4,));
+    assert_eq!(rx2.recv_timeout(DEADLINE).unwrap(), "value 4");
+    assert!(rx1.try_recv().is_err());
+}
+
 /// Panics when dropped; its slot blocks until told to go on.
 #[derive(EventLoopObject)]
 struct PanickyHolder {
