@@ -29,7 +29,11 @@
 //!    (queued), rounds alternating: the emitter's ns per emit over runs that
 //!    fit in the inbox (`*_emit_ns` median, `*_emit_ns_min` the fastest run),
 //!    and msgs/s end to end over N (the consumer sets the pace), per variant,
-//!    with their ratios to the plain connection of the same run. Unpinned.
+//!    with their ratios to the plain connection of the same run. A fourth
+//!    variant, `plain_two_receivers_in_turn`, is one-of-two written by hand
+//!    (two signals, each plainly connected to one of the two receivers,
+//!    emitted in turn): `group_of_two_*_vs_in_turn` compares the group with
+//!    what it replaces. Unpinned.
 //! 4. `idle_*`: a loop thread with one object and no timer, idle for a while:
 //!    the loop thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, read in a slot at
 //!    start and end) and `stats().wakeups`, per second. The wake-up that runs the
@@ -45,7 +49,7 @@ use std::time::{Duration, Instant};
 mod support;
 use support::{
     figure, group_figures, group_rounds, loadavg, median, percentile, stop_and_join, target,
-    unique_id,
+    unique_id, GroupFigures,
 };
 
 /// Inbox capacity of the receiving loop, and the capacity of the raw channels.
@@ -922,6 +926,9 @@ fn bench_group(cfg: &Config) {
 struct Spreader {
     #[signal]
     out: Signal<(u64,)>,
+    /// The second of two plain connections used in turn (`run_in_turn`).
+    #[signal]
+    out_b: Signal<(u64,)>,
     /// (t0 before the first emit, t after the last) per round.
     started: Sender<(Instant, Instant)>,
 }
@@ -932,6 +939,19 @@ impl Spreader {
         let t0 = Instant::now();
         for i in 0..n {
             self.out.emit((i,));
+        }
+        let _ = self.started.send((t0, Instant::now()));
+    }
+
+    /// One-of-two by hand: `out` and `out_b` in turn.
+    fn run_in_turn(&mut self, n: u64) {
+        let t0 = Instant::now();
+        for i in 0..n {
+            if i & 1 == 0 {
+                self.out.emit((i,));
+            } else {
+                self.out_b.emit((i,));
+            }
         }
         let _ = self.started.send((t0, Instant::now()));
     }
@@ -965,12 +985,10 @@ const COST_RUNS: usize = 5;
 /// The receiving loop's inbox in the group section.
 const GROUP_CAPACITY: usize = 1 << 15;
 
-/// Per variant: the rounds' msgs/s end to end, the emitter's ns per emit.
-type GroupFigures = ([Vec<f64>; 3], [Vec<f64>; 3]);
-
 /// Queued emits from L1 to two `Tally`s on L2, rounds alternating: a plain
 /// connection to the first, a group of one (the first), a group of two
-/// (both).
+/// (both), two plain connections used in turn (both). Per variant: the
+/// rounds' msgs/s end to end, the emitter's ns per emit.
 fn group_queued_rounds(cfg: &Config) -> GroupFigures {
     let l1 = EventLoopThread::new(unique_id("gq-l1"));
     let l2 = EventLoopThread::with_loop(
@@ -986,6 +1004,7 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
             unique_id("spreader"),
             Spreader {
                 out: Signal::new(),
+                out_b: Signal::new(),
                 started: started_tx,
             },
         )
@@ -1016,7 +1035,12 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
             })
         };
         let (before, skipped_before) = counted();
-        spreader.run().invoke((k,)).expect("invoke run");
+        let in_turn = variant == 3;
+        if in_turn {
+            spreader.run_in_turn().invoke((k,)).expect("invoke run");
+        } else {
+            spreader.run().invoke((k,)).expect("invoke run");
+        }
         let (t0, t_emitted) = started_rx
             .recv_timeout(REPLY_TIMEOUT)
             .expect("spreader finished");
@@ -1028,7 +1052,7 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
             (count, sum, t1) = (count + c, sum.wrapping_add(s), t1.max(at));
         }
         assert_eq!((count, sum), (k, k * (k - 1) / 2), "variant {variant}");
-        if variant > 0 {
+        if variant > 0 && !in_turn {
             let (after, skipped) = counted();
             assert_eq!(after - before, k, "the group's counts (variant {variant})");
             if k <= COST_N {
@@ -1044,6 +1068,16 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
             .out()
             .connect_with(&tallies[0].on_value(), opts())
             .expect("connect plain")],
+        3 => vec![
+            spreader
+                .out()
+                .connect_with(&tallies[0].on_value(), opts())
+                .expect("connect plain"),
+            spreader
+                .out_b()
+                .connect_with(&tallies[1].on_value(), opts())
+                .expect("connect plain"),
+        ],
         k => tallies[..k]
             .iter()
             .map(|t| {
@@ -1054,7 +1088,7 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
             })
             .collect(),
     };
-    let (rates, costs) = group_rounds(
+    let figures = group_rounds(
         cfg.throughput_rounds,
         (cfg.throughput_n, COST_N, COST_RUNS),
         connect,
@@ -1070,13 +1104,12 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
     assert_eq!(dropped, 0, "messages were dropped");
     stop_and_join(&l1);
     stop_and_join(&l2);
-    (rates, costs)
+    figures
 }
 
 fn bench_group_queued(cfg: &Config) {
     println!("placement unpinned");
-    let (rates, costs) = group_queued_rounds(cfg);
-    group_figures("group_queued_unpinned", &rates, &costs);
+    group_figures("group_queued_unpinned", &group_queued_rounds(cfg));
 }
 
 // ---------------------------------------------------------------------------

@@ -69,8 +69,10 @@
 //!    connection, rounds alternating: a `Dispatcher` on a parent loop emits N
 //!    `(u64,)` signals from one slot to (a) a plain connection to a `Tally` in
 //!    worker process 1, (b) a group of one (that worker), (c) a group of two
-//!    (workers 1 and 2, two processes); then a `flush` signal reaches each
-//!    worker behind the values. Checked: the workers' counts and sums add up to
+//!    (workers 1 and 2, two processes), (d) one-of-two written by hand: two
+//!    signals plainly connected to workers 1 and 2, emitted in turn
+//!    (`group_of_two_*_vs_in_turn` compares the group with it); then a
+//!    `flush` signal reaches each worker behind the values. Checked: the workers' counts and sums add up to
 //!    what was sent, the group's counts to N per round, no drops, nothing
 //!    undelivered. `*_emit_ns` is the dispatcher's own time per emit (the
 //!    figure the group's choice of member adds to), `*_msgs_per_s` end to end;
@@ -101,6 +103,7 @@ use std::time::{Duration, Instant};
 mod support;
 use support::{
     figure, group_figures, loadavg, median, percentile, stop_and_join, target, unique_id,
+    GroupFigures,
 };
 
 /// How long the bench waits for any one reply before giving up.
@@ -1530,6 +1533,9 @@ fn bench_request(cfg: &Config) {
 struct Dispatcher {
     #[signal]
     value: Signal<(u64,)>,
+    /// The second of two plain connections used in turn (`run_in_turn`).
+    #[signal]
+    value_b: Signal<(u64,)>,
     #[signal]
     flush: Signal<()>,
     /// (t0 ns before the first emit, t ns after the last) per round.
@@ -1542,6 +1548,21 @@ impl Dispatcher {
         let t0 = mono_ns();
         for i in 0..n {
             self.value.emit((i,));
+        }
+        let t = mono_ns();
+        self.flush.emit(());
+        let _ = self.started.send((t0, t));
+    }
+
+    /// One-of-two by hand: `value` and `value_b` in turn.
+    fn run_in_turn(&mut self, n: u64) {
+        let t0 = mono_ns();
+        for i in 0..n {
+            if i & 1 == 0 {
+                self.value.emit((i,));
+            } else {
+                self.value_b.emit((i,));
+            }
         }
         let t = mono_ns();
         self.flush.emit(());
@@ -1579,10 +1600,9 @@ const COST_RUNS: usize = 5;
 
 /// Rounds from a parent loop to workers in two child processes, alternating:
 /// a plain connection to worker 1, a group of one (worker 1), a group of two
-/// (workers 1 and 2). Returns per variant the rounds' msgs/s end to end (N
-/// emits) and the emitter's ns per emit (runs of `COST_N`).
-type GroupFigures = ([Vec<f64>; 3], [Vec<f64>; 3]);
-
+/// (workers 1 and 2), two plain connections used in turn (workers 1 and 2).
+/// Returns per variant the rounds' msgs/s end to end (N emits) and the
+/// emitter's ns per emit (runs of `COST_N`).
 fn group_u64_rounds(cfg: &Config) -> GroupFigures {
     let (parent, reports, rep_rx) = parent_loop(unique_id("grp-parent"));
     let (started_tx, started_rx) = unbounded();
@@ -1592,6 +1612,7 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
             unique_id("dispatcher"),
             Dispatcher {
                 value: Signal::new(),
+                value_b: Signal::new(),
                 flush: Signal::new(),
                 started: started_tx,
             },
@@ -1623,7 +1644,12 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
             })
         };
         let (before, skipped_before) = counted();
-        d.run().invoke((k,)).expect("invoke run");
+        let in_turn = variant == 3;
+        if in_turn {
+            d.run_in_turn().invoke((k,)).expect("invoke run");
+        } else {
+            d.run().invoke((k,)).expect("invoke run");
+        }
         let (t0, t_emitted) = started_rx
             .recv_timeout(REPLY_TIMEOUT)
             .expect("dispatcher finished");
@@ -1643,7 +1669,7 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
             (k, k * (k - 1) / 2),
             "the workers counted other values than sent (variant {variant})"
         );
-        if variant > 0 {
+        if variant > 0 && !in_turn {
             let (after, skipped) = counted();
             assert_eq!(after - before, k, "the group's counts (variant {variant})");
             // The cost runs fit in the rings: no member is ever full.
@@ -1660,6 +1686,14 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
             .value()
             .connect_with(&workers[0].2.on_value(), opts())
             .expect("connect plain")],
+        3 => vec![
+            d.value()
+                .connect_with(&workers[0].2.on_value(), opts())
+                .expect("connect plain"),
+            d.value_b()
+                .connect_with(&workers[1].2.on_value(), opts())
+                .expect("connect plain"),
+        ],
         k => workers[..k]
             .iter()
             .map(|(_, _, w)| {
@@ -1695,8 +1729,7 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
 
 fn bench_group(cfg: &Config) {
     println!("placement unpinned");
-    let (rates, costs) = group_u64_rounds(cfg);
-    group_figures("group_u64_unpinned", &rates, &costs);
+    group_figures("group_u64_unpinned", &group_u64_rounds(cfg));
 }
 
 // ---------------------------------------------------------------------------

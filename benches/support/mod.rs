@@ -47,9 +47,23 @@ pub fn target(what: &str, met: bool) {
     println!("# target {what}: {}", if met { "met" } else { "MISSED" });
 }
 
-/// Drives a group section's rounds, the variants alternating (0: a plain
-/// connection to one receiver, 1: a group of one, 2: a group of two; round 0
-/// warms up with variant 0 and is not counted). Per round: `connect(variant)`
+/// The variants of a group section, in the order they alternate: a plain
+/// connection to one receiver, a group of one, a group of two, and two plain
+/// connections to two receivers that the emitter uses in turn (one-of-two
+/// written by hand: what a group of two replaces).
+pub const GROUP_VARIANTS: [&str; 4] = [
+    "plain_one_receiver",
+    "group_of_one",
+    "group_of_two",
+    "plain_two_receivers_in_turn",
+];
+
+/// Per variant of [`GROUP_VARIANTS`]: rates (msgs/s end to end) and costs
+/// (the emitter's ns per emit) of its rounds.
+pub type GroupFigures = ([Vec<f64>; 4], [Vec<f64>; 4]);
+
+/// Drives a group section's rounds, the variants of [`GROUP_VARIANTS`]
+/// alternating (round 0 warms up with variant 0 and is not counted). Per round: `connect(variant)`
 /// makes the variant's connections (disconnected after the round), then
 /// `cost_runs` runs of `cost_n` emits (the emitter's cost: they fit in the
 /// queue) and one of `n` (the end-to-end rate: many queues' worth).
@@ -60,11 +74,12 @@ pub fn group_rounds(
     (n, cost_n, cost_runs): (u64, u64, usize),
     mut connect: impl FnMut(usize) -> Vec<signal_slot::Connection>,
     mut run: impl FnMut(u64, usize) -> (f64, f64),
-) -> ([Vec<f64>; 3], [Vec<f64>; 3]) {
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    let mut costs: [Vec<f64>; 3] = Default::default();
-    for round in 0..1 + 3 * rounds {
-        let variant = round % 3;
+) -> GroupFigures {
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    let mut costs: [Vec<f64>; 4] = Default::default();
+    let variants = GROUP_VARIANTS.len();
+    for round in 0..1 + variants * rounds {
+        let variant = round % variants;
         let conns = connect(variant);
         for _ in 0..cost_runs {
             let (cost, _) = run(cost_n, variant);
@@ -85,15 +100,15 @@ pub fn group_rounds(
 }
 
 /// The figures of a group section (`prefix`, e.g. `group_u64_unpinned`):
-/// per variant (a plain connection to one receiver, a group of one, a group
-/// of two) the median rate and emit cost, the fastest run's cost, and the
-/// ratios to the plain connection. The cost runs are bimodal on small VMs
-/// (the receivers' reads contending with the emitter's writes, or not): the
-/// fastest run of each compares the code's own cost.
-pub fn group_figures(prefix: &str, rates: &[Vec<f64>; 3], costs: &[Vec<f64>; 3]) {
-    let names = ["plain_one_receiver", "group_of_one", "group_of_two"];
-    let (mut rate, mut cost, mut best) = ([0.0; 3], [0.0; 3], [0.0; 3]);
-    for i in 0..3 {
+/// per variant of [`GROUP_VARIANTS`] the median rate and emit cost, the
+/// fastest run's cost, and the ratios to the plain connection; for the group
+/// of two also to the two plain connections used in turn. The cost runs are
+/// bimodal on small VMs (the receivers' reads contending with the emitter's
+/// writes, or not): the fastest run of each compares the code's own cost.
+pub fn group_figures(prefix: &str, (rates, costs): &GroupFigures) {
+    let names = GROUP_VARIANTS;
+    let (mut rate, mut cost, mut best) = ([0.0; 4], [0.0; 4], [0.0; 4]);
+    for i in 0..names.len() {
         rate[i] = median(&mut rates[i].clone());
         cost[i] = median(&mut costs[i].clone());
         best[i] = costs[i].iter().copied().fold(f64::INFINITY, f64::min);
@@ -102,20 +117,25 @@ pub fn group_figures(prefix: &str, rates: &[Vec<f64>; 3], costs: &[Vec<f64>; 3])
         figure(&format!("{tag}_emit_ns"), format!("{:.1}", cost[i]));
         figure(&format!("{tag}_emit_ns_min"), format!("{:.1}", best[i]));
     }
-    for i in 1..3 {
+    let ratio = |a: f64, b: f64| format!("{:.3}", a / b);
+    for (i, base, against) in [
+        (1, 0, "plain"),
+        (2, 0, "plain"),
+        (3, 0, "plain"),
+        (2, 3, "in_turn"),
+    ] {
         let tag = format!("{prefix}_{}", names[i]);
-        let ratio = |a: f64, b: f64| format!("{:.3}", a / b);
         figure(
-            &format!("{tag}_emit_ratio_vs_plain"),
-            ratio(cost[i], cost[0]),
+            &format!("{tag}_emit_ratio_vs_{against}"),
+            ratio(cost[i], cost[base]),
         );
         figure(
-            &format!("{tag}_emit_min_ratio_vs_plain"),
-            ratio(best[i], best[0]),
+            &format!("{tag}_emit_min_ratio_vs_{against}"),
+            ratio(best[i], best[base]),
         );
         figure(
-            &format!("{tag}_rate_ratio_vs_plain"),
-            ratio(rate[i], rate[0]),
+            &format!("{tag}_rate_ratio_vs_{against}"),
+            ratio(rate[i], rate[base]),
         );
     }
 }
