@@ -46,8 +46,14 @@ const SPIN_YIELDS: u32 = 4;
 /// work came after such a yield and its sender went idle on this CPU (or its
 /// CPU is unknown), the sender most likely shares the CPU (it could only run
 /// while we yielded): polling for it is time taken from it, so the loop polls
-/// less (see `LoopLocal::spin_budget`).
-const YIELD_SWITCHED: Duration = Duration::from_micros(2);
+/// less (see `LoopLocal::spin_budget`). On the VMs measured a yield with no
+/// one else to run takes ~0.2 us, one that runs another thread at least
+/// ~1.1 us (a switch there and back). At 2 us a peer whose turn took less
+/// than ~1 us went unnoticed: one side of a ping-pong on one CPU kept polling
+/// its whole budget (~4.7 us) every round while its peer waited for the CPU
+/// (round trip 5.1 us, 1.9 us with this bound; `BENCH_ONLY=ping_pong_u64` of
+/// `processes`, both pinned to cpu0).
+const YIELD_SWITCHED: Duration = Duration::from_nanos(700);
 
 /// [`LoopLocal::receiver`] while no slot runs. A table would need 2^32
 /// objects before a real key equals it (and that one would then only lose its
@@ -1182,6 +1188,28 @@ impl LoopLocal {
                 mailbox.as_ref().is_some_and(|m| m.has_work())
             });
             self.shared.counters.woke_by_loop();
+            self.woke_for(mailbox.as_ref());
+        }
+    }
+
+    /// After a sleep: records from a process that went idle on another CPU
+    /// woke the loop, so polling longer would have caught them without the
+    /// wake-up (20-35 us across cores on the VMs measured): the budget grows,
+    /// as when such work comes during the yields. Without this, a budget
+    /// that fell to 0 while the peer shared the CPU stayed there once the
+    /// scheduler moved them apart, whenever the peer's answers took longer
+    /// than the yields (~1 us): every message then paid a wake-up.
+    fn woke_for(&self, mailbox: Option<&MailboxConsumer>) {
+        let budget = self.spin_budget.get();
+        if budget == SPIN_POLLS {
+            return;
+        }
+        let elsewhere = match (mailbox, system::current_cpu()) {
+            (Some(m), Some(cpu)) => m.records_from_cpu(cpu) == Some(false),
+            _ => false,
+        };
+        if elsewhere {
+            self.spin_budget.set((budget * 2 + 1).min(SPIN_POLLS));
         }
     }
 
