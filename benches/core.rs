@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 mod support;
 use support::{
     figure, group_figures, group_rounds, loadavg, median, percentile, stop_and_join, target,
-    unique_id, GroupFigures,
+    unique_id, GroupFigures, GROUP_VARIANTS,
 };
 
 /// Inbox capacity of the receiving loop, and the capacity of the raw channels.
@@ -1089,6 +1089,7 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
             .collect(),
     };
     let figures = group_rounds(
+        GROUP_VARIANTS.len(),
         cfg.throughput_rounds,
         (cfg.throughput_n, COST_N, COST_RUNS),
         connect,
@@ -1109,7 +1110,11 @@ fn group_queued_rounds(cfg: &Config) -> GroupFigures {
 
 fn bench_group_queued(cfg: &Config) {
     println!("placement unpinned");
-    group_figures("group_queued_unpinned", &group_queued_rounds(cfg));
+    group_figures(
+        "group_queued_unpinned",
+        &GROUP_VARIANTS,
+        &group_queued_rounds(cfg),
+    );
 }
 
 // ---------------------------------------------------------------------------

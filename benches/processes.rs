@@ -72,7 +72,9 @@
 //!    (workers 1 and 2, two processes), (d) one-of-two written by hand: two
 //!    signals plainly connected to workers 1 and 2, emitted in turn
 //!    (`group_of_two_*_vs_in_turn` compares the group with it); then a
-//!    `flush` signal reaches each worker behind the values. Checked: the workers' counts and sums add up to
+//!    `flush` signal reaches each worker behind the values; (e) a group of two
+//!    inside worker 1 (two tallies on its loop: one ring, so only the group's
+//!    own cost differs from (a)). Checked: the workers' counts and sums add up to
 //!    what was sent, the group's counts to N per round, no drops, nothing
 //!    undelivered. `*_emit_ns` is the dispatcher's own time per emit (the
 //!    figure the group's choice of member adds to), `*_msgs_per_s` end to end;
@@ -1598,9 +1600,21 @@ const COST_N: u64 = 20_000;
 /// Cost runs per round.
 const COST_RUNS: usize = 5;
 
+/// The variants of this section: the common ones, then a group of two whose
+/// members live in one worker process (on its loop: one ring), which
+/// separates what the group itself costs from what a second process costs.
+const GROUP_VARIANTS_U64: [&str; 5] = [
+    support::GROUP_VARIANTS[0],
+    support::GROUP_VARIANTS[1],
+    support::GROUP_VARIANTS[2],
+    support::GROUP_VARIANTS[3],
+    "group_of_two_in_one_process",
+];
+
 /// Rounds from a parent loop to workers in two child processes, alternating:
 /// a plain connection to worker 1, a group of one (worker 1), a group of two
-/// (workers 1 and 2), two plain connections used in turn (workers 1 and 2).
+/// (workers 1 and 2), two plain connections used in turn (workers 1 and 2),
+/// a group of two in worker 1 (two tallies on its loop).
 /// Returns per variant the rounds' msgs/s end to end (N emits) and the
 /// emitter's ns per emit (runs of `COST_N`).
 fn group_u64_rounds(cfg: &Config) -> GroupFigures {
@@ -1630,6 +1644,17 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
             (p, ctl, w)
         })
         .collect();
+    // A second tally in worker 1, for a group of two in one process.
+    let second = workers[0]
+        .0
+        .event_loop()
+        .add(unique_id("tally"), Tally::default())
+        .unwrap_or_else(|e| panic!("add tally: {e}"));
+    second
+        .done()
+        .connect(&reports.on_done())
+        .expect("connect done");
+    d.flush().connect(&second.flush()).expect("connect flush");
     for (p, _, _) in &workers {
         p.start().expect("start worker");
     }
@@ -1654,7 +1679,8 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
             .recv_timeout(REPLY_TIMEOUT)
             .expect("dispatcher finished");
         let (mut count, mut sum, mut t1) = (0, 0u64, 0);
-        for _ in &workers {
+        // Every tally reports at its flush: the workers' and the second.
+        for _ in 0..workers.len() + 1 {
             match next_report(&rep_rx) {
                 Report::Done(c, s, t) => {
                     count += c;
@@ -1694,6 +1720,14 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
                 .connect_with(&workers[1].2.on_value(), opts())
                 .expect("connect plain"),
         ],
+        4 => [&workers[0].2, &second]
+            .into_iter()
+            .map(|w| {
+                d.value()
+                    .connect_with(&w.on_value(), opts().group("workers"))
+                    .expect("join group")
+            })
+            .collect(),
         k => workers[..k]
             .iter()
             .map(|(_, _, w)| {
@@ -1704,6 +1738,7 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
             .collect(),
     };
     let figures = support::group_rounds(
+        GROUP_VARIANTS_U64.len(),
         cfg.throughput_rounds,
         (cfg.throughput_n, COST_N, COST_RUNS),
         connect,
@@ -1729,7 +1764,11 @@ fn group_u64_rounds(cfg: &Config) -> GroupFigures {
 
 fn bench_group(cfg: &Config) {
     println!("placement unpinned");
-    group_figures("group_u64_unpinned", &group_u64_rounds(cfg));
+    group_figures(
+        "group_u64_unpinned",
+        &GROUP_VARIANTS_U64,
+        &group_u64_rounds(cfg),
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -47,10 +47,11 @@ pub fn target(what: &str, met: bool) {
     println!("# target {what}: {}", if met { "met" } else { "MISSED" });
 }
 
-/// The variants of a group section, in the order they alternate: a plain
-/// connection to one receiver, a group of one, a group of two, and two plain
-/// connections to two receivers that the emitter uses in turn (one-of-two
-/// written by hand: what a group of two replaces).
+/// The variants every group section has, in the order they alternate (a
+/// section may add more after them): a plain connection to one receiver, a
+/// group of one, a group of two, and two plain connections to two receivers
+/// that the emitter uses in turn (one-of-two written by hand: what a group of
+/// two replaces).
 pub const GROUP_VARIANTS: [&str; 4] = [
     "plain_one_receiver",
     "group_of_one",
@@ -58,26 +59,26 @@ pub const GROUP_VARIANTS: [&str; 4] = [
     "plain_two_receivers_in_turn",
 ];
 
-/// Per variant of [`GROUP_VARIANTS`]: rates (msgs/s end to end) and costs
-/// (the emitter's ns per emit) of its rounds.
-pub type GroupFigures = ([Vec<f64>; 4], [Vec<f64>; 4]);
+/// Per variant: rates (msgs/s end to end) and costs (the emitter's ns per
+/// emit) of its rounds.
+pub type GroupFigures = (Vec<Vec<f64>>, Vec<Vec<f64>>);
 
-/// Drives a group section's rounds, the variants of [`GROUP_VARIANTS`]
-/// alternating (round 0 warms up with variant 0 and is not counted). Per round: `connect(variant)`
+/// Drives a group section's rounds, its `variants` variants alternating
+/// (round 0 warms up with variant 0 and is not counted). Per round: `connect(variant)`
 /// makes the variant's connections (disconnected after the round), then
 /// `cost_runs` runs of `cost_n` emits (the emitter's cost: they fit in the
 /// queue) and one of `n` (the end-to-end rate: many queues' worth).
 /// `run(k, variant)` makes one run and returns (emitter's ns per emit,
 /// msgs/s end to end). Returns per variant the rates and the costs.
 pub fn group_rounds(
+    variants: usize,
     rounds: usize,
     (n, cost_n, cost_runs): (u64, u64, usize),
     mut connect: impl FnMut(usize) -> Vec<signal_slot::Connection>,
     mut run: impl FnMut(u64, usize) -> (f64, f64),
 ) -> GroupFigures {
-    let mut rates: [Vec<f64>; 4] = Default::default();
-    let mut costs: [Vec<f64>; 4] = Default::default();
-    let variants = GROUP_VARIANTS.len();
+    let mut rates = vec![Vec::new(); variants];
+    let mut costs = vec![Vec::new(); variants];
     for round in 0..1 + variants * rounds {
         let variant = round % variants;
         let conns = connect(variant);
@@ -99,16 +100,17 @@ pub fn group_rounds(
     (rates, costs)
 }
 
-/// The figures of a group section (`prefix`, e.g. `group_u64_unpinned`):
-/// per variant of [`GROUP_VARIANTS`] the median rate and emit cost, the
-/// fastest run's cost, and the ratios to the plain connection; for the group
-/// of two also to the two plain connections used in turn. The cost runs are
-/// bimodal on small VMs (the receivers' reads contending with the emitter's
-/// writes, or not): the fastest run of each compares the code's own cost.
-pub fn group_figures(prefix: &str, (rates, costs): &GroupFigures) {
-    let names = GROUP_VARIANTS;
-    let (mut rate, mut cost, mut best) = ([0.0; 4], [0.0; 4], [0.0; 4]);
-    for i in 0..names.len() {
+/// The figures of a group section (`prefix`, e.g. `group_u64_unpinned`) whose
+/// variants are `names` ([`GROUP_VARIANTS`] first): per variant the median
+/// rate and emit cost, the fastest run's cost, and the ratios to the plain
+/// connection; for the group of two also to the two plain connections used
+/// in turn. The cost runs are bimodal on small VMs (the receivers' reads
+/// contending with the emitter's writes, or not): the fastest run of each
+/// compares the code's own cost.
+pub fn group_figures(prefix: &str, names: &[&str], (rates, costs): &GroupFigures) {
+    let n = names.len();
+    let (mut rate, mut cost, mut best) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    for i in 0..n {
         rate[i] = median(&mut rates[i].clone());
         cost[i] = median(&mut costs[i].clone());
         best[i] = costs[i].iter().copied().fold(f64::INFINITY, f64::min);
@@ -118,12 +120,8 @@ pub fn group_figures(prefix: &str, (rates, costs): &GroupFigures) {
         figure(&format!("{tag}_emit_ns_min"), format!("{:.1}", best[i]));
     }
     let ratio = |a: f64, b: f64| format!("{:.3}", a / b);
-    for (i, base, against) in [
-        (1, 0, "plain"),
-        (2, 0, "plain"),
-        (3, 0, "plain"),
-        (2, 3, "in_turn"),
-    ] {
+    let pairs = (1..n).map(|i| (i, 0, "plain")).chain([(2, 3, "in_turn")]);
+    for (i, base, against) in pairs {
         let tag = format!("{prefix}_{}", names[i]);
         figure(
             &format!("{tag}_emit_ratio_vs_{against}"),
