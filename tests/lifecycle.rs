@@ -273,6 +273,62 @@ fn a_removed_receiver_the_loop_called_before_the_last_is_dropped_at_once() {
     assert!(rx1.try_recv().is_err());
 }
 
+/// Tells when it is dropped; its slot blocks until told to go on.
+#[derive(EventLoopObject)]
+struct BlockingTeller {
+    dropped: crossbeam_channel::Sender<()>,
+    entered: crossbeam_channel::Sender<()>,
+    go: crossbeam_channel::Receiver<()>,
+}
+
+impl Drop for BlockingTeller {
+    fn drop(&mut self) {
+        let _ = self.dropped.send(());
+    }
+}
+
+#[slots]
+impl BlockingTeller {
+    fn hold(&mut self) {
+        let _ = self.entered.send(());
+        let _ = self.go.recv();
+    }
+}
+
+#[test]
+fn an_object_removed_mid_batch_is_dropped_when_the_batch_moves_on() {
+    // Review helper-43: the receiver a batch moves away from is kept at hand
+    // for the next messages only while it lives; one removed while its own
+    // slot ran (its removal handled when the batch looked up the next
+    // receiver) must be dropped then, not kept until the next removal.
+    let lp = thread_loop("mid-batch-drop");
+    let (dropped_tx, dropped_rx) = crossbeam_channel::unbounded();
+    let (entered_tx, entered_rx) = crossbeam_channel::unbounded();
+    let (go_tx, go_rx) = crossbeam_channel::unbounded();
+    let x = lp
+        .event_loop()
+        .add(
+            uid("x"),
+            BlockingTeller {
+                dropped: dropped_tx,
+                entered: entered_tx,
+                go: go_rx,
+            },
+        )
+        .unwrap();
+    x.hold().invoke(()).unwrap(); // the batch enters x's slot and blocks
+    entered_rx.recv_timeout(DEADLINE).unwrap();
+    x.remove().unwrap(); // Remove(x) queued
+    let (k, krx) = Sink::new();
+    let k = lp.event_loop().add(uid("k"), k).unwrap(); // Install(k) queued
+    k.on_value().invoke((1,)).unwrap(); // same batch, after x's message
+    go_tx.send(()).unwrap();
+    assert_eq!(take(&krx, 1), ["value 1"]);
+    dropped_rx
+        .recv_timeout(DEADLINE)
+        .expect("x dropped once the batch moved on to k");
+}
+
 /// Panics when dropped; its slot blocks until told to go on.
 #[derive(EventLoopObject)]
 struct PanickyHolder {
