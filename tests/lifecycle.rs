@@ -273,26 +273,65 @@ fn a_removed_receiver_the_loop_called_before_the_last_is_dropped_at_once() {
     assert!(rx1.try_recv().is_err());
 }
 
-/// Tells when it is dropped; its slot blocks until told to go on.
+/// What a [`Holder`] does when it is dropped.
+enum OnDrop {
+    Tell(crossbeam_channel::Sender<()>),
+    Panic,
+}
+
+/// Its slot blocks until told to go on; `on_drop` when dropped.
 #[derive(EventLoopObject)]
-struct BlockingTeller {
-    dropped: crossbeam_channel::Sender<()>,
+struct Holder {
+    on_drop: OnDrop,
     entered: crossbeam_channel::Sender<()>,
     go: crossbeam_channel::Receiver<()>,
 }
 
-impl Drop for BlockingTeller {
+impl Drop for Holder {
     fn drop(&mut self) {
-        let _ = self.dropped.send(());
+        match &self.on_drop {
+            OnDrop::Tell(tx) => {
+                let _ = tx.send(());
+            }
+            OnDrop::Panic => panic!("Holder's Drop panics (on purpose)"),
+        }
     }
 }
 
 #[slots]
-impl BlockingTeller {
+impl Holder {
     fn hold(&mut self) {
         let _ = self.entered.send(());
         let _ = self.go.recv();
     }
+}
+
+/// A `Holder` on `lp` whose slot runs now (its loop's batch blocked in it),
+/// removed, and after it in the same batch a call to a new object `k` (its
+/// install queued behind the removal); returns `k`'s messages and what lets
+/// the slot go on.
+fn removed_while_its_slot_runs(
+    lp: &EventLoopThread,
+    on_drop: OnDrop,
+) -> (
+    crossbeam_channel::Receiver<String>,
+    crossbeam_channel::Sender<()>,
+) {
+    let (entered, entered_rx) = crossbeam_channel::unbounded();
+    let (go_tx, go) = crossbeam_channel::unbounded();
+    let holder = Holder {
+        on_drop,
+        entered,
+        go,
+    };
+    let x = lp.event_loop().add(uid("x"), holder).unwrap();
+    x.hold().invoke(()).unwrap(); // the batch enters x's slot and blocks
+    entered_rx.recv_timeout(DEADLINE).unwrap();
+    x.remove().unwrap(); // Remove(x) queued
+    let (k, krx) = Sink::new();
+    let k = lp.event_loop().add(uid("k"), k).unwrap(); // Install(k) queued
+    k.on_value().invoke((1,)).unwrap(); // same batch, after x's message
+    (krx, go_tx)
 }
 
 #[test]
@@ -303,51 +342,12 @@ fn an_object_removed_mid_batch_is_dropped_when_the_batch_moves_on() {
     // receiver) must be dropped then, not kept until the next removal.
     let lp = thread_loop("mid-batch-drop");
     let (dropped_tx, dropped_rx) = crossbeam_channel::unbounded();
-    let (entered_tx, entered_rx) = crossbeam_channel::unbounded();
-    let (go_tx, go_rx) = crossbeam_channel::unbounded();
-    let x = lp
-        .event_loop()
-        .add(
-            uid("x"),
-            BlockingTeller {
-                dropped: dropped_tx,
-                entered: entered_tx,
-                go: go_rx,
-            },
-        )
-        .unwrap();
-    x.hold().invoke(()).unwrap(); // the batch enters x's slot and blocks
-    entered_rx.recv_timeout(DEADLINE).unwrap();
-    x.remove().unwrap(); // Remove(x) queued
-    let (k, krx) = Sink::new();
-    let k = lp.event_loop().add(uid("k"), k).unwrap(); // Install(k) queued
-    k.on_value().invoke((1,)).unwrap(); // same batch, after x's message
-    go_tx.send(()).unwrap();
+    let (krx, go) = removed_while_its_slot_runs(&lp, OnDrop::Tell(dropped_tx));
+    go.send(()).unwrap();
     assert_eq!(take(&krx, 1), ["value 1"]);
     dropped_rx
         .recv_timeout(DEADLINE)
         .expect("x dropped once the batch moved on to k");
-}
-
-/// Panics when dropped; its slot blocks until told to go on.
-#[derive(EventLoopObject)]
-struct PanickyHolder {
-    entered: crossbeam_channel::Sender<()>,
-    go: crossbeam_channel::Receiver<()>,
-}
-
-impl Drop for PanickyHolder {
-    fn drop(&mut self) {
-        panic!("PanickyHolder's Drop panics (on purpose)");
-    }
-}
-
-#[slots]
-impl PanickyHolder {
-    fn hold(&mut self) {
-        let _ = self.entered.send(());
-        let _ = self.go.recv();
-    }
 }
 
 #[test]
@@ -355,30 +355,13 @@ fn a_panicking_drop_of_an_object_removed_mid_batch_is_contained() {
     // Found in review: the object removed while its message ran was dropped
     // by the loop's receiver cache outside `catch_unwind`, killing the loop.
     let lp = thread_loop("mid-batch");
-    let (entered_tx, entered_rx) = crossbeam_channel::unbounded();
-    let (go_tx, go_rx) = crossbeam_channel::unbounded();
-    let x = lp
-        .event_loop()
-        .add(
-            uid("x"),
-            PanickyHolder {
-                entered: entered_tx,
-                go: go_rx,
-            },
-        )
-        .unwrap();
     let (j, jrx) = Sink::new();
     let j = lp.event_loop().add(uid("j"), j).unwrap();
     j.on_value().invoke((0,)).unwrap();
     assert_eq!(take(&jrx, 1), ["value 0"]);
-    x.hold().invoke(()).unwrap(); // the batch enters x's slot and blocks
-    entered_rx.recv_timeout(DEADLINE).unwrap();
-    x.remove().unwrap(); // Remove(x) queued
-    let (k, krx) = Sink::new();
-    let k = lp.event_loop().add(uid("k"), k).unwrap(); // Install(k) queued
-    k.on_value().invoke((1,)).unwrap(); // same batch, after x's message
+    let (krx, go) = removed_while_its_slot_runs(&lp, OnDrop::Panic);
     j.on_value().invoke((2,)).unwrap();
-    go_tx.send(()).unwrap();
+    go.send(()).unwrap();
     assert_eq!(take(&krx, 1), ["value 1"]);
     assert_eq!(take(&jrx, 1), ["value 2"]);
     j.on_value().invoke((3,)).unwrap();
