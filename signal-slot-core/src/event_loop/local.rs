@@ -42,17 +42,22 @@ const BATCH: usize = 256;
 /// within microseconds, and waking a sleeper on another core costs 20-35 us.
 const SPIN_POLLS: u32 = 128;
 const SPIN_YIELDS: u32 = 4;
-/// A yield that took longer than this ran another thread on our CPU. When the
-/// work came after such a yield and its sender went idle on this CPU (or its
-/// CPU is unknown), the sender most likely shares the CPU (it could only run
-/// while we yielded): polling for it is time taken from it, so the loop polls
-/// less (see `LoopLocal::spin_budget`). On the VMs measured a yield with no
-/// one else to run takes ~0.2 us, one that runs another thread at least
-/// ~1.1 us (a switch there and back). At 2 us a peer whose turn took less
-/// than ~1 us went unnoticed: one side of a ping-pong on one CPU kept polling
-/// its whole budget (~4.7 us) every round while its peer waited for the CPU
-/// (round trip 5.1 us, 1.9 us with this bound; `BENCH_ONLY=ping_pong_u64` of
-/// `processes`, both pinned to cpu0).
+/// A yield that took longer than this ran another thread on our CPU. When
+/// the work came after such a yield and its sender went idle on this CPU (or
+/// its CPU is unknown), the sender most likely shares the CPU (it could only
+/// run while we yielded): polling for it is time taken from it, so the loop
+/// polls less (see `LoopLocal::spin_budget`). On the VMs measured a yield
+/// with no one else to run takes 0.2-0.57 us, one that runs another thread at
+/// least ~1.1 us (a switch there and back). A bound relative to the loop's
+/// fastest yield (2x or 3x) was tried: it brought the same-CPU round trip
+/// back to 4.6-7.7 us (the slower yields sit close to the switched ones).
+/// On a host whose yields alone take longer, every yield looks switched and
+/// work from this process's threads shrinks the budget; the wake-up rule
+/// (`LoopLocal::woke_for`) grows it back. At 2 us a peer whose turn took
+/// less than ~1 us went unnoticed: one side of a ping-pong on one CPU kept
+/// polling its whole budget (~4.7 us) every round while its peer waited for
+/// the CPU (round trip 5.1 us, 1.9 us with this bound; `BENCH_ONLY=
+/// ping_pong_u64` of `processes`, both pinned to cpu0).
 const YIELD_SWITCHED: Duration = Duration::from_nanos(700);
 
 /// [`LoopLocal::receiver`] while no slot runs. A table would need 2^32
@@ -1192,23 +1197,32 @@ impl LoopLocal {
         }
     }
 
-    /// After a sleep: records from a process that went idle on another CPU
-    /// woke the loop, so polling longer would have caught them without the
-    /// wake-up (20-35 us across cores on the VMs measured): the budget grows,
-    /// as when such work comes during the yields. Without this, a budget
-    /// that fell to 0 while the peer shared the CPU stayed there once the
-    /// scheduler moved them apart, whenever the peer's answers took longer
-    /// than the yields (~1 us): every message then paid a wake-up.
+    /// After a sleep: work woke the loop, so polling longer would have caught
+    /// it without the wake-up (20-35 us across cores on the VMs measured),
+    /// unless its sender shares this CPU (it could not run while we polled):
+    /// the budget grows unless the work is records from a process that went
+    /// idle on this CPU. Work from a thread of this process says nothing of
+    /// its sender's CPU; if that sender still shares the CPU, the next yields
+    /// find its work and the budget shrinks again. Without this, a budget
+    /// that fell to 0 (a peer on the same CPU, or yields slowed by noise)
+    /// never grew again once the peer's answers took longer than the yields
+    /// (~1 us): both sides then slept for every message (review helper-44: a
+    /// thread ping-pong moved apart went from 3 to 13 us a round trip).
     fn woke_for(&self, mailbox: Option<&MailboxConsumer>) {
         let budget = self.spin_budget.get();
         if budget == SPIN_POLLS {
             return;
         }
-        let elsewhere = match (mailbox, system::current_cpu()) {
-            (Some(m), Some(cpu)) => m.records_from_cpu(cpu) == Some(false),
-            _ => false,
+        let records_from_here = match (mailbox, system::current_cpu()) {
+            (Some(m), Some(cpu)) => m.records_from_cpu(cpu),
+            _ => None,
         };
-        if elsewhere {
+        let grow = match records_from_here {
+            Some(same_cpu) => !same_cpu,
+            // A timer's wake-up finds no work: nothing to learn.
+            None => self.shared.inbox.has_work() || mailbox.is_some_and(|m| m.has_work()),
+        };
+        if grow {
             self.spin_budget.set((budget * 2 + 1).min(SPIN_POLLS));
         }
     }
