@@ -34,6 +34,11 @@
 //!    (two signals, each plainly connected to one of the two receivers,
 //!    emitted in turn): `group_of_two_*_vs_in_turn` compares the group with
 //!    what it replaces. Unpinned.
+//! 7. `moved_ping_pong_*`: the ping-pong of section 2 with a ponger whose
+//!    answer takes 2 us (busy), both loops pinned to one CPU, then the second
+//!    moved to another: p50 and the loops' sleeps per round trip in each
+//!    phase. Target: once apart, < 0.05 sleeps a round (the idle spin polls
+//!    again; at ~1 per round every message pays a wake-up across cores).
 //! 4. `idle_*`: a loop thread with one object and no timer, idle for a while:
 //!    the loop thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, read in a slot at
 //!    start and end) and `stats().wakeups`, per second. The wake-up that runs the
@@ -507,67 +512,154 @@ impl Pinger {
 struct Ponger {
     #[signal]
     pong: Signal<(u64,)>,
+    /// How long each answer takes (busy, not sleeping); zero in section 2.
+    busy: Duration,
 }
 
 #[slots]
 impl Ponger {
     fn on_ping(&mut self, seq: u64) {
+        if !self.busy.is_zero() {
+            let t = Instant::now();
+            while t.elapsed() < self.busy {
+                std::hint::spin_loop();
+            }
+        }
         self.pong.emit((seq,));
+    }
+}
+
+/// Two started loop threads with a `Pinger` on the first and a `Ponger`
+/// answering after `busy` on the second, connected both ways; the pinger's
+/// rounds come back on the receiver.
+struct PingPongPair {
+    l1: EventLoopThread,
+    l2: EventLoopThread,
+    pinger: Handle<Pinger>,
+    done: crossbeam_channel::Receiver<Vec<u64>>,
+}
+
+impl PingPongPair {
+    fn start(busy: Duration) -> Self {
+        let l1 = EventLoopThread::new(unique_id("pp-l1"));
+        let l2 = EventLoopThread::new(unique_id("pp-l2"));
+        let (done_tx, done) = bounded(1);
+        let pinger = l1
+            .event_loop()
+            .add(
+                unique_id("pinger"),
+                Pinger {
+                    ping: Signal::new(),
+                    remaining: 0,
+                    last: Instant::now(),
+                    samples: Vec::new(),
+                    done: done_tx,
+                },
+            )
+            .unwrap_or_else(|e| panic!("add pinger: {e}"));
+        let ponger = l2
+            .event_loop()
+            .add(
+                unique_id("ponger"),
+                Ponger {
+                    pong: Signal::new(),
+                    busy,
+                },
+            )
+            .unwrap_or_else(|e| panic!("add ponger: {e}"));
+        pinger
+            .ping()
+            .connect(&ponger.on_ping())
+            .expect("connect ping");
+        ponger
+            .pong()
+            .connect(&pinger.on_pong())
+            .expect("connect pong");
+        l1.start().expect("start L1");
+        l2.start().expect("start L2");
+        PingPongPair {
+            l1,
+            l2,
+            pinger,
+            done,
+        }
+    }
+
+    /// `total` round trips' durations (ns).
+    fn play(&self, total: usize) -> Vec<u64> {
+        self.pinger
+            .start()
+            .invoke((total as u64,))
+            .expect("invoke start");
+        let samples = self
+            .done
+            .recv_timeout(REPLY_TIMEOUT)
+            .expect("ping-pong finished");
+        assert_eq!(samples.len(), total);
+        samples
+    }
+
+    /// Both loops' sleeps so far.
+    fn wakeups(&self) -> u64 {
+        self.l1.event_loop().stats().wakeups + self.l2.event_loop().stats().wakeups
+    }
+
+    fn finish(self) {
+        let dropped = self.l1.event_loop().stats().dropped_total()
+            + self.l2.event_loop().stats().dropped_total();
+        assert_eq!(dropped, 0, "ping-pong messages were dropped");
+        stop_and_join(&self.l1);
+        stop_and_join(&self.l2);
     }
 }
 
 /// Round-trip samples (ns) of the signal-slot ping-pong, warm-up dropped.
 fn ping_pong_signal_slot(cfg: &Config, placement: Placement) -> Vec<u64> {
-    let l1 = EventLoopThread::new(unique_id("pp-l1"));
-    let l2 = EventLoopThread::new(unique_id("pp-l2"));
-    let (done_tx, done_rx) = bounded(1);
-    let pinger = l1
-        .event_loop()
-        .add(
-            unique_id("pinger"),
-            Pinger {
-                ping: Signal::new(),
-                remaining: 0,
-                last: Instant::now(),
-                samples: Vec::new(),
-                done: done_tx,
-            },
-        )
-        .unwrap_or_else(|e| panic!("add pinger: {e}"));
-    let ponger = l2
-        .event_loop()
-        .add(
-            unique_id("ponger"),
-            Ponger {
-                pong: Signal::new(),
-            },
-        )
-        .unwrap_or_else(|e| panic!("add ponger: {e}"));
-    pinger
-        .ping()
-        .connect(&ponger.on_ping())
-        .expect("connect ping");
-    ponger
-        .pong()
-        .connect(&pinger.on_pong())
-        .expect("connect pong");
-    l1.start().expect("start L1");
-    l2.start().expect("start L2");
-    place_loops(placement, l1.event_loop(), l2.event_loop());
-    let total = cfg.ping_pong_warmup + cfg.ping_pong_k;
-    pinger
-        .start()
-        .invoke((total as u64,))
-        .expect("invoke start");
-    let samples = done_rx
-        .recv_timeout(REPLY_TIMEOUT)
-        .expect("ping-pong finished");
-    assert_eq!(samples.len(), total);
-    let dropped = l1.event_loop().stats().dropped_total() + l2.event_loop().stats().dropped_total();
-    assert_eq!(dropped, 0, "ping-pong messages were dropped");
-    stop_and_join(&l1);
-    stop_and_join(&l2);
+    let pair = PingPongPair::start(Duration::ZERO);
+    place_loops(placement, pair.l1.event_loop(), pair.l2.event_loop());
+    let samples = pair.play(cfg.ping_pong_warmup + cfg.ping_pong_k);
+    pair.finish();
     samples[cfg.ping_pong_warmup..].to_vec()
+}
+
+/// How long the ponger of section 7 takes to answer.
+const MOVED_BUSY: Duration = Duration::from_micros(2);
+
+/// Section 7: a ping-pong whose answers take [`MOVED_BUSY`], both loops first
+/// on one CPU, then moved apart. While they share the CPU each loop learns to yield
+/// at once instead of polling (its peer needs the CPU); once apart, answers
+/// that take longer than its yields put it to sleep, and the wake-ups must
+/// teach it to poll again, else every message pays a wake-up across cores
+/// (20-35 us here; review helper-44 found both sides stuck that way).
+fn bench_moved_ping_pong(cfg: &Config, cpus: (usize, usize)) {
+    let pair = PingPongPair::start(MOVED_BUSY);
+    let k = cfg.ping_pong_k / 2;
+    let mut after_move = (0.0, 0.0);
+    for (phase, l2_cpu) in [("same_cpu", cpus.0), ("moved_apart", cpus.1)] {
+        place_loops(
+            Placement::Pinned(cpus.0, l2_cpu),
+            pair.l1.event_loop(),
+            pair.l2.event_loop(),
+        );
+        pair.play(cfg.ping_pong_warmup);
+        let w0 = pair.wakeups();
+        let mut samples = pair.play(k);
+        let per_round = (pair.wakeups() - w0) as f64 / k as f64;
+        samples.sort_unstable();
+        let p50 = percentile(&samples, 50.0) as f64 / 1000.0;
+        let tag = format!("moved_ping_pong_busy2us_{phase}");
+        figure(&format!("{tag}_p50_us"), format!("{p50:.3}"));
+        figure(
+            &format!("{tag}_wakeups_per_round"),
+            format!("{per_round:.4}"),
+        );
+        after_move = (p50, per_round);
+    }
+    pair.finish();
+    target(
+        "moved apart, the loops poll again (< 0.05 wake-ups a round)",
+        after_move.1 < 0.05,
+    );
 }
 
 /// Round-trip samples (ns) of two plain threads over two bounded channels.
@@ -1260,6 +1352,13 @@ fn main() {
     if cfg.runs("group_queued") {
         println!("# 6. one-of-N group on another loop thread vs a plain connection, queued emit");
         bench_group_queued(&cfg);
+    }
+    if cfg.runs("moved_ping_pong") {
+        println!("# 7. ping-pong with 2 us answers, both loops on one CPU, then moved apart");
+        match (cpus.first(), cpus.get(1)) {
+            (Some(&a), Some(&b)) => bench_moved_ping_pong(&cfg, (a, b)),
+            _ => println!("# one CPU allowed: section 7 skipped"),
+        }
     }
     if cfg.runs("idle") {
         println!("# 4. idle loop thread");
