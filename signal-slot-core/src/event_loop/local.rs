@@ -20,6 +20,7 @@ use super::{Control, Envelope, LoopId, LoopShared};
 use crate::error::DropReason;
 use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{Meta, SignalArgs, SlotTarget};
+use crate::transport::barrier::GRACE;
 use crate::transport::shm::mailbox::MailboxAddr;
 use crate::transport::shm::mailbox::{Cleared, MailboxConsumer};
 use crate::transport::shm::system;
@@ -1331,12 +1332,22 @@ impl LoopLocal {
         if let Some(mb) = self.mailbox() {
             self.shared.retire_mailbox();
             let addr = mb.addr();
-            let n = mb.drain(
-                &mut Cleared::every_ring(),
-                usize::MAX,
-                |_, rec| self.answer_stopped(rec, addr),
-                |_, _| (),
-            );
+            let drain_rest = || {
+                mb.drain(
+                    &mut Cleared::every_ring(),
+                    usize::MAX,
+                    |_, rec| self.answer_stopped(rec, addr),
+                    |_, _| (),
+                )
+            };
+            let mut n = drain_rest();
+            // A sender that found the mailbox live just before it retired may
+            // still be writing its record: done within a grace, unless its
+            // thread was preempted in the middle for longer (the same bound
+            // `transport::barrier` relies on). Drained then, and counted: it
+            // was left unread and uncounted (review helper-41).
+            std::thread::sleep(GRACE);
+            n += drain_rest();
             for _ in 0..n {
                 self.shared
                     .counters

@@ -238,9 +238,10 @@ impl LoopShared {
     /// Before the last drain of a finishing loop's mailbox: its generation
     /// moves on, so a sender that waited for room (see
     /// `remote::send_call_again`) and finds the room this drain makes is
-    /// refused instead of writing where no one reads (a sender in the middle
-    /// of its write may still land one there: counted by no one, skipped by
-    /// the mailbox's next owner).
+    /// refused instead of writing where no one reads. A sender in the middle
+    /// of its write lands its record within a grace: the teardown drains
+    /// again then. (One preempted in the middle for longer still lands one
+    /// there: counted by no one, skipped by the mailbox's next owner.)
     fn retire_mailbox(&self) {
         if self.is_remote() || self.mailbox_released.load(Ordering::Acquire) {
             return;
