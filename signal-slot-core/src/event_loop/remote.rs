@@ -100,9 +100,6 @@ fn post_lean<A: SignalArgs, const REQUEST: bool>(
     addr: MailboxAddr,
     owner: u32,
 ) -> Result<(), DropReason> {
-    let Some(region) = live_mailbox(addr, owner) else {
-        return Err(DropReason::ReceiverGone);
-    };
     let request = request.filter(|_| REQUEST);
     let (at, flags) = match request {
         Some(_) => (HEADER + RequestTag::LEN, FLAG_REQUEST),
@@ -110,6 +107,13 @@ fn post_lean<A: SignalArgs, const REQUEST: bool>(
     };
     let header = header_bytes(t, addr, flags);
     let posted = codec::with_encoded(args, |encoded| {
+        // Checked after the encoding (user code, of any length), right
+        // before the write: a loop that finishes drains its mailbox again a
+        // grace after retiring it, which a sender checked before a long
+        // encoding could miss (review helper-45), as `post_with` does.
+        let Some(region) = live_mailbox(addr, owner) else {
+            return Err(DropReason::ReceiverGone);
+        };
         send_call(
             lp,
             t,
