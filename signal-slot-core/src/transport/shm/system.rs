@@ -84,6 +84,14 @@ pub(crate) fn proc_alive(region: &Region, p: u32) -> bool {
         .is_some_and(|s| s.state.load(Ordering::Acquire) == PROC_ALIVE)
 }
 
+/// True while a process other than this one is alive in the region: only
+/// those write to this process's mailboxes (its own threads post to a loop's
+/// inbox).
+pub(crate) fn others_alive(region: &Region) -> bool {
+    let me = my_proc();
+    (0..super::region::MAX_PROCS as u32).any(|p| p != me && proc_alive(region, p))
+}
+
 /// The CPU the calling thread runs on now, if the OS says.
 pub(crate) fn current_cpu() -> Option<u32> {
     // SAFETY: no arguments, no memory access.
