@@ -277,7 +277,8 @@ impl<A: SignalArgs> Turns<A> {
 /// the next (each reads what the last one stored), and a load from the
 /// member in that chain cost a group of two on its own loop ~1.2 ns an
 /// emit: 12.8-13.1 ns against 11.5-11.9 now, a plain connection's 10.5-11.1
-/// (core bench, `BENCH_ONLY=group`), though it took 4 instructions less.
+/// (core bench, `BENCH_ONLY=group`), though the load took 4 instructions
+/// fewer than this arithmetic.
 #[inline(always)]
 fn after(i: u64, n: usize) -> u64 {
     if i + 1 < n as u64 {
