@@ -2,7 +2,7 @@
 //! talking to a loop in a child process (`EventLoopProcess`, shared-memory
 //! mailboxes), each measured side by side in the same run with raw `ipc-channel`
 //! between a parent and a forked child, and for round trips also with a plain
-//! futex-woken shared-memory ping-pong written here.
+//! futex-woken shared-memory ring and a one-word futex ping-pong written here.
 //!
 //! Run: `cargo bench --bench processes` (about 30-60 s), or a ~10 s smoke run with
 //! `BENCH_QUICK=1 cargo bench --bench processes` /
@@ -39,14 +39,22 @@
 //!    in the child answers `pong`, whose slot in the parent records the round trip
 //!    (`Instant`, in the parent) and pings again. p50/p99 in µs. Baselines between
 //!    a parent thread and a forked child: (a) ipc-channel ping-pong over two
-//!    channels (blocking `recv`), (b) a futex-woken shared-memory ping-pong: one
-//!    `mmap(MAP_SHARED | MAP_ANONYMOUS)` page holding a sequence word and a
-//!    sleeper count per direction; the waiter spins like the event loop's idle
-//!    path (crossbeam `Backoff`: 127 pause hints, then 4 `sched_yield`s), then
-//!    sleeps in `FUTEX_WAIT` (not private); the writer stores the word and calls
-//!    `FUTEX_WAKE` only if a sleeper announced itself. Targets: p50 <= ipc-channel
-//!    (ratio <= 1.0) and <= 1.5x the futex ping-pong. Unpinned, pinned cpu0/cpu1,
-//!    and both pinned to cpu0.
+//!    channels (blocking `recv`), (b) `plain_ring`: the baseline the issue names,
+//!    a plain futex-woken shared-memory ring per direction (the textbook
+//!    single-producer single-consumer ring: 64 slots of a `u64`, a tail and a
+//!    head index on cache lines of their own; the producer writes the slot, then
+//!    publishes the tail; the consumer sees the tail move, reads the slot,
+//!    releases it through the head), (c) `futex_word`: the floor of any
+//!    shared-memory hop, a sequence word per direction and nothing else (no
+//!    ring, no payload: one cache line a hop, where the plain ring moves two,
+//!    the tail's and the slot's, one after the other). (b) and (c) live in one
+//!    `mmap(MAP_SHARED | MAP_ANONYMOUS)` page; the waiter spins like the event
+//!    loop's idle path (crossbeam `Backoff`: 127 pause hints, then 4
+//!    `sched_yield`s), then sleeps in `FUTEX_WAIT` (not private) on the tail
+//!    (the word); the writer stores it and calls `FUTEX_WAKE` only if a sleeper
+//!    announced itself. Targets: p50 <= ipc-channel (ratio <= 1.0) and <= 1.5x
+//!    the plain ring; the ratio to the word is printed too. Unpinned, pinned
+//!    cpu0/cpu1, and both pinned to cpu0.
 //! 4. `ping_pong_string64_*`: the round trip with a 64-byte `(String,)` bounced
 //!    back and forth (each side forwards the string it received), ours and
 //!    ipc-channel, unpinned.
@@ -1214,7 +1222,8 @@ impl Drop for SharedPage {
 // SAFETY: the page is only accessed through atomics.
 unsafe impl Send for SharedPage {}
 
-/// One direction of the futex ping-pong: a sequence word and a sleeper count.
+/// One direction of the one-word futex ping-pong (and the tail of a
+/// [`PlainRing`]): a sequence word and a sleeper count.
 struct FutexLane<'a> {
     seq: &'a AtomicU32,
     sleepers: &'a AtomicU32,
@@ -1284,6 +1293,107 @@ impl FutexLane<'_> {
     }
 }
 
+/// One direction of a plain futex-woken shared-memory ring: the textbook
+/// single-producer single-consumer ring of fixed slots (a `u64` each) with a
+/// tail and a head index on cache lines of their own, woken through a futex
+/// on the tail ([`FutexLane`]: the same spin, then sleep). The producer
+/// writes the slot, then publishes the tail; the consumer sees the tail move,
+/// reads the slot, then releases it through the head. The producer keeps the
+/// head it last read and reads the shared one only when that says full.
+struct PlainRing<'a> {
+    tail: FutexLane<'a>,
+    head: &'a AtomicU32,
+    slots: &'a SharedPage,
+    /// Byte offset of slot 0 in `slots`.
+    base: usize,
+}
+
+/// Slots of a [`PlainRing`].
+const PLAIN_SLOTS: u32 = 64;
+
+impl PlainRing<'_> {
+    /// The ring at byte `at` of `page`: tail and sleeper count on one line,
+    /// head on another, then the slots (`256 + 8 * PLAIN_SLOTS` bytes in all).
+    fn at(page: &SharedPage, at: usize) -> PlainRing<'_> {
+        PlainRing {
+            tail: FutexLane {
+                seq: page.word(at),
+                sleepers: page.word(at + 4),
+            },
+            head: page.word(at + 128),
+            slots: page,
+            base: at + 256,
+        }
+    }
+
+    fn slot(&self, index: u32) -> &AtomicU64 {
+        self.slots
+            .word64(self.base + (index % PLAIN_SLOTS) as usize * 8)
+    }
+
+    /// Producer: sends `v` as entry number `tail` (the count sent before).
+    #[inline]
+    fn send(&self, tail: u32, v: u64, head_seen: &mut u32) {
+        let end = Instant::now() + REPLY_TIMEOUT;
+        while tail.wrapping_sub(*head_seen) >= PLAIN_SLOTS {
+            *head_seen = self.head.load(Ordering::Acquire);
+            assert!(Instant::now() < end, "plain ring consumer went silent");
+        }
+        self.slot(tail).store(v, Ordering::Relaxed);
+        self.tail.send(tail.wrapping_add(1));
+    }
+
+    /// Consumer: waits for entry number `head` (the count received before),
+    /// reads it and releases its slot.
+    #[inline]
+    fn recv(&self, head: u32) -> u64 {
+        self.tail.recv(head);
+        let v = self.slot(head).load(Ordering::Relaxed);
+        self.head.store(head.wrapping_add(1), Ordering::Release);
+        v
+    }
+}
+
+/// Round-trip samples (ns) of a ping-pong over two [`PlainRing`]s between a
+/// parent thread and a forked child, warm-up dropped: the baseline the issue
+/// names ("a plain futex-woken shared-memory ring").
+fn ping_pong_plain_ring(cfg: &Config, placement: Placement) -> Vec<u64> {
+    let total = cfg.ping_pong_warmup + cfg.ping_pong_k;
+    let warmup = cfg.ping_pong_warmup;
+    let child_cpu = placement.cpu(1);
+    let page = SharedPage::new();
+    let parent = spawn_placed(placement.cpu(0), move || {
+        let ping = PlainRing::at(&page, 0);
+        let pong = PlainRing::at(&page, 2048);
+        let pid = fork_child(|| {
+            if let Some(c) = child_cpu {
+                pin_current_thread(c).expect("pin baseline child");
+            }
+            let mut head_seen = 0;
+            for i in 0..total as u32 {
+                let v = ping.recv(i);
+                pong.send(i, v, &mut head_seen);
+            }
+        });
+        let mut head_seen = 0;
+        let mut samples = Vec::with_capacity(total);
+        let mut last = Instant::now();
+        for i in 0..total as u32 {
+            ping.send(i, u64::from(i) * 3, &mut head_seen);
+            let back = pong.recv(i);
+            assert_eq!(back, u64::from(i) * 3, "plain ring ping-pong out of step");
+            let now = Instant::now();
+            samples.push(now.duration_since(last).as_nanos() as u64);
+            last = now;
+        }
+        wait_child(pid);
+        drop(page);
+        samples
+    });
+    let samples = parent.join().expect("plain ring ping-pong parent");
+    samples[warmup..].to_vec()
+}
+
 /// Round-trip samples (ns) of the futex-woken shared-memory ping-pong between a
 /// parent thread and a forked child, warm-up dropped.
 fn ping_pong_futex(cfg: &Config, placement: Placement) -> Vec<u64> {
@@ -1336,7 +1446,8 @@ fn us(ns: u64) -> String {
 fn bench_ping_pong(cfg: &Config, payload: Payload, placement: Placement) {
     let tag = format!("ping_pong_{}_{}", payload.tag(), placement.tag());
     println!("placement {}", placement.describe());
-    let (mut ours, mut ipc, mut futex) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut ipc, mut futex, mut plain) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut dropped = 0;
     // Alternate the kinds so a burst of background load hits all alike.
     for _ in 0..cfg.ping_pong_rounds {
@@ -1347,13 +1458,14 @@ fn bench_ping_pong(cfg: &Config, payload: Payload, placement: Placement) {
             Payload::U64 => {
                 ipc.extend(ping_pong_ipc(cfg, placement, || 0u64));
                 futex.extend(ping_pong_futex(cfg, placement));
+                plain.extend(ping_pong_plain_ring(cfg, placement));
             }
             Payload::Text64 => {
                 ipc.extend(ping_pong_ipc(cfg, placement, || TEXT64.to_string()));
             }
         }
     }
-    for v in [&mut ours, &mut ipc, &mut futex] {
+    for v in [&mut ours, &mut ipc, &mut futex, &mut plain] {
         v.sort_unstable();
     }
     let (o50, o99) = (percentile(&ours, 50.0), percentile(&ours, 99.0));
@@ -1364,10 +1476,11 @@ fn bench_ping_pong(cfg: &Config, payload: Payload, placement: Placement) {
     figure(&format!("{tag}_signal_slot_p99_us"), us(o99));
     figure(&format!("{tag}_ipc_channel_p50_us"), us(i50));
     figure(&format!("{tag}_ipc_channel_p99_us"), us(i99));
-    if !futex.is_empty() {
-        let (f50, f99) = (percentile(&futex, 50.0), percentile(&futex, 99.0));
-        figure(&format!("{tag}_futex_shm_p50_us"), us(f50));
-        figure(&format!("{tag}_futex_shm_p99_us"), us(f99));
+    for (name, v) in [("plain_ring", &plain), ("futex_word", &futex)] {
+        if !v.is_empty() {
+            figure(&format!("{tag}_{name}_p50_us"), us(percentile(v, 50.0)));
+            figure(&format!("{tag}_{name}_p99_us"), us(percentile(v, 99.0)));
+        }
     }
     let ratio_ipc = o50 as f64 / i50 as f64;
     figure(
@@ -1379,18 +1492,20 @@ fn bench_ping_pong(cfg: &Config, payload: Payload, placement: Placement) {
         format!("{:.3}", o99 as f64 / i99 as f64),
     );
     target("ping-pong p50 <= ipc-channel", ratio_ipc <= 1.0);
-    if !futex.is_empty() {
-        let (f50, f99) = (percentile(&futex, 50.0), percentile(&futex, 99.0));
-        let ratio_futex = o50 as f64 / f50 as f64;
+    for (name, v) in [("plain_ring", &plain), ("futex_word", &futex)] {
+        if v.is_empty() {
+            continue;
+        }
+        let (b50, b99) = (percentile(v, 50.0), percentile(v, 99.0));
+        let ratio = o50 as f64 / b50 as f64;
+        figure(&format!("{tag}_p50_ratio_vs_{name}"), format!("{ratio:.3}"));
         figure(
-            &format!("{tag}_p50_ratio_vs_futex_shm"),
-            format!("{ratio_futex:.3}"),
+            &format!("{tag}_p99_ratio_vs_{name}"),
+            format!("{:.3}", o99 as f64 / b99 as f64),
         );
-        figure(
-            &format!("{tag}_p99_ratio_vs_futex_shm"),
-            format!("{:.3}", o99 as f64 / f99 as f64),
-        );
-        target("ping-pong p50 <= 1.5x futex shm", ratio_futex <= 1.5);
+        if name == "plain_ring" {
+            target("ping-pong p50 <= 1.5x plain futex ring", ratio <= 1.5);
+        }
     }
 }
 
