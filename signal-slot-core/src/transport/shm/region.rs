@@ -163,6 +163,11 @@ impl Region {
         if let Some(s) = self.proc(p) {
             s.state.store(PROC_FREE, Ordering::Release);
             s.pid.store(0, Ordering::Relaxed);
+            // The next process in this slot runs elsewhere, maybe: until one
+            // of its loops goes idle, its CPU is unknown, not its
+            // predecessor's (a loop that took it for its own would poll
+            // less for records it sends from another CPU).
+            s.cpu.store(0, Ordering::Relaxed);
         }
         self.header()
             .procs_used
@@ -296,4 +301,25 @@ fn map_anonymous_shared(len: usize) -> Result<NonNull<u8>, std::io::Error> {
     // The mapping keeps the memory alive; the fd is not needed (and is CLOEXEC).
     drop(fd);
     NonNull::new(p.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap returned null"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_process_slot_forgets_its_predecessors_cpu() {
+        let region = Region::create(4096).unwrap();
+        let p = region.claim_proc().unwrap();
+        let slot = region.proc(p).unwrap();
+        slot.cpu.store(1 + 1, Ordering::Relaxed);
+        assert_eq!(crate::transport::shm::system::proc_cpu(&region, p), Some(1));
+        region.release_proc(p);
+        let again = region.claim_proc().unwrap();
+        assert_eq!(again, p, "the freed slot is claimed again");
+        assert_eq!(
+            crate::transport::shm::system::proc_cpu(&region, again),
+            None
+        );
+    }
 }
