@@ -1221,8 +1221,9 @@ impl Drop for SharedPage {
 // SAFETY: the page is only accessed through atomics.
 unsafe impl Send for SharedPage {}
 
-/// One direction of the one-word futex ping-pong (and the tail of a
-/// [`PlainRing`]): a sequence word and a sleeper count.
+/// One direction of the one-word futex ping-pong (and the tail of an
+/// [`IndexRing`], the slot words of a [`SlotRing`]): a sequence word and a
+/// sleeper count.
 struct FutexLane<'a> {
     seq: &'a AtomicU32,
     sleepers: &'a AtomicU32,
@@ -1323,6 +1324,7 @@ fn wait_for_room(head: &AtomicU32, i: u32, head_seen: &mut u32) {
         if i.wrapping_sub(*head_seen) < RING_SLOTS {
             return;
         }
+        std::hint::spin_loop();
         assert!(Instant::now() < end, "ring consumer went silent");
     }
 }
@@ -1454,6 +1456,8 @@ impl Lane for IndexRing {
 fn ping_pong_baseline<L: Lane>(cfg: &Config, placement: Placement) -> Vec<u64> {
     let total = cfg.ping_pong_warmup + cfg.ping_pong_k;
     let warmup = cfg.ping_pong_warmup;
+    // Entries are counted in u32 (the futex word's width).
+    let entries = u32::try_from(total).expect("ping-pong rounds fit a u32");
     let child_cpu = placement.cpu(1);
     let page = SharedPage::new();
     let parent = spawn_placed(placement.cpu(0), move || {
@@ -1463,7 +1467,7 @@ fn ping_pong_baseline<L: Lane>(cfg: &Config, placement: Placement) -> Vec<u64> {
                 pin_current_thread(c).expect("pin baseline child");
             }
             let mut head_seen = 0;
-            for i in 0..total as u32 {
+            for i in 0..entries {
                 let v = ping.recv(&page, i);
                 pong.send(&page, i, v, &mut head_seen);
             }
@@ -1471,7 +1475,7 @@ fn ping_pong_baseline<L: Lane>(cfg: &Config, placement: Placement) -> Vec<u64> {
         let mut head_seen = 0;
         let mut samples = Vec::with_capacity(total);
         let mut last = Instant::now();
-        for i in 0..total as u32 {
+        for i in 0..entries {
             let v = u64::from(i) + 1;
             ping.send(&page, i, v, &mut head_seen);
             let back = pong.recv(&page, i);

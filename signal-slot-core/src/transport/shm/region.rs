@@ -312,6 +312,7 @@ mod tests {
         let region = Region::create(4096).unwrap();
         let p = region.claim_proc().unwrap();
         let slot = region.proc(p).unwrap();
+        // The word holds 1 + the CPU: its loops went idle on CPU 1.
         slot.cpu.store(1 + 1, Ordering::Relaxed);
         assert_eq!(crate::transport::shm::system::proc_cpu(&region, p), Some(1));
         region.release_proc(p);
