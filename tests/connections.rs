@@ -351,3 +351,60 @@ fn a_loop_emitting_from_its_slots_sees_every_connection_change_at_once() {
     assert_eq!(take(&orx, 1), ["tick"]);
     assert_eq!(lp.event_loop().stats().dropped_total(), 0);
 }
+
+/// A slot that disconnects the connection it was handed, then records its call.
+#[derive(EventLoopObject)]
+struct Cutter {
+    cut: std::sync::Arc<std::sync::Mutex<Option<signal_slot::Connection>>>,
+    tx: crossbeam_channel::Sender<String>,
+}
+
+#[slots]
+impl Cutter {
+    fn on_value(&mut self, v: u64) {
+        if let Some(c) = self.cut.lock().expect("cut").take() {
+            c.disconnect().expect("disconnect during the emission");
+        }
+        let _ = self.tx.send(format!("cutter {v}"));
+    }
+}
+
+/// Review helper-50: a connection disconnected by a slot called earlier in the
+/// same emission was still called (the emission walked its snapshot).
+#[test]
+fn a_slot_disconnected_earlier_in_the_same_emission_is_not_called() {
+    let lp = thread_loop("cut");
+    let src = lp
+        .event_loop()
+        .add(uid("source"), Source::default())
+        .unwrap();
+    let cut = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let cutter = lp
+        .event_loop()
+        .add(
+            uid("cutter"),
+            Cutter {
+                cut: cut.clone(),
+                tx,
+            },
+        )
+        .unwrap();
+    let (sink, sink_rx) = Sink::new();
+    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    src.value().connect(&cutter.on_value()).unwrap();
+    let later = src.value().connect(&sink.on_value()).unwrap();
+    *cut.lock().unwrap() = Some(later.clone());
+    // One emission (from the source's loop: direct calls, in connection order).
+    src.emit_values().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["cutter 0"]);
+    // The second emission reaches the cutter only; the marker proves the
+    // sink's loop (the same one) has run everything before it.
+    src.emit_values().invoke((1,)).unwrap();
+    assert_eq!(take(&rx, 1), ["cutter 0"]);
+    assert!(!later.is_connected());
+    assert!(
+        sink_rx.try_recv().is_err(),
+        "the sink was called after its connection was disconnected"
+    );
+}

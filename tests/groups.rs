@@ -925,3 +925,114 @@ fn a_group_on_one_other_loop_counts_what_its_full_members_refuse() {
     let ls = stalled.stats();
     assert_eq!((ls.queue_depth, ls.dropped_total()), (4, 6), "{ls:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Found by review helper-50.
+
+/// A job source and a worker that records the jobs it gets.
+#[derive(EventLoopObject, Default)]
+struct JobSource {
+    #[signal]
+    job: Signal<(u64,)>,
+}
+
+#[derive(EventLoopObject, Default)]
+struct JobTaker {
+    got: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+#[slots]
+impl JobTaker {
+    fn work(&mut self, j: u64) {
+        self.got.lock().expect("jobs").push(j);
+    }
+    fn any(&mut self, _m: signal_slot::Message) {}
+}
+
+#[test]
+fn a_single_shot_member_takes_one_emission_also_when_its_turn_mate_refuses() {
+    let src_lp = EventLoop::new(uid("src"));
+    let src = src_lp.add(uid("src"), JobSource::default()).unwrap();
+    // Neither loop runs: `full` holds one message (its inbox is full), `room`
+    // keeps what it is given.
+    let full = EventLoop::builder(uid("full")).capacity(1).create();
+    let a = full.add(uid("a"), JobTaker::default()).unwrap();
+    let room = EventLoop::new(uid("room"));
+    let b = room.add(uid("b"), JobTaker::default()).unwrap();
+    a.work().invoke((999,)).unwrap();
+    src.job()
+        .connect_with(&a.work(), ConnectOptions::new().group("g"))
+        .unwrap();
+    let once = src
+        .job()
+        .connect_with(&b.work(), ConnectOptions::new().group("g").single_shot())
+        .unwrap();
+    for j in 0..5 {
+        src.job().emit((j,));
+    }
+    assert_eq!(
+        room.stats().queue_depth,
+        1,
+        "the single-shot member took one emission"
+    );
+    assert!(!once.is_connected(), "and left its group");
+}
+
+#[test]
+fn a_slot_is_connected_once_to_a_signal_whatever_the_groups() {
+    let lp = EventLoop::new(uid("dup"));
+    let src = lp.add(uid("src"), JobSource::default()).unwrap();
+    let w = lp.add(uid("w"), JobTaker::default()).unwrap();
+    src.job().connect(&w.work()).unwrap();
+    for group in ["g", "h"] {
+        let again = src
+            .job()
+            .connect_with(&w.work(), ConnectOptions::new().group(group));
+        assert!(
+            matches!(
+                again,
+                Err(signal_slot::ConnectError::AlreadyConnected { .. })
+            ),
+            "joined group {group} though connected plainly: {again:?}"
+        );
+    }
+    let other = lp.add(uid("w2"), JobTaker::default()).unwrap();
+    src.job()
+        .connect_with(&other.work(), ConnectOptions::new().group("g"))
+        .unwrap();
+    assert!(matches!(
+        src.job().connect(&other.work()),
+        Err(signal_slot::ConnectError::AlreadyConnected { .. })
+    ));
+    assert!(matches!(
+        src.job()
+            .connect_with(&other.work(), ConnectOptions::new().group("h")),
+        Err(signal_slot::ConnectError::AlreadyConnected { .. })
+    ));
+    src.job().emit((1,));
+    assert_eq!(lp.stats().queue_depth, 2, "one call to each slot");
+}
+
+#[test]
+fn only_slots_taking_the_signals_arguments_join_a_group() {
+    let lp = EventLoop::new(uid("msg"));
+    let src = lp.add(uid("src"), JobSource::default()).unwrap();
+    let next = lp.add(uid("next"), JobSource::default()).unwrap();
+    let w = lp.add(uid("w"), JobTaker::default()).unwrap();
+    // A signal forwarded to.
+    assert!(matches!(
+        src.job()
+            .connect_with(&next.job(), ConnectOptions::new().group("g")),
+        Err(signal_slot::ConnectError::GroupNeedsSlot { .. })
+    ));
+    // A slot taking a Message, by a pattern.
+    let topic = format!("{}/#", uid("grp-src"));
+    assert!(matches!(
+        w.any()
+            .subscribe_with(&topic, SubscribeOptions::new().group("g")),
+        Err(signal_slot::SubscribeError::GroupNeedsSlot(_))
+    ));
+    // Without a group both work.
+    src.job().connect(&next.job()).unwrap();
+    w.any().subscribe(&topic).unwrap();
+}

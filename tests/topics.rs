@@ -441,3 +441,43 @@ fn removing_the_subscriber_ends_its_subscriptions() {
     assert!(!sub.is_active());
     assert_eq!(t.speed().receiver_count(), 0);
 }
+
+/// Review helper-50: an object added while a matching subscription ended
+/// could keep a connection of it (the attach ran outside the directory's
+/// lock, after the unsubscribe had looked at the object's signals).
+#[test]
+fn ending_a_subscription_while_objects_are_added_leaves_no_connection() {
+    let lp = thread_loop("race");
+    let (r, _rx) = rec();
+    let r = lp.event_loop().add(uid("rec"), r).unwrap();
+    let prefix = uid("racer");
+    let mut leaked = 0;
+    for run in 0..20 {
+        let adder = {
+            let lp = lp.event_loop().clone();
+            let prefix = prefix.clone();
+            std::thread::spawn(move || {
+                (0..200)
+                    .map(|i| {
+                        lp.add(format!("{prefix}-{run}-{i}"), Wind::default())
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        // Only this test's objects (tests share the directory).
+        let pattern = format!("re:{prefix}-{run}-[0-9]+/speed");
+        while !adder.is_finished() {
+            r.on_u32().subscribe(&pattern).unwrap().unsubscribe();
+        }
+        let winds = adder.join().unwrap();
+        leaked += winds
+            .iter()
+            .map(|w| w.speed().receiver_count())
+            .sum::<usize>();
+        for w in winds {
+            w.remove().unwrap();
+        }
+    }
+    assert_eq!(leaked, 0, "connections of ended subscriptions");
+}

@@ -136,6 +136,13 @@ pub enum ConnectError {
     /// Forwarding would form a cycle back to this signal.
     #[error("forwarding would form a cycle back to {0}")]
     ForwardCycle(String),
+    /// A one-of-N group's members are slots taking the signal's own
+    /// arguments: a slot taking a `Message`, or a signal, cannot join one.
+    #[error("{signal}: a group takes slots with the signal's own arguments, not a Message slot or a signal")]
+    GroupNeedsSlot {
+        /// `<sender>/<signal>`.
+        signal: String,
+    },
     /// The signal (a timer's) is emitted only in the process that runs its
     /// loop; connect it there.
     #[error("signal {0} is emitted in another process; connect it from there")]

@@ -136,8 +136,24 @@ pub(crate) fn object_added(obj: &Arc<ObjectShared>) {
     }
     // Attached outside the lock: attaching may post, and posting may wait.
     for (i, sub) in todo {
-        attach_one(obj, i, &sub);
+        if attach_one(obj, i, &sub) == Attach::Attached && !is_subscribed(sub.id) {
+            // Unsubscribed meanwhile: its removal may have looked at this
+            // signal before the attach, so undo it here (review helper-50:
+            // connections of ended subscriptions stayed). Either this check
+            // sees the subscription gone, or the removal, which comes after
+            // it (the directory's lock orders the two), sees the attach.
+            detach(obj, i, &sub);
+        }
     }
+}
+
+/// Takes back an attach of `sub` to signal `signal` of `obj`.
+#[cold]
+fn detach(obj: &ObjectShared, signal: u16, sub: &Sub) {
+    if let Some(s) = obj.signals.get(usize::from(signal)) {
+        s.remove_connection(sub.id);
+    }
+    sub.recv.forget_incoming(sub.id);
 }
 
 /// Forgets a removed object: its signals, and its subscriptions.

@@ -153,6 +153,9 @@ impl<A: SignalArgs> SignalRef<A> {
                 signal: self.describe(),
             },
             Some(InsertError::Closed) => ConnectError::SenderRemoved(self.shared.owner.clone()),
+            Some(InsertError::GroupNeedsSlot) => ConnectError::GroupNeedsSlot {
+                signal: self.describe(),
+            },
             None => ConnectError::ReceiverRemoved(
                 receiver.map_or_else(|| self.shared.owner.clone(), |r| r.id.clone()),
             ),

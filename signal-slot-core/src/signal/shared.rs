@@ -188,12 +188,17 @@ impl<A: SignalArgs> SignalShared<A> {
         if !s.open {
             return Err(InsertError::Closed);
         }
+        // A slot already connected plainly or in any group of this signal is
+        // a duplicate whatever the options (review helper-50: a group option
+        // let one slot be connected three times).
         if contains_id(&s.list, conn.id)
-            || (group.is_none()
-                && by_target
-                && s.list.iter().any(|c| c.target.same_as(&conn.target)))
+            || (by_target && flatten(&s.list).any(|c| c.target.same_as(&conn.target)))
         {
             return Err(InsertError::Duplicate);
+        }
+        if group.is_some() && !matches!(conn.target, Target::Slot(_)) {
+            // A group's members take the signal's own arguments.
+            return Err(InsertError::GroupNeedsSlot);
         }
         let mut v: Vec<Conn<A>> = s.list.iter().map(Conn::clone).collect();
         match group {
@@ -375,10 +380,30 @@ impl<A: SignalArgs> SignalShared<A> {
             return;
         };
         let mut meta = None;
-        for c in rest {
-            self.deliver_one(c, args.clone(), &mut meta, em, report.as_deref_mut());
+        if rest.is_empty() {
+            return self.deliver_one(last, args, &mut meta, em, report);
         }
-        self.deliver_one(last, args, &mut meta, em, report);
+        // A slot of this emission may disconnect a connection further down
+        // the list: that one is not called (as in Qt; review helper-50). The
+        // list is a snapshot, so after any change (the version moved) each
+        // connection left is looked up in the live list first.
+        let version = self.version();
+        for c in rest {
+            if self.version() == version || self.still_connected(c.id) {
+                self.deliver_one(c, args.clone(), &mut meta, em, report.as_deref_mut());
+            }
+        }
+        if self.version() == version || self.still_connected(last.id) {
+            self.deliver_one(last, args, &mut meta, em, report);
+        }
+    }
+
+    /// True while connection `id` is in the live list (out of line: only
+    /// after the list changed during an emission).
+    #[cold]
+    #[inline(never)]
+    fn still_connected(&self, id: u64) -> bool {
+        contains_id(&lock(&self.state).list, id)
     }
 
     #[inline]
@@ -587,6 +612,14 @@ impl<A: SignalArgs> SignalShared<A> {
                 start + k - n
             };
             let last = k + 1 == n;
+            // A single-shot member takes one emission, then leaves its
+            // group, here as on the fast path; one that fired already is no
+            // member any more (review helper-50: this path skipped the check,
+            // and such a member took every emission its turn-mate refused).
+            let member = &g.members[i];
+            if member.conn.single_shot.is_some() && !self.member_fires(member) {
+                continue;
+            }
             let Some(a) = (if last { args.take() } else { args.clone() }) else {
                 break;
             };
@@ -839,6 +872,9 @@ pub(crate) enum Attach {
 pub(crate) enum InsertError {
     Closed,
     Duplicate,
+    /// A group was asked for a target that is no slot taking the signal's
+    /// arguments (a `Message` slot, a signal).
+    GroupNeedsSlot,
 }
 
 impl<A: SignalArgs> SignalControl for SignalShared<A> {

@@ -80,6 +80,10 @@ pub enum SubscribeError {
     /// A framework slot (a loop's stop slot) cannot be subscribed.
     #[error("slot {0} cannot be subscribed to a pattern")]
     NotSubscribable(String),
+    /// A one-of-N group's members are slots taking the matching signals'
+    /// own arguments: a slot taking a `Message` cannot join one.
+    #[error("slot {0} takes a Message: a group needs slots taking the signals' own arguments")]
+    GroupNeedsSlot(String),
     /// The subscription is in force in this process, but these processes did
     /// not confirm it in time.
     #[error("subscription {pattern:?} not confirmed by processes {processes:?}")]
@@ -198,6 +202,16 @@ impl<A: SignalArgs> SlotRef<A> {
                 recv.id
             )));
         };
+        if opts.group.is_some()
+            && std::any::type_name::<A>() == std::any::type_name::<(crate::Message,)>()
+        {
+            // It would attach to nothing (a group holds typed slots): said
+            // here, not left silent (review helper-50).
+            return Err(SubscribeError::GroupNeedsSlot(format!(
+                "{}::{name}",
+                recv.id
+            )));
+        }
         let sub = Arc::new(Sub {
             id: crate::signal::connection::next_connection_id(),
             pattern: parsed,
@@ -214,6 +228,15 @@ impl<A: SignalArgs> SlotRef<A> {
             gate: Arc::new(Gate::default()),
         });
         let applied = directory::subscribe(sub.clone());
+        if !recv.is_alive() {
+            // Removed since the check above: its removal may have swept the
+            // directory before this subscription was in it, which would
+            // then stay there for good (review helper-50). The removal marks
+            // the receiver dead before it sweeps, so this sees one or the
+            // other.
+            directory::unsubscribe(sub.id);
+            return Err(SubscribeError::ReceiverRemoved(recv.id.clone()));
+        }
         if let Err(processes) = crate::process::control::replicate_subscribe(&sub) {
             return Err(SubscribeError::Unconfirmed {
                 pattern: pattern.to_string(),
