@@ -1715,6 +1715,112 @@ mod async_child {
     }
 }
 
+/// Lives in a child: tries to start a process from a slot and says how it went.
+#[derive(EventLoopObject)]
+struct Nester {
+    #[signal]
+    said: Signal<(String,)>,
+}
+
+#[slots]
+impl Nester {
+    fn nest(&mut self) {
+        let started = EventLoopProcess::new("grandchild").and_then(|g| g.start());
+        self.said.emit((format!("{started:?}"),));
+    }
+}
+
+/// Review helper-49: a process started from a child's slot waited for ever
+/// (the fork server runs in the root only) and left a process slot marked
+/// alive, so that every later cross-process connect waited 10 s and failed.
+/// Refused now, at once; the system goes on.
+fn a_child_cannot_start_a_process() {
+    let (_t, sink, rx) = parent_sink();
+    let p = EventLoopProcess::new("nester").unwrap();
+    let n = p
+        .event_loop()
+        .add(
+            "nester",
+            Nester {
+                said: Signal::new(),
+            },
+        )
+        .unwrap();
+    n.said().connect(&sink.on_text()).unwrap();
+    p.start().unwrap();
+    n.nest().invoke(()).unwrap();
+    let said = rx.recv_timeout(DEADLINE).expect("the child answered");
+    assert!(said.contains("StartInChild"), "{said}");
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+    // No slot was left claimed: a new process connects at once.
+    let (p2, e2) = child_echo("after");
+    p2.start().unwrap();
+    let t0 = Instant::now();
+    e2.echoed().connect(&sink.on_value()).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    p2.stop().unwrap();
+    p2.join().unwrap();
+}
+
+/// Review helper-49: between reaping a child that exited on its own and
+/// saying so, `kill()` signalled a pid that was no longer the child's
+/// (ESRCH, or another process once the pid was reused). The child stays a
+/// zombie until its state says it ended.
+fn kill_after_the_child_exited_on_its_own_succeeds() {
+    for round in 0..20 {
+        let (p, echo) = child_echo(&format!("exits-{round}"));
+        p.start().unwrap();
+        let pid = p.pid().unwrap() as i32;
+        echo.exit_with().invoke((0,)).unwrap();
+        // Until the pid is gone (kill(pid, 0) fails), or the process is
+        // seen ended.
+        let end = Instant::now() + DEADLINE;
+        // SAFETY: signal 0 only checks that the pid exists.
+        while p.is_alive() && unsafe { libc::kill(pid, 0) } == 0 {
+            assert!(Instant::now() < end, "the child did not exit");
+            std::hint::spin_loop();
+        }
+        if let Err(e) = p.kill() {
+            panic!("round {round}: kill after the child exited: {e}");
+        }
+        assert_eq!(p.join().unwrap(), ProcessExit::Code(0));
+    }
+}
+
+/// Review helper-49: a connect waits for every live process to confirm; one
+/// that died before confirming and whose slot a new process took at once
+/// (which never got the change, and is started with the connection in force)
+/// made the connect wait its whole timeout and fail, naming the new process.
+fn a_connect_does_not_wait_for_a_new_process_in_a_dead_ones_slot() {
+    let (_t, sink, _rx) = parent_sink();
+    let (p, _e) = child_echo("frozen");
+    p.start().unwrap();
+    let (_other, oe) = child_echo("other");
+    // p cannot confirm while stopped.
+    let pid = p.pid().unwrap() as i32;
+    // SAFETY: signals the child we started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let connect = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let r = oe.echoed().connect(&sink.on_value()).map(|_| ());
+        (r, t0.elapsed())
+    });
+    // Time for the connect to send to p (if it has not yet, it sends to p's
+    // successor instead, which confirms: the test then proves less, and
+    // still passes).
+    std::thread::sleep(Duration::from_millis(200));
+    let (p2, _e2) = child_echo("successor");
+    p.kill().unwrap();
+    p.join().unwrap();
+    p2.start().unwrap();
+    let (r, took) = connect.join().unwrap();
+    assert_eq!(r, Ok(()), "after {took:?}");
+    assert!(took < Duration::from_secs(5), "the connect waited {took:?}");
+    p2.stop().unwrap();
+    p2.join().unwrap();
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
     #[allow(unused_mut)]
     let mut all = scenarios![
@@ -1750,6 +1856,9 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_receiver_killed_during_a_request_is_missing,
         a_request_a_stopping_loop_drops_is_answered_at_once,
         a_late_answer_from_a_child_is_counted,
+        a_child_cannot_start_a_process,
+        kill_after_the_child_exited_on_its_own_succeeds,
+        a_connect_does_not_wait_for_a_new_process_in_a_dead_ones_slot,
     ];
     #[cfg(feature = "async")]
     all.push((

@@ -426,6 +426,18 @@ fn replicate(make: impl Fn(u32, u64) -> Msg) -> Result<(), Vec<u32>> {
     if others.is_empty() {
         return Ok(());
     }
+    // Each one's life: a process that dies before it answers and whose slot
+    // a new process takes at once (which never got the message) is no longer
+    // waited for (review helper-49: the connect waited its whole timeout and
+    // named the new process as not confirming).
+    let lives: HashMap<u32, u32> = others
+        .iter()
+        .map(|p| (*p, system::proc_incarnation(region, *p)))
+        .collect();
+    let same_life = |p: &u32| {
+        system::proc_alive(region, *p)
+            && lives.get(p) == Some(&system::proc_incarnation(region, *p))
+    };
     let seq = u64::from(system::my_incarnation()) << 48 | SEQ.fetch_add(1, Ordering::Relaxed);
     pending().insert(seq, others.clone());
     for p in &others {
@@ -439,10 +451,7 @@ fn replicate(make: impl Fn(u32, u64) -> Msg) -> Result<(), Vec<u32>> {
     let mut pending = pending();
     loop {
         let waiting = pending.get(&seq).cloned().unwrap_or_default();
-        let still: Vec<u32> = waiting
-            .into_iter()
-            .filter(|p| system::proc_alive(region, *p))
-            .collect();
+        let still: Vec<u32> = waiting.into_iter().filter(same_life).collect();
         if still.is_empty() {
             pending.remove(&seq);
             return Ok(());

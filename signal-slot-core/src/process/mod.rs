@@ -89,6 +89,10 @@ pub enum ProcessError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Processes are started from the process that started the first one
+    /// (the root, which forks them all); a child cannot start one.
+    #[error("process {0:?}: only the root process starts processes, not a child")]
+    StartInChild(String),
     /// Signalling the process failed.
     #[error("could not signal process {name:?}: {source}")]
     Kill {
@@ -254,6 +258,13 @@ impl EventLoopProcess {
 
     /// [`start`](Self::start) once this call alone may start the process.
     fn start_claimed(&self) -> Result<(), ProcessError> {
+        if system::my_proc() != 0 {
+            // The fork server runs in the root only: in a child, its channel
+            // (inherited) has no reader but the child's own loop thread, and
+            // the start waited for ever, with a process slot marked alive
+            // that no one would release (review helper-49).
+            return Err(ProcessError::StartInChild(self.inner.name.clone()));
+        }
         let (region, _) = system::ensure()?;
         let slot = region.claim_proc().ok_or(ProcessError::TooManyProcesses)?;
         if !control::claim_mailbox(region, slot) {
@@ -428,9 +439,16 @@ fn plain<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Waits for the child to end, then cleans up after it in this process.
 fn reap(inner: Arc<Inner>, lp: EventLoop, pid: i32, slot: u32) {
-    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+    let child = nix::unistd::Pid::from_raw(pid);
+    // The status is read without reaping the child: until the state says
+    // `Exited` (below, after the clean-up), the pid stays a zombie, so a
+    // `kill()` meanwhile signals the zombie (which succeeds, and does
+    // nothing), never a process that got the pid after it (review
+    // helper-49: it failed with ESRCH in that window, or could have hit
+    // another process).
     let status = loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        match waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
             Ok(WaitStatus::Exited(_, code)) => break ProcessExit::Code(code),
             Ok(WaitStatus::Signaled(_, sig, _)) => break ProcessExit::Signal(sig as i32),
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
@@ -464,6 +482,15 @@ fn reap(inner: Arc<Inner>, lp: EventLoop, pid: i32, slot: u32) {
         region.release_proc(slot);
     }
     *plain(&inner.state) = State::Exited { pid, status };
+    // Now the pid may go: `kill()` no longer signals it.
+    loop {
+        match waitpid(child, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => log::error!("reaping process {:?} failed: {e}", inner.name),
+            Ok(_) => {}
+        }
+        break;
+    }
     inner.changed.notify_all();
     let mut report: Vec<Undelivered> = Vec::new();
     inner.exited.emit_shared(

@@ -84,6 +84,14 @@ pub(crate) fn proc_alive(region: &Region, p: u32) -> bool {
         .is_some_and(|s| s.state.load(Ordering::Acquire) == PROC_ALIVE)
 }
 
+/// Which life of process slot `p` this is (bumped each time a process takes
+/// the slot; 0 if there is no such slot).
+pub(crate) fn proc_incarnation(region: &Region, p: u32) -> u32 {
+    region
+        .proc(p)
+        .map_or(0, |s| s.incarnation.load(Ordering::Acquire))
+}
+
 /// True while a process other than this one is alive in the region: only
 /// those write to this process's mailboxes (its own threads post to a loop's
 /// inbox).
