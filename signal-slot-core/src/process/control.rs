@@ -57,6 +57,9 @@ enum Msg {
     },
     ProcessDied {
         proc: u32,
+        /// Which life of slot `proc` ended: a late notice must not retire
+        /// what a new process in the slot owns.
+        incarnation: u32,
     },
     Ack {
         from: u32,
@@ -355,7 +358,16 @@ fn handle_record(rec: &[u8]) {
             crate::signal::directory::unsubscribe(id);
             ack(from, seq);
         }
-        Msg::ProcessDied { proc } => forget_process(proc, false),
+        Msg::ProcessDied { proc, incarnation } => {
+            // The slot may have a new life by now (review helper-49: this
+            // notice can be read after another process's ring that already
+            // told of the new one): its objects are not the dead one's.
+            let moved_on =
+                system::region().is_some_and(|r| system::proc_incarnation(r, proc) != incarnation);
+            if !moved_on {
+                forget_process(proc, false);
+            }
+        }
         Msg::Ack { from, seq } => {
             let mut waiting = pending();
             if let Some(w) = waiting.get_mut(&seq) {
@@ -553,9 +565,11 @@ pub(crate) fn announce_death(proc: u32) {
         return;
     };
     let me = system::my_proc();
+    // Read before the slot is released (the caller releases it after).
+    let incarnation = system::proc_incarnation(region, proc);
     for p in 0..MAX_PROCS as u32 {
         if p != me && p != proc && system::proc_alive(region, p) {
-            send(p, &Msg::ProcessDied { proc });
+            send(p, &Msg::ProcessDied { proc, incarnation });
         }
     }
 }

@@ -281,15 +281,23 @@ impl EventLoopProcess {
                 }
                 self.lp.hand_over_to_child();
                 *plain(&self.inner.state) = State::Running { pid: child };
-                let inner = self.inner.clone();
-                let lp = self.lp.clone();
-                std::thread::Builder::new()
+                let (inner, lp) = (self.inner.clone(), self.lp.clone());
+                let spawned = std::thread::Builder::new()
                     .name(format!("reaper:{}", self.inner.name))
-                    .spawn(move || reap(inner, lp, child, slot))
-                    .map_err(|source| ProcessError::Fork {
+                    .spawn(move || reap(inner, lp, child, slot));
+                if let Err(source) = spawned {
+                    // No one would reap the child, release its slot or end a
+                    // `join()` (review helper-49): it goes now, reaped here.
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(child),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    reap(self.inner.clone(), self.lp.clone(), child, slot);
+                    return Err(ProcessError::Fork {
                         name: self.inner.name.clone(),
                         source,
-                    })?;
+                    });
+                }
                 Ok(())
             }
             Err(source) => {
@@ -465,6 +473,10 @@ fn reap(inner: Arc<Inner>, lp: EventLoop, pid: i32, slot: u32) {
     if let Some(p) = region.and_then(|r| r.proc(slot)) {
         // Emitters stop routing to it from here on.
         p.state.store(3, Ordering::Release);
+    }
+    if let Some(region) = region {
+        // What it published before it died reaches loops that sleep.
+        crate::transport::shm::mailbox::wake_for_dead_producer(region, slot);
     }
     // Its objects are gone: break their connections and tell their watchers
     // (this process notifies; the others only forget).

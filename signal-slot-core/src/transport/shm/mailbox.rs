@@ -189,6 +189,29 @@ pub(crate) fn send_with(
     Ok(())
 }
 
+/// After producer process `p` died: flags its ring in every mailbox where it
+/// left records, and wakes their loops. A producer killed between publishing
+/// a record and flagging its ring (or ringing the doorbell) left a record a
+/// sleeping loop would not look at until another process sent to it (review
+/// helper-48). Its records were whole (a record publishes itself), so they
+/// are read as any other.
+pub(crate) fn wake_for_dead_producer(region: &Region, p: u32) {
+    if p as usize >= MAX_PROCS {
+        return;
+    }
+    let bit = 1u64 << p;
+    for m in 0..MAX_MAILBOXES as u32 {
+        if !region.mailbox_in_use(m) || region.ring(m, p).is_empty() {
+            continue;
+        }
+        let mb = region.mailbox_header(m);
+        // As a producer that found its flag clear (see `send_with`).
+        mb.dirty.fetch_or(bit, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        wake_if_sleeping(&mb.bell, true);
+    }
+}
+
 /// Claims a mailbox for a loop of process `owner`. Whatever its rings still hold
 /// was meant for a previous owner and is skipped.
 pub(crate) fn claim(region: &Region, owner: u32) -> Option<MailboxAddr> {
@@ -685,6 +708,24 @@ mod tests {
 
     /// A last drain (a stopped loop's, a dead process's mailboxes) finds
     /// what any ring holds, flagged or not, so it can count it as lost.
+    #[test]
+    fn the_records_of_a_producer_that_died_before_flagging_its_ring_are_found() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let c = MailboxConsumer::new(region, addr);
+        // Published, then killed before its flag and the doorbell.
+        region.ring(addr.index, 3).push(8, |b| b.fill(7)).unwrap();
+        let mut cleared = Cleared::default();
+        assert!(!c.settle(&mut cleared), "a loop would sleep");
+        assert!(!c.has_work());
+        wake_for_dead_producer(region, 3);
+        assert!(c.has_work(), "its ring is flagged");
+        assert_eq!(drain(&c), vec![7]);
+        // Nothing left: nothing flagged again.
+        wake_for_dead_producer(region, 3);
+        assert!(!c.settle(&mut cleared));
+    }
+
     #[test]
     fn a_last_drain_of_every_ring_finds_unflagged_records() {
         let region = region();
