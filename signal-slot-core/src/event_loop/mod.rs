@@ -268,11 +268,15 @@ impl LoopShared {
             local::post_control(msg);
             return;
         }
-        let _handover = self
+        let handover = self
             .for_process
             .load(Ordering::Acquire)
             .then(|| lock(&self.handover));
         if self.is_remote() {
+            // Logged with the lock released: a fork holds stderr's lock while
+            // it waits for the framework's locks, and a logger writing to
+            // stderr under one would wait for the fork (review helper-49).
+            drop(handover);
             // Handed to a child meanwhile: control messages no longer reach it.
             log::warn!(
                 "event loop {:?} moved to a child process; control message dropped",
@@ -281,6 +285,7 @@ impl LoopShared {
             return;
         }
         self.inbox.control(msg);
+        drop(handover);
     }
 
     pub(crate) fn remove_object(&self, key: ObjectKey) {
