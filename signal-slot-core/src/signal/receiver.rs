@@ -296,7 +296,13 @@ fn sink_call<A: SignalArgs>(obj: &mut dyn Any, args: A, _meta: Option<&Meta>) {
     let Some(sink) = obj.downcast_mut::<ChannelSink<A>>() else {
         return;
     };
-    let Some(tx) = &sink.tx else { return };
+    let Some(tx) = &sink.tx else {
+        // After its publisher's end: a value that raced the end (emitted by
+        // another thread during the removal, or read from another process's
+        // ring after the end) is counted, not lost unseen (review helper-50).
+        sink.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
     if tx.try_send(args).is_err() {
         let n = sink.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_power_of_two() {
