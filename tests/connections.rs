@@ -408,3 +408,28 @@ fn a_slot_disconnected_earlier_in_the_same_emission_is_not_called() {
         "the sink was called after its connection was disconnected"
     );
 }
+
+/// Review helper-51: after a change to the list during an emission (here the
+/// single-shot connection's own removal), a group further down the list lost
+/// the emission (it was looked up by its members' ids, not its own).
+#[test]
+fn a_group_after_a_single_shot_connection_gets_the_emission() {
+    let lp = thread_loop("single-then-group");
+    let src = lp
+        .event_loop()
+        .add(uid("source"), Source::default())
+        .unwrap();
+    let (once, once_rx) = Sink::new();
+    let (member, member_rx) = Sink::new();
+    let once = lp.event_loop().add(uid("once"), once).unwrap();
+    let member = lp.event_loop().add(uid("member"), member).unwrap();
+    src.value()
+        .connect_with(&once.on_value(), ConnectOptions::new().single_shot())
+        .unwrap();
+    src.value()
+        .connect_with(&member.on_value(), ConnectOptions::new().group("g"))
+        .unwrap();
+    src.emit_values().invoke((2,)).unwrap();
+    assert_eq!(take(&member_rx, 2), ["value 0", "value 1"]);
+    assert_eq!(take(&once_rx, 1), ["value 0"]);
+}

@@ -386,24 +386,35 @@ impl<A: SignalArgs> SignalShared<A> {
         // A slot of this emission may disconnect a connection further down
         // the list: that one is not called (as in Qt; review helper-50). The
         // list is a snapshot, so after any change (the version moved) each
-        // connection left is looked up in the live list first.
+        // connection left is delivered as the live list has it, if it still
+        // does: a group then without the members removed meanwhile (its own
+        // id stays; review helper-51: looking the group up by its members'
+        // ids skipped it).
         let version = self.version();
         for c in rest {
-            if self.version() == version || self.still_connected(c.id) {
+            if self.version() == version {
                 self.deliver_one(c, args.clone(), &mut meta, em, report.as_deref_mut());
+            } else if let Some(live) = self.live(c.id) {
+                self.deliver_one(&live, args.clone(), &mut meta, em, report.as_deref_mut());
             }
         }
-        if self.version() == version || self.still_connected(last.id) {
+        if self.version() == version {
             self.deliver_one(last, args, &mut meta, em, report);
+        } else if let Some(live) = self.live(last.id) {
+            self.deliver_one(&live, args, &mut meta, em, report);
         }
     }
 
-    /// True while connection `id` is in the live list (out of line: only
-    /// after the list changed during an emission).
+    /// Connection `id` (a plain one, or a group's own) as the live list has
+    /// it now. Out of line: only after the list changed during an emission.
     #[cold]
     #[inline(never)]
-    fn still_connected(&self, id: u64) -> bool {
-        contains_id(&lock(&self.state).list, id)
+    fn live(&self, id: u64) -> Option<Conn<A>> {
+        lock(&self.state)
+            .list
+            .iter()
+            .find(|c| c.id == id)
+            .map(Conn::clone)
     }
 
     #[inline]
