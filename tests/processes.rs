@@ -1821,6 +1821,53 @@ fn a_connect_does_not_wait_for_a_new_process_in_a_dead_ones_slot() {
     p2.join().unwrap();
 }
 
+/// Review helper-51: a request waiting for a receiver whose process died
+/// waited out its whole timeout if a new process took the dead one's slot
+/// before the request looked (every 5 ms): the new process was taken for the
+/// receiver's. The request goes by the process's life now. (Before the fix
+/// this failed only when the start fell between two looks.)
+fn a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot() {
+    let (_t, sink, rx) = parent_sink();
+    for round in 0..5 {
+        for form in ["alone", "with another"] {
+            let name = format!("{round}-{form}");
+            let p = EventLoopProcess::new(format!("doomed-{name}")).unwrap();
+            let a = p
+                .event_loop()
+                .add(format!("doomed-answerer-{name}"), Answerer::default())
+                .unwrap();
+            a.entered().connect(&sink.on_value()).unwrap();
+            let fine = p
+                .event_loop()
+                .add(format!("fine-{name}"), Answerer::default())
+                .unwrap();
+            let main = EventLoop::new(format!("asking-{name}"));
+            let asker = main.add(format!("asker-{name}"), Asker::default()).unwrap();
+            if form != "alone" {
+                asker.question().connect(&fine.double()).unwrap();
+            }
+            asker.question().connect(&a.hang()).unwrap();
+            p.start().unwrap();
+            let timeout = DEADLINE;
+            let t0 = Instant::now();
+            let q = asker.question();
+            let asking = std::thread::spawn(move || q.request::<u64>((5,), timeout).unwrap());
+            assert_eq!(take(&rx, 1), ["value 5"], "{name}: the slot runs");
+            p.kill().unwrap();
+            p.join().unwrap();
+            // At once, into the freed slot.
+            let (next, _e) = child_echo(&format!("next-{name}"));
+            next.start().unwrap();
+            let r = asking.join().unwrap();
+            let took = t0.elapsed();
+            assert!(took < Duration::from_secs(5), "{name}: took {took:?}");
+            assert_eq!(r.missing().len(), 1, "{name}: {r:?}");
+            next.stop().unwrap();
+            next.join().unwrap();
+        }
+    }
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
     #[allow(unused_mut)]
     let mut all = scenarios![
@@ -1859,6 +1906,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_child_cannot_start_a_process,
         kill_after_the_child_exited_on_its_own_succeeds,
         a_connect_does_not_wait_for_a_new_process_in_a_dead_ones_slot,
+        a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot,
     ];
     #[cfg(feature = "async")]
     all.push((

@@ -442,14 +442,11 @@ fn replicate(make: impl Fn(u32, u64) -> Msg) -> Result<(), Vec<u32>> {
     // a new process takes at once (which never got the message) is no longer
     // waited for (review helper-49: the connect waited its whole timeout and
     // named the new process as not confirming).
-    let lives: HashMap<u32, u32> = others
+    let lives: HashMap<u32, system::ProcLife> = others
         .iter()
-        .map(|p| (*p, system::proc_incarnation(region, *p)))
+        .map(|p| (*p, system::ProcLife::of(region, *p)))
         .collect();
-    let same_life = |p: &u32| {
-        system::proc_alive(region, *p)
-            && lives.get(p) == Some(&system::proc_incarnation(region, *p))
-    };
+    let same_life = |p: &u32| lives.get(p).is_some_and(|l| l.alive(region));
     let seq = u64::from(system::my_incarnation()) << 48 | SEQ.fetch_add(1, Ordering::Relaxed);
     pending().insert(seq, others.clone());
     for p in &others {

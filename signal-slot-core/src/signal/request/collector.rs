@@ -52,8 +52,9 @@ impl Encoded {
 
 pub(super) struct Entry {
     pub(super) responder: Responder,
-    /// The process running the receiver's loop, when it is not this one.
-    pub(super) proc: Option<u32>,
+    /// The process running the receiver's loop, when it is not this one
+    /// (its life: a new process in its slot is not it).
+    pub(super) proc: Option<system::ProcLife>,
     pub(super) outcome: Option<Outcome>,
 }
 
@@ -372,9 +373,7 @@ fn gone(entries: &[Entry]) -> Vec<usize> {
     entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| {
-            e.outcome.is_none() && e.proc.is_some_and(|p| !system::proc_alive(region, p))
-        })
+        .filter(|(_, e)| e.outcome.is_none() && e.proc.is_some_and(|p| !p.alive(region)))
         .map(|(i, _)| i)
         .collect()
 }
@@ -394,7 +393,7 @@ mod tests {
                 )),
                 "slot",
             ),
-            proc: Some(1),
+            proc: None,
             outcome: None,
         }
     }

@@ -175,7 +175,12 @@ fn entries<'a, A: SignalArgs>(targets: impl Iterator<Item = &'a SlotTarget<A>>) 
     targets
         .map(|t| Entry {
             responder: responder(t),
-            proc: t.recv.lp.is_remote().then(|| t.recv.lp.owner()),
+            proc: t
+                .recv
+                .lp
+                .is_remote()
+                .then(|| system::region().map(|r| system::ProcLife::of(r, t.recv.lp.owner())))
+                .flatten(),
             outcome: None,
         })
         .collect()
@@ -501,7 +506,7 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
     drop(args);
     // While the receiver works (off the round trip): who it is.
     let responder = responder(t);
-    let proc = t.recv.lp.owner();
+    let proc = system::region().map(|r| system::ProcLife::of(r, t.recv.lp.owner()));
     // Also here rather than after the answer: giving back the list's count (a
     // locked instruction).
     drop(list);
@@ -537,8 +542,10 @@ fn request_one<A: SignalArgs, R: SignalArgs>(
             timeout,
             LIVENESS_PERIOD,
             &|| {
-                if system::region().is_some_and(|r| !system::proc_alive(r, proc)) {
-                    dead.set(true);
+                if let (Some(r), Some(p)) = (system::region(), proc) {
+                    if !p.alive(r) {
+                        dead.set(true);
+                    }
                 }
             },
         );

@@ -92,6 +92,31 @@ pub(crate) fn proc_incarnation(region: &Region, p: u32) -> u32 {
         .map_or(0, |s| s.incarnation.load(Ordering::Acquire))
 }
 
+/// One life of a process slot: the slot and the incarnation that held it
+/// when this was taken. Waiting on a process by its slot alone mistakes a
+/// new process that took a dead one's slot for the one waited on (review
+/// helpers 49 and 51).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcLife {
+    pub(crate) slot: u32,
+    incarnation: u32,
+}
+
+impl ProcLife {
+    /// The life of slot `slot` now.
+    pub(crate) fn of(region: &Region, slot: u32) -> Self {
+        Self {
+            slot,
+            incarnation: proc_incarnation(region, slot),
+        }
+    }
+
+    /// True while that process lives (the slot is alive, in the same life).
+    pub(crate) fn alive(&self, region: &Region) -> bool {
+        proc_alive(region, self.slot) && proc_incarnation(region, self.slot) == self.incarnation
+    }
+}
+
 /// True while a process other than this one is alive in the region: only
 /// those write to this process's mailboxes (its own threads post to a loop's
 /// inbox).
