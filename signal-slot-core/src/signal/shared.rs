@@ -410,11 +410,7 @@ impl<A: SignalArgs> SignalShared<A> {
     #[cold]
     #[inline(never)]
     fn live(&self, id: u64) -> Option<Conn<A>> {
-        lock(&self.state)
-            .list
-            .iter()
-            .find(|c| c.id == id)
-            .map(Conn::clone)
+        lock(&self.state).list.iter().find(|c| c.id == id).cloned()
     }
 
     #[inline]
