@@ -1868,6 +1868,89 @@ fn a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot() {
     }
 }
 
+/// An answer whose `Deserialize` panics.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Bomb(u64);
+
+impl<'de> serde::Deserialize<'de> for Bomb {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("a Deserialize that panics");
+    }
+}
+
+/// Lives in a child: answers with a `Bomb`, or with its argument.
+#[derive(EventLoopObject, Default)]
+struct BombMaker {}
+
+#[slots]
+impl BombMaker {
+    fn bomb(&mut self, n: u64) -> Bomb {
+        Bomb(n)
+    }
+    fn same(&mut self, n: u64) -> u64 {
+        n
+    }
+}
+
+/// Gathers `Responses<Bomb>`, reporting the failures' count.
+#[derive(EventLoopObject)]
+struct BombGatherer {
+    tx: Sender<usize>,
+}
+
+#[slots]
+impl BombGatherer {
+    fn gathered(&mut self, r: signal_slot::Responses<Bomb>) {
+        let _ = self.tx.send(r.failures().len());
+    }
+}
+
+/// Review helper-53: the answer of a `request_to` is decoded on the thread
+/// that ends the request (here the control thread, reading the answer from
+/// the child): a panicking `Deserialize` killed it, that request never
+/// reached its slot, and every later `request_to` to the child came back
+/// missing. Now it is that answer's failure, and the next request is fine.
+fn a_panicking_deserialize_of_an_answer_fails_that_answer_only() {
+    let gathering = EventLoopThread::new("gathering");
+    let (btx, brx) = crossbeam_channel::unbounded();
+    let bg = gathering
+        .event_loop()
+        .add("bomb-gatherer", BombGatherer { tx: btx })
+        .unwrap();
+    let (tx, grx) = crossbeam_channel::unbounded();
+    let g = gathering
+        .event_loop()
+        .add("gatherer", Gatherer { tx })
+        .unwrap();
+    gathering.start().unwrap();
+    let p = EventLoopProcess::new("bombs").unwrap();
+    let maker = p
+        .event_loop()
+        .add("bomb-maker", BombMaker::default())
+        .unwrap();
+    let main = EventLoop::new("asking");
+    let asker = main.add("asker", Asker::default()).unwrap();
+    let other = main.add("other-asker", Asker::default()).unwrap();
+    asker.question().connect(&maker.bomb()).unwrap();
+    other.question().connect(&maker.same()).unwrap();
+    p.start().unwrap();
+    asker
+        .question()
+        .request_to::<Bomb>((1,), DEADLINE, &bg.gathered())
+        .unwrap();
+    assert_eq!(brx.recv_timeout(DEADLINE), Ok(1), "one failure: the answer");
+    other
+        .question()
+        .request_to::<u64>((7,), DEADLINE, &g.gathered())
+        .unwrap();
+    let r = grx
+        .recv_timeout(DEADLINE)
+        .expect("the second request ended");
+    assert_eq!(r.values().copied().collect::<Vec<_>>(), [7], "{r:?}");
+    p.stop().unwrap();
+    p.join().unwrap();
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
     #[allow(unused_mut)]
     let mut all = scenarios![
@@ -1907,6 +1990,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         kill_after_the_child_exited_on_its_own_succeeds,
         a_connect_does_not_wait_for_a_new_process_in_a_dead_ones_slot,
         a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot,
+        a_panicking_deserialize_of_an_answer_fails_that_answer_only,
     ];
     #[cfg(feature = "async")]
     all.push((

@@ -60,12 +60,19 @@ pub(crate) struct RequestCall<A> {
     index: usize,
     reply: ReplyFn<A>,
     started: AtomicBool,
+    /// Its answer was handed over: the drop has nothing to report (after
+    /// the request ended, a second report would count one late answer
+    /// twice; review helper-53).
+    answered: AtomicBool,
 }
 
 impl<A> Drop for RequestCall<A> {
     /// The call was dropped unanswered: never run (loop stopped, receiver
     /// removed), or its slot panicked. A no-op if it answered.
     fn drop(&mut self) {
+        if self.answered.load(Ordering::Acquire) {
+            return;
+        }
         let error = if self.started.load(Ordering::Acquire) {
             ReplyError::Panicked
         } else {
@@ -104,6 +111,7 @@ fn answer<A: SignalArgs>(obj: &mut dyn Any, args: A, meta: Option<&Meta>) {
         None => Outcome::Failed(ReplyError::NotAResponder),
     };
     call.collector.complete(call.index, outcome);
+    call.answered.store(true, Ordering::Release);
 }
 
 fn local_outcome(v: ReplyValue) -> Outcome {
@@ -286,6 +294,7 @@ fn send_one<A: SignalArgs>(
         index,
         reply: *reply,
         started: AtomicBool::new(false),
+        answered: AtomicBool::new(false),
     });
     let meta = meta.cloned().unwrap_or_else(Meta::empty);
     let meta = Arc::new(meta.with_request(RequestRef(call.clone())));
@@ -336,8 +345,16 @@ fn responses_into<R: SignalArgs>(mut out: Responses<R>, entries: Vec<Entry>) -> 
                 continue;
             }
             Some(Outcome::Local(v, got)) => v.downcast::<R>().map(|v| *v).map_err(|_| wrong(got)),
+            // A user's `Deserialize` may panic: this runs on whichever
+            // thread ends the request (the control thread, the deadline
+            // thread), which must live on (review helper-53), so it is a
+            // failure of this answer, as in `request_one`.
             Some(Outcome::Remote(bytes)) => {
-                codec::decode::<R>(bytes.bytes()).map_err(|e| ReplyError::Codec(e.to_string()))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    codec::decode::<R>(bytes.bytes())
+                }))
+                .map_err(|_| ReplyError::Codec("the reply's decoding panicked".into()))
+                .and_then(|r| r.map_err(|e| ReplyError::Codec(e.to_string())))
             }
             Some(Outcome::Failed(error)) => Err(error),
         };
