@@ -451,3 +451,84 @@ fn a_stop_from_a_slot_runs_nothing_queued_behind_it() {
         "{stats:?}"
     );
 }
+
+/// Joins the loop thread it is handed, from its own slot.
+#[derive(EventLoopObject)]
+struct SelfJoiner {
+    me: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<EventLoopThread>>>>,
+    tx: crossbeam_channel::Sender<String>,
+}
+
+#[slots]
+impl SelfJoiner {
+    fn join_me(&mut self) {
+        let me = self.me.lock().expect("me").clone();
+        if let Some(t) = me {
+            let _ = self.tx.send(format!("{:?}", t.join()));
+        }
+    }
+}
+
+/// Review helper-52: `join()` from a slot of the loop it joins panicked
+/// (std refuses a thread joining itself) and lost the thread's handle: the
+/// real `join()` afterwards returned at once without waiting.
+#[test]
+fn join_from_the_loops_own_thread_is_refused_and_a_later_join_waits() {
+    let t = std::sync::Arc::new(EventLoopThread::new(uid("self-join")));
+    let me = std::sync::Arc::new(std::sync::Mutex::new(Some(t.clone())));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let h = t
+        .event_loop()
+        .add(uid("joiner"), SelfJoiner { me: me.clone(), tx })
+        .unwrap();
+    t.start().unwrap();
+    h.join_me().invoke(()).unwrap();
+    let said = rx.recv_timeout(DEADLINE).expect("the slot answered");
+    assert!(said.contains("FromItsOwnThread"), "{said}");
+    assert_eq!(t.event_loop().stats().slot_panics, 0);
+    *me.lock().unwrap() = None;
+    t.stop().unwrap();
+    t.join().unwrap();
+    assert!(!t.is_running());
+}
+
+/// Takes a millisecond a call.
+#[derive(EventLoopObject, Default)]
+struct Plodder {}
+
+#[slots]
+impl Plodder {
+    fn step(&mut self, _i: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Review helper-52: `stop()` from another thread let the rest of the batch
+/// the loop was running (up to 256 calls) run after it returned.
+#[test]
+fn stop_from_another_thread_lets_at_most_the_running_call_finish() {
+    let lp = EventLoopThread::new(uid("plodding"));
+    let p = lp
+        .event_loop()
+        .add(uid("plodder"), Plodder::default())
+        .unwrap();
+    for i in 0..400 {
+        p.step().invoke((i,)).unwrap();
+    }
+    lp.start().unwrap();
+    wait_until("a few calls ran", || lp.event_loop().stats().delivered >= 5);
+    lp.stop().unwrap();
+    let at_stop = lp.event_loop().stats().delivered;
+    lp.join().unwrap();
+    let stats = lp.event_loop().stats();
+    assert!(
+        stats.delivered - at_stop <= 1,
+        "{} calls ran after stop() returned",
+        stats.delivered - at_stop
+    );
+    assert_eq!(
+        stats.delivered + stats.dropped_loop_stopped,
+        400,
+        "{stats:?}"
+    );
+}

@@ -269,6 +269,10 @@ pub enum JoinError {
     /// `join` was called before.
     #[error("event loop thread {0:?} was already joined")]
     AlreadyJoined(String),
+    /// `join` was called on the loop's own thread (from one of its slots):
+    /// it would wait for itself. Stop it there, and join from elsewhere.
+    #[error("event loop thread {0:?} cannot be joined from its own thread")]
+    FromItsOwnThread(String),
     /// The loop thread panicked outside any slot.
     #[error("event loop thread {0:?} panicked")]
     Panicked(String),

@@ -92,6 +92,13 @@ impl EventLoopThread {
     pub fn join(&self) -> Result<(), JoinError> {
         let handle = {
             let mut state = lock(&self.thread);
+            if matches!(&*state, ThreadState::Running(h) if h.thread().id() == std::thread::current().id())
+            {
+                // From a slot of this loop: it would wait for itself (std
+                // panics there, and the handle was lost with it: a later
+                // `join()` did not wait; review helper-52).
+                return Err(JoinError::FromItsOwnThread(self.lp.name().to_string()));
+            }
             match std::mem::replace(&mut *state, ThreadState::Joined) {
                 ThreadState::Running(h) => h,
                 ThreadState::NotStarted => {
