@@ -1756,9 +1756,8 @@ fn a_child_cannot_start_a_process() {
     // No slot was left claimed: a new process connects at once.
     let (p2, e2) = child_echo("after");
     p2.start().unwrap();
-    let t0 = Instant::now();
+    // (Before the fix: Unconfirmed after 10 s, naming the slot left alive.)
     e2.echoed().connect(&sink.on_value()).unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     p2.stop().unwrap();
     p2.join().unwrap();
 }
