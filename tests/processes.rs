@@ -1686,6 +1686,75 @@ mod async_child {
         }
     }
 
+    /// Parks in an async slot until its gate opens; answers requests.
+    #[derive(EventLoopObject)]
+    pub struct Parked {
+        #[signal]
+        said: Signal<(String,)>,
+        gate: Gate,
+    }
+
+    #[slots]
+    impl Parked {
+        async fn park(&mut self) {
+            self.said.emit(("parked".into(),));
+            self.gate.pass().await;
+        }
+        fn answer(&mut self, n: u64) -> u64 {
+            n
+        }
+    }
+
+    /// Review helper-53: a request from another process waiting behind an
+    /// async slot's task was dropped unanswered when its object went (the
+    /// requester waited out its timeout); now answered at once, not
+    /// delivered (the receiver is gone).
+    pub fn a_request_waiting_behind_a_task_is_answered_when_its_object_goes() {
+        let (_t, sink, rx) = parent_sink();
+        let gathering = EventLoopThread::new("gathering");
+        let (tx, grx) = crossbeam_channel::unbounded();
+        let g = gathering
+            .event_loop()
+            .add("gatherer", Gatherer { tx })
+            .unwrap();
+        gathering.start().unwrap();
+        let (p, echo) = child_echo("parking");
+        let parked = Parked {
+            said: Signal::new(),
+            gate: Gate::default(),
+        };
+        let parked = p.event_loop().add("parked", parked).unwrap();
+        parked.said().connect(&sink.on_text()).unwrap();
+        echo.echoed().connect(&sink.on_value()).unwrap();
+        let main = EventLoop::new("asking");
+        let asker = main.add("asker", Asker::default()).unwrap();
+        asker.question().connect(&parked.answer()).unwrap();
+        p.start().unwrap();
+        parked.park().invoke(()).unwrap();
+        assert_eq!(take(&rx, 1), ["text parked"]);
+        let t0 = Instant::now();
+        asker
+            .question()
+            .request_to::<u64>((5,), DEADLINE, &g.gathered())
+            .unwrap();
+        // Behind the request in the same ring: once it is echoed, the
+        // request waits in the parked object's backlog.
+        echo.on_value().invoke((6,)).unwrap();
+        assert_eq!(take(&rx, 1), ["value 6"]);
+        parked.remove().unwrap();
+        let r = grx.recv_timeout(DEADLINE * 2).expect("the request ended");
+        assert!(t0.elapsed() < DEADLINE, "took {:?}", t0.elapsed());
+        assert!(
+            matches!(
+                r.failures(),
+                [f] if f.error == ReplyError::Undelivered(DropReason::ReceiverGone)
+            ),
+            "{r:?}"
+        );
+        p.stop().unwrap();
+        assert!(p.join().unwrap().success());
+    }
+
     pub fn async_slots_in_a_child() {
         let (_t, sink, rx) = parent_sink();
         let (p, echo) = child_echo("async-child");
@@ -1997,6 +2066,11 @@ fn scenarios() -> Vec<(&'static str, fn())> {
     all.push((
         "async_slots_in_a_child",
         async_child::async_slots_in_a_child as fn(),
+    ));
+    #[cfg(feature = "async")]
+    all.push((
+        "a_request_waiting_behind_a_task_is_answered_when_its_object_goes",
+        async_child::a_request_waiting_behind_a_task_is_answered_when_its_object_goes as fn(),
     ));
     all
 }

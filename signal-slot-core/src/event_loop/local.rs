@@ -481,9 +481,7 @@ impl LoopLocal {
         let mut backlog = cell.backlog.borrow_mut();
         if backlog.len() >= self.shared.inbox.capacity() {
             drop(backlog);
-            self.shared
-                .counters
-                .dropped(DropReason::QueueFull, &self.shared.name);
+            self.drop_waiting(w, DropReason::QueueFull);
             return;
         }
         backlog.push_back(w);
@@ -491,8 +489,19 @@ impl LoopLocal {
 
     fn drop_backlog(&self, cell: &ObjectCell, why: DropReason) {
         let waiting: Vec<Waiting> = cell.backlog.borrow_mut().drain(..).collect();
-        for _ in waiting {
-            self.shared.counters.dropped(why, &self.shared.name);
+        for w in waiting {
+            self.drop_waiting(w, why);
+        }
+    }
+
+    /// Counts a message that will not run; a request from another process
+    /// among them gets its answer, "not delivered" and why, at once (review
+    /// helper-53: its requester learnt nothing before its timeout). A
+    /// request from this process is answered when its envelope drops.
+    fn drop_waiting(&self, w: Waiting, why: DropReason) {
+        self.shared.counters.dropped(why, &self.shared.name);
+        if let Waiting::Record(rec, addr) = w {
+            self.answer_dropped(&rec, addr, why);
         }
     }
 
@@ -906,14 +915,19 @@ impl LoopLocal {
     /// before its timeout while the loop's process lived on (review
     /// helper-42). Other records need nothing.
     fn answer_stopped(&self, rec: &[u8], addr: MailboxAddr) {
+        self.answer_dropped(rec, addr, DropReason::LoopStopped);
+    }
+
+    /// Answers the request `rec` is, if it is one: not delivered, `why`.
+    fn answer_dropped(&self, rec: &[u8], addr: MailboxAddr, why: DropReason) {
         let Ok(remote::Call {
             request: Some(tag), ..
         }) = remote::parse(rec, addr)
         else {
             return;
         };
-        let stopped = crate::signal::ReplyError::Undelivered(DropReason::LoopStopped);
-        if let Err(reason) = crate::signal::request::send_reply(tag, Err(stopped)) {
+        let dropped = crate::signal::ReplyError::Undelivered(why);
+        if let Err(reason) = crate::signal::request::send_reply(tag, Err(dropped)) {
             // Counted as an answer the loop could not send (see `answer_record`).
             self.shared.counters.dropped(reason, &self.shared.name);
         }
