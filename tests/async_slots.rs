@@ -312,3 +312,80 @@ fn calls_left_waiting_behind_a_finished_task_at_a_stop_are_counted() {
     let stats = lp.event_loop().stats();
     assert_eq!(stats.dropped_loop_stopped, 2, "{stats:?}");
 }
+
+/// Notes values; its async slot ends at its first poll.
+#[derive(EventLoopObject)]
+struct QuickWorker {
+    tx: Sender<u64>,
+}
+
+#[slots]
+impl QuickWorker {
+    async fn work(&mut self) {}
+
+    fn note(&mut self, v: u64) {
+        let _ = self.tx.send(v);
+    }
+}
+
+/// Starts `QuickWorker`'s task, then calls it while the task owns it.
+#[derive(EventLoopObject, Default)]
+struct Kicker {
+    #[signal]
+    later: Signal<()>,
+    #[signal]
+    start: Signal<()>,
+    #[signal]
+    value: Signal<(u64,)>,
+}
+
+#[slots]
+impl Kicker {
+    fn trigger(&mut self) {
+        self.later.emit(());
+    }
+    fn kick(&mut self) {
+        self.start.emit(()); // the worker's task starts: it owns the worker
+        self.value.emit((1,)); // waits for the task
+    }
+    fn go(&mut self, v: u64) {
+        self.value.emit((v,));
+    }
+    fn nop(&mut self) {}
+}
+
+/// Review helper-52: a call that waited for an object owned by a task went
+/// to the loop's own queue, so once the task ended a later call from the
+/// inbox ran first (the worker saw 2, then 1).
+#[test]
+fn a_call_that_waited_for_a_task_is_not_overtaken_by_a_later_one() {
+    let lp = EventLoopThread::new(uid("async-order"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let w = lp
+        .event_loop()
+        .add(uid("worker"), QuickWorker { tx })
+        .unwrap();
+    let k = lp
+        .event_loop()
+        .add(uid("kicker"), Kicker::default())
+        .unwrap();
+    k.later()
+        .connect_with(
+            &k.kick(),
+            ConnectOptions::new().kind(ConnectionKind::Queued),
+        )
+        .unwrap();
+    k.start().connect(&w.work()).unwrap();
+    k.value().connect(&w.note()).unwrap();
+    // One batch of the inbox (256 calls): the trigger and 255 no-ops; go(2)
+    // comes in the next batch, after the task has ended.
+    k.trigger().invoke(()).unwrap();
+    for _ in 0..255 {
+        k.nop().invoke(()).unwrap();
+    }
+    k.go().invoke((2,)).unwrap();
+    lp.start().unwrap();
+    let first = rx.recv_timeout(DEADLINE).unwrap();
+    let second = rx.recv_timeout(DEADLINE).unwrap();
+    assert_eq!([first, second], [1, 2], "emitted 1, then 2");
+}

@@ -242,6 +242,17 @@ pub(super) fn post_local(env: Envelope) {
     with_current(|l| l.queue.borrow_mut().push_back(env));
 }
 
+/// Queues a call to an object an async slot's task owns in that object's
+/// backlog, behind the calls already waiting there (the loop's own queue if
+/// it no longer waits). Through the loop's queue, a later call could run
+/// before it once the task ended (review helper-52).
+pub(super) fn post_behind_task(env: Envelope) {
+    with_current(|l| match l.lookup(env.key).filter(|c| c.blocked()) {
+        Some(cell) => l.wait_for_object(&cell, Waiting::Envelope(env)),
+        None => l.queue.borrow_mut().push_back(env),
+    });
+}
+
 pub(super) fn post_control(msg: Control) {
     with_current(|l| l.controls.borrow_mut().push_back(msg));
 }
@@ -268,6 +279,9 @@ pub(super) fn request_stop() {
 pub(super) enum NotCalled<A> {
     /// The receiver is busy (or not on this thread's loop): queue the call.
     Busy(A),
+    /// An async slot's task owns the receiver: queue the call behind it
+    /// ([`post_behind_task`]).
+    Blocked(A),
     /// The receiver was removed (its connections are about to go): nothing to
     /// queue for; a group tries its next member.
     Gone(A),
@@ -277,7 +291,7 @@ impl<A> NotCalled<A> {
     #[inline(always)]
     fn into_args(self) -> A {
         match self {
-            NotCalled::Busy(a) | NotCalled::Gone(a) => a,
+            NotCalled::Busy(a) | NotCalled::Blocked(a) | NotCalled::Gone(a) => a,
         }
     }
 }
@@ -361,7 +375,7 @@ impl LoopLocal {
         }
         if async_used(self) && cell.blocked() {
             // Queued behind the task that owns the object.
-            return Err(NotCalled::Busy(args));
+            return Err(NotCalled::Blocked(args));
         }
         let Ok(mut object) = cell.object.try_borrow_mut() else {
             return Err(NotCalled::Busy(args));

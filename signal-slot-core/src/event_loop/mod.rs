@@ -369,11 +369,22 @@ fn deliver_here<A: SignalArgs>(
         match local::call_direct(t, args, meta.as_deref(), count) {
             Ok(()) => return Ok(()),
             Err(local::NotCalled::Busy(args)) => args,
+            Err(local::NotCalled::Blocked(args)) => {
+                post_behind_task(t, args, meta);
+                return Ok(());
+            }
             Err(local::NotCalled::Gone(_)) => return Err(DropReason::ReceiverGone),
         }
     };
     post_here(t, args, meta);
     Ok(())
+}
+
+/// Queues a call behind the async task that owns its receiver (out of line,
+/// as `post_here`).
+#[inline(never)]
+fn post_behind_task<A: SignalArgs>(t: &SlotTarget<A>, args: A, meta: Option<Arc<Meta>>) {
+    local::post_behind_task(Envelope::new(t, args, meta));
 }
 
 /// Queues a call on the emitting thread's own loop (out of line: the direct
