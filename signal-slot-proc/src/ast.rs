@@ -160,10 +160,22 @@ impl Slots {
     }
 }
 
+/// `ty` without the invisible group a `macro_rules!` `$t:ty` wraps a type
+/// in (or parentheses): the checks below look at the type itself (review
+/// helper-54: `Signal<..>` passed as `$t:ty` was refused, `&Meta` taken for
+/// an argument).
+pub(crate) fn plain_type(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(g) => plain_type(&g.elem),
+        Type::Paren(p) => plain_type(&p.elem),
+        other => other,
+    }
+}
+
 /// `&Meta` or `&path::to::Meta` (not `&mut`).
 fn is_meta_ref(ty: &Type) -> bool {
-    match ty {
-        Type::Reference(r) if r.mutability.is_none() => match &*r.elem {
+    match plain_type(ty) {
+        Type::Reference(r) if r.mutability.is_none() => match plain_type(&r.elem) {
             Type::Path(p) => p
                 .path
                 .segments

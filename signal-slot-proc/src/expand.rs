@@ -19,6 +19,16 @@ fn accessor_vis(vis: &Visibility) -> TokenStream {
     }
 }
 
+/// A span that points at the user's code (for errors) but resolves names as
+/// the macro's other output does: generated locals (`binder`, `self`,
+/// `__this`, `__meta`) are declared in one piece of output and used in
+/// another, which inside a `macro_rules!` expansion carry different hygiene
+/// unless both resolve at the call site (review helper-54: such objects and
+/// slots did not compile).
+fn at(span: proc_macro2::Span) -> proc_macro2::Span {
+    span.resolved_at(proc_macro2::Span::call_site())
+}
+
 pub(crate) fn object(o: &Object) -> TokenStream {
     let ident = o.ident;
     let vis = o.vis;
@@ -28,7 +38,7 @@ pub(crate) fn object(o: &Object) -> TokenStream {
         let ty = s.ty;
         let avis = accessor_vis(s.vis);
         let doc = format!("The `{name}` signal of this object.");
-        quote_spanned! {ty.span()=>
+        quote_spanned! {at(ty.span())=>
             #[doc = #doc]
             #avis fn #name(&self) -> ::signal_slot::SignalRef<
                 <#ty as ::signal_slot::__private::SignalField>::Args
@@ -42,14 +52,14 @@ pub(crate) fn object(o: &Object) -> TokenStream {
         let lit = name.to_string();
         let a = &s.attr;
         if a.topic.is_none() && !a.retain && !a.skip_no_change {
-            return quote_spanned! {s.ty.span()=> binder.bind(&mut self.#name, #lit); };
+            return quote_spanned! {at(s.ty.span())=> binder.bind(&mut self.#name, #lit); };
         }
         let topic = match &a.topic {
             Some(t) => quote!(::core::option::Option::Some(#t)),
             None => quote!(::core::option::Option::None),
         };
         let (retain, skip) = (a.retain, a.skip_no_change);
-        quote_spanned! {s.ty.span()=>
+        quote_spanned! {at(s.ty.span())=>
             binder.bind_with(&mut self.#name, #lit, ::signal_slot::__private::SignalOptions {
                 topic: #topic,
                 retain: #retain,
@@ -112,7 +122,7 @@ pub(crate) fn object(o: &Object) -> TokenStream {
 
 /// The proxy type for `path::to::Object`: `path::to::__SignalSlot_Object`.
 fn proxy_path(self_ty: &Type) -> TokenStream {
-    match self_ty {
+    match crate::ast::plain_type(self_ty) {
         Type::Path(p) => {
             let mut path = p.path.clone();
             if let Some(last) = path.segments.last_mut() {
@@ -168,15 +178,28 @@ fn reply_body(slot: &crate::ast::Slot, args: &[Ident]) -> TokenStream {
     }
 }
 
-/// False for a type that borrows or is opaque (see [`reply_body`]).
+/// False for a type that borrows or is opaque (see [`reply_body`]). A
+/// `'static` lifetime borrows nothing (`Cow<'static, str>` answers; review
+/// helper-54).
 fn can_answer(ty: &Type) -> bool {
     fn scan(tokens: TokenStream) -> bool {
-        tokens.into_iter().all(|t| match t {
-            proc_macro2::TokenTree::Punct(p) => p.as_char() != '&' && p.as_char() != '\'',
-            proc_macro2::TokenTree::Ident(i) => i != "impl",
-            proc_macro2::TokenTree::Group(g) => scan(g.stream()),
-            proc_macro2::TokenTree::Literal(_) => true,
-        })
+        let mut tokens = tokens.into_iter();
+        while let Some(t) = tokens.next() {
+            let ok = match t {
+                proc_macro2::TokenTree::Punct(p) if p.as_char() == '\'' => matches!(
+                    tokens.next(),
+                    Some(proc_macro2::TokenTree::Ident(i)) if i == "static"
+                ),
+                proc_macro2::TokenTree::Punct(p) => p.as_char() != '&',
+                proc_macro2::TokenTree::Ident(i) => i != "impl",
+                proc_macro2::TokenTree::Group(g) => scan(g.stream()),
+                proc_macro2::TokenTree::Literal(_) => true,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
     }
     scan(quote!(#ty))
 }
@@ -277,9 +300,15 @@ pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
         } else {
             quote!(let _ = __this.#name(#(#args),*);)
         };
-        let span = slot.sig.span();
+        let span = at(slot.sig.span());
         if let Some(asyncness) = &slot.sig.asyncness {
-            thunks.push(async_thunk(slot, &thunk, &tuple, &args, asyncness.span()));
+            thunks.push(async_thunk(
+                slot,
+                &thunk,
+                &tuple,
+                &args,
+                at(asyncness.span()),
+            ));
         } else {
             thunks.push(quote_spanned! {span=>
                 #[doc(hidden)]

@@ -1,11 +1,26 @@
 //! Checks on the model; every problem becomes a spanned error, all reported.
 
-use crate::ast::{Object, Receiver, Slots};
+use crate::ast::{plain_type, Object, Receiver, Slots};
 use crate::attr::Errors;
 use syn::{Type, TypePath};
 
-/// Names `Handle<T>` itself uses; a signal or slot of that name would be hidden.
-const RESERVED: &[&str] = &["id", "is_alive", "remove", "destroyed", "raw", "__raw"];
+/// Names `Handle<T>` itself uses, its own and those of the prelude's traits it
+/// implements (`Clone`, and `ToOwned`, `Into`, `TryInto` through blanket
+/// impls); a signal or slot of that name would be hidden behind them (review
+/// helper-54: a slot `clone` compiled, and `h.clone()` was the handle's).
+const RESERVED: &[&str] = &[
+    "id",
+    "is_alive",
+    "remove",
+    "destroyed",
+    "raw",
+    "__raw",
+    "clone",
+    "clone_from",
+    "to_owned",
+    "into",
+    "try_into",
+];
 
 fn reserved(ident: &syn::Ident, what: &str, errors: &mut Errors) {
     if RESERVED.iter().any(|r| ident == r) {
@@ -44,7 +59,7 @@ pub(crate) fn object(o: &Object) -> syn::Result<()> {
 /// `Signal<...>` or `path::Signal<...>`; anything else is refused early with a
 /// clearer message than the trait error it would become.
 fn looks_like_signal(ty: &Type) -> bool {
-    matches!(ty, Type::Path(TypePath { qself: None, path })
+    matches!(plain_type(ty), Type::Path(TypePath { qself: None, path })
         if path.segments.last().is_some_and(|s| s.ident == "Signal"))
 }
 
@@ -65,7 +80,7 @@ pub(crate) fn slots(s: &Slots) -> syn::Result<()> {
             "generic event-loop objects are not supported",
         ));
     }
-    match &s.self_ty {
+    match plain_type(&s.self_ty) {
         Type::Path(TypePath { qself: None, path })
             if path.segments.last().is_some_and(|l| l.arguments.is_empty()) => {}
         other => errors.push(syn::Error::new_spanned(
@@ -95,7 +110,7 @@ pub(crate) fn slots(s: &Slots) -> syn::Result<()> {
             errors.push(syn::Error::new_spanned(v, "a slot cannot be variadic"));
         }
         for ty in &slot.params {
-            match ty {
+            match plain_type(ty) {
                 Type::Reference(_) => errors.push(syn::Error::new_spanned(
                     ty,
                     "slot parameters must be owned values (they may cross threads and \
