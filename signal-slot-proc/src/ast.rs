@@ -121,6 +121,18 @@ impl Slots {
             if options.skip {
                 continue;
             }
+            if let Some(cfg) = method.attrs.iter().find(|a| a.path().is_ident("cfg")) {
+                // Its index in the slot table is fixed here, before `cfg`
+                // is applied, and travels between processes: a slot that
+                // is compiled out would shift the others (review helper-54:
+                // it failed with a confusing error about a missing method).
+                errors.push(syn::Error::new_spanned(
+                    cfg,
+                    "a slot cannot be conditional: put the `#[cfg]` on a whole `#[slots]` impl, \
+                     or keep this method out of the slots with `#[slot(skip)]`",
+                ));
+                continue;
+            }
             let receiver = if r.reference.is_some() && r.colon_token.is_none() {
                 Receiver::Borrowed
             } else {
