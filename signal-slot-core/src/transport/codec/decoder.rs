@@ -67,6 +67,10 @@ pub(super) struct Decoder<'de> {
     /// beyond the bytes left, or its elements that took no bytes ran out of
     /// [`MAX_EMPTY_ELEMENTS`]: not for postcard either.
     pub(super) too_long: bool,
+    /// The wire length that `too_long` refused before reading any element
+    /// (`None`: the elements that took no bytes ran out): most often an
+    /// input cut short, which the error then says.
+    pub(super) said: Option<(usize, usize)>,
     /// Elements that take no bytes still allowed (see [`MAX_EMPTY_ELEMENTS`]).
     empties_left: usize,
 }
@@ -78,6 +82,7 @@ impl<'de> Decoder<'de> {
             depth: MAX_DEPTH,
             too_deep: false,
             too_long: false,
+            said: None,
             empties_left: MAX_EMPTY_ELEMENTS,
         }
     }
@@ -107,6 +112,7 @@ impl<'de> Decoder<'de> {
     fn elements(&mut self) -> Result<usize> {
         let len = self.varint_usize()?;
         if len.saturating_sub(self.rest.len()) > MAX_EMPTY_ELEMENTS {
+            self.said = Some((len, self.rest.len()));
             return self.too_long();
         }
         Ok(len)

@@ -121,18 +121,24 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
         Ok(value) if de.rest.is_empty() => Ok(value),
         // Not postcard again: it has no limit (its stack would overflow).
         _ if de.too_deep => Err(too_deep()),
-        _ if de.too_long => Err(too_long()),
+        _ if de.too_long => Err(too_long(de.said)),
         _ => decode_postcard(bytes),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn too_long() -> CodecError {
-    CodecError(format!(
-        "more than {} elements that take no bytes",
-        decoder::MAX_EMPTY_ELEMENTS
-    ))
+fn too_long(said: Option<(usize, usize)>) -> CodecError {
+    let limit = decoder::MAX_EMPTY_ELEMENTS;
+    CodecError(match said {
+        // Cut short, most likely (review helper-54: the message only named
+        // the limit, for a `Vec<u64>` whose bytes ended early).
+        Some((len, left)) => format!(
+            "a sequence or map says {len} elements, but {left} bytes are left: \
+             the input is cut short (or more than {limit} elements take no bytes)"
+        ),
+        None => format!("more than {limit} elements that take no bytes"),
+    })
 }
 
 #[cold]
@@ -161,6 +167,21 @@ pub(crate) const VARINT_EDGES: [u64; 9] =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sequence_cut_short_says_so() {
+        // A `Vec<u64>` that says 100,000 elements, then 10 bytes.
+        let mut bytes = Vec::new();
+        encode_into(&100_000u32, &mut bytes).unwrap();
+        bytes.extend([1u8; 10]);
+        let e = decode::<Vec<u64>>(&bytes).unwrap_err().to_string();
+        assert!(e.contains("cut short"), "{e}");
+        // A flood of elements that take no bytes is still refused as such.
+        let mut units = Vec::new();
+        encode_into(&u64::MAX, &mut units).unwrap();
+        let e = decode::<Vec<()>>(&units).unwrap_err().to_string();
+        assert!(e.contains("take no bytes"), "{e}");
+    }
 
     #[test]
     fn round_trip_and_rejects_garbage_without_panicking() {
