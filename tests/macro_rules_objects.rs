@@ -44,6 +44,36 @@ slots_of!(Echoer {
     }
 });
 
+/// A slot's receiver written out (`self: &mut Self`) is a slot too.
+#[derive(EventLoopObject, Default)]
+struct Spelled {
+    #[signal]
+    said: Signal<(u64,)>,
+}
+
+#[slots]
+impl Spelled {
+    #[allow(clippy::needless_arbitrary_self_type)]
+    fn hear(self: &mut Self, n: u64) {
+        self.said.emit((n,));
+    }
+}
+
+#[test]
+fn a_receiver_written_out_is_a_slot() {
+    let lp = EventLoopThread::new(uid("spelled"));
+    let s = lp
+        .event_loop()
+        .add(uid("spelled"), Spelled::default())
+        .unwrap();
+    let (sink, rx) = Sink::new();
+    let sink = lp.event_loop().add(uid("sink"), sink).unwrap();
+    s.said().connect(&sink.on_value()).unwrap();
+    lp.start().unwrap();
+    s.hear().invoke((3,)).unwrap();
+    assert_eq!(take(&rx, 1), ["value 3"]);
+}
+
 #[test]
 fn objects_and_slots_written_by_macros_work() {
     let lp = EventLoopThread::new(uid("macros"));

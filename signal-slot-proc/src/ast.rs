@@ -133,7 +133,13 @@ impl Slots {
                 ));
                 continue;
             }
-            let receiver = if r.reference.is_some() && r.colon_token.is_none() {
+            // `&self`, `&mut self`, or written out: `self: &Self`,
+            // `self: &mut Self` (review helper-54: those were refused).
+            let written_out = || {
+                matches!(plain_type(&r.ty), Type::Reference(t)
+                    if matches!(plain_type(&t.elem), Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self")))
+            };
+            let receiver = if (r.reference.is_some() && r.colon_token.is_none()) || written_out() {
                 Receiver::Borrowed
             } else {
                 Receiver::Other(r.span())
