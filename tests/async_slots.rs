@@ -389,3 +389,71 @@ fn a_call_that_waited_for_a_task_is_not_overtaken_by_a_later_one() {
     let second = rx.recv_timeout(DEADLINE).unwrap();
     assert_eq!([first, second], [1, 2], "emitted 1, then 2");
 }
+
+/// Calls itself from a slot (queued on the loop's own queue: it is busy).
+#[derive(EventLoopObject)]
+struct SelfCaller {
+    tx: Sender<u64>,
+    #[signal]
+    me: Signal<(u64,)>,
+}
+
+#[slots]
+impl SelfCaller {
+    async fn work(&mut self) {}
+    fn note(&mut self, v: u64) {
+        let _ = self.tx.send(v);
+    }
+    fn poke(&mut self) {
+        self.me.emit((1,));
+    }
+}
+
+/// Starts a task on the worker, then calls it (with 2).
+#[derive(EventLoopObject, Default)]
+struct TaskStarter {
+    #[signal]
+    start: Signal<()>,
+    #[signal]
+    value: Signal<(u64,)>,
+}
+
+#[slots]
+impl TaskStarter {
+    fn kick(&mut self) {
+        self.start.emit(()); // the worker's task starts: it owns the worker
+        self.value.emit((2,)); // waits for the task
+    }
+}
+
+/// Review helper-55: a call queued on the loop's own queue while its object
+/// was busy in a slot was put behind a call made later, once a task owned the
+/// object (the later one went to the task's backlog first).
+#[test]
+fn a_call_queued_while_busy_stays_ahead_of_calls_made_once_a_task_owns_the_object() {
+    let lp = EventLoopThread::new(uid("busy-then-task"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let w = lp
+        .event_loop()
+        .add(
+            uid("worker"),
+            SelfCaller {
+                tx,
+                me: Signal::new(),
+            },
+        )
+        .unwrap();
+    let k = lp
+        .event_loop()
+        .add(uid("starter"), TaskStarter::default())
+        .unwrap();
+    w.me().connect(&w.note()).unwrap();
+    k.start().connect(&w.work()).unwrap();
+    k.value().connect(&w.note()).unwrap();
+    w.poke().invoke(()).unwrap(); // note(1): queued, the worker is busy in poke
+    k.kick().invoke(()).unwrap(); // the task starts, then note(2)
+    lp.start().unwrap();
+    let first = rx.recv_timeout(DEADLINE).unwrap();
+    let second = rx.recv_timeout(DEADLINE).unwrap();
+    assert_eq!([first, second], [1, 2], "emitted 1, then 2");
+}

@@ -532,3 +532,72 @@ fn stop_from_another_thread_lets_at_most_the_running_call_finish() {
         "{stats:?}"
     );
 }
+
+/// Blocks in one slot until released; reports calls and firings that come
+/// after the stop.
+#[derive(EventLoopObject)]
+struct Blocker {
+    #[signal]
+    again: Signal<()>,
+    started: crossbeam_channel::Sender<()>,
+    go: crossbeam_channel::Receiver<()>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    late: crossbeam_channel::Sender<&'static str>,
+}
+
+#[slots]
+impl Blocker {
+    fn block(&mut self) {
+        self.again.emit(()); // queued on the loop's own queue: this object is busy
+        let _ = self.started.send(());
+        let _ = self.go.recv_timeout(DEADLINE);
+    }
+    fn tick(&mut self) {
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.late.send("a timer fired after stop() returned");
+        }
+    }
+    fn queued(&mut self) {
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.late.send("a queued call ran after stop() returned");
+        }
+    }
+}
+
+/// Review helper-55: after a stop from another thread, the loop's own queue
+/// and a due timer still ran in the round the stop came in.
+#[test]
+fn after_a_stop_from_another_thread_no_queued_call_or_timer_runs() {
+    let lp = EventLoopThread::new(uid("stop-all"));
+    let (started_tx, started) = crossbeam_channel::unbounded();
+    let (go, go_rx) = crossbeam_channel::unbounded();
+    let (late_tx, late) = crossbeam_channel::unbounded();
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let b = lp
+        .event_loop()
+        .add(
+            uid("blocker"),
+            Blocker {
+                again: Signal::new(),
+                started: started_tx,
+                go: go_rx,
+                stopped: stopped.clone(),
+                late: late_tx,
+            },
+        )
+        .unwrap();
+    b.again().connect(&b.queued()).unwrap();
+    let t = Timer::single_shot(lp.event_loop(), std::time::Duration::from_millis(1)).unwrap();
+    t.timeout().connect(&b.tick()).unwrap();
+    b.block().invoke(()).unwrap();
+    lp.start().unwrap();
+    started.recv_timeout(DEADLINE).unwrap();
+    // The timer's deadline passes while the slot blocks.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    lp.stop().unwrap();
+    stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    go.send(()).unwrap();
+    lp.join().unwrap();
+    let late: Vec<_> = late.try_iter().collect();
+    assert!(late.is_empty(), "{late:?}");
+}

@@ -121,18 +121,6 @@ impl Slots {
             if options.skip {
                 continue;
             }
-            if let Some(cfg) = method.attrs.iter().find(|a| a.path().is_ident("cfg")) {
-                // Its index in the slot table is fixed here, before `cfg`
-                // is applied, and travels between processes: a slot that
-                // is compiled out would shift the others (review helper-54:
-                // it failed with a confusing error about a missing method).
-                errors.push(syn::Error::new_spanned(
-                    cfg,
-                    "a slot cannot be conditional: put the `#[cfg]` on a whole `#[slots]` impl, \
-                     or keep this method out of the slots with `#[slot(skip)]`",
-                ));
-                continue;
-            }
             // `&self`, `&mut self`, or written out: `self: &Self`,
             // `self: &mut Self` (review helper-54: those were refused).
             let written_out = || {

@@ -538,6 +538,25 @@ impl LoopLocal {
         };
         let object = std::mem::replace(&mut *cell.object.borrow_mut(), Box::new(Vacant));
         cell.busy.set(true);
+        // Calls for it already in the loop's own queue (queued while it was
+        // busy in a slot) wait behind the task too, ahead of the calls made
+        // from now on, which go to its backlog: arrival order (review
+        // helper-55: they were appended behind those).
+        let key = cell.shared.key;
+        let mut queue = self.queue.borrow_mut();
+        if queue.iter().any(|e| e.key == key) {
+            let mut backlog = cell.backlog.borrow_mut();
+            let mut kept = VecDeque::with_capacity(queue.len());
+            for env in queue.drain(..) {
+                if env.key == key {
+                    backlog.push_back(Waiting::Envelope(env));
+                } else {
+                    kept.push_back(env);
+                }
+            }
+            *queue = kept;
+        }
+        drop(queue);
         let future = start(object);
         let id = self.next_task.get();
         self.next_task.set(id + 1);
@@ -610,7 +629,7 @@ impl LoopLocal {
         }
         *cell.object.borrow_mut() = object;
         cell.busy.set(false);
-        while !cell.busy.get() && !self.stop.get() {
+        while !cell.busy.get() && !self.stopping() {
             let Some(waiting) = cell.backlog.borrow_mut().pop_front() else {
                 break;
             };
@@ -760,7 +779,7 @@ impl LoopLocal {
                 .borrow_mut()
                 .schedule(timer, generation, deadline),
             // Tasks left at the end are dropped by `teardown`, not polled.
-            Control::Poll(task) if !self.stop.get() => self.poll_task(task),
+            Control::Poll(task) if !self.stopping() => self.poll_task(task),
             Control::Poll(_) => {}
         }
     }
@@ -1166,25 +1185,25 @@ impl LoopLocal {
     fn run_until_stopped(&self) {
         loop {
             let mut busy = self.drain_controls();
-            if self.stop.get() {
+            if self.stopping() {
                 break;
             }
             busy |= self.drain_inbox();
-            if self.stop.get() {
+            if self.stopping() {
                 break;
             }
             busy |= self.drain_local();
-            if self.stop.get() {
+            if self.stopping() {
                 break;
             }
             busy |= self.drain_mailbox();
-            if self.stop.get() {
+            if self.stopping() {
                 break;
             }
             if !self.timers.borrow().is_idle() {
                 busy |= Timers::fire_due(self, Instant::now());
             }
-            if self.stop.get() {
+            if self.stopping() {
                 break;
             }
             if busy || self.has_local_work() {
@@ -1201,7 +1220,7 @@ impl LoopLocal {
                     if let Some(mb) = self.mailbox() {
                         self.drain_records(mb);
                     }
-                    if self.stop.get() {
+                    if self.stopping() {
                         break;
                     }
                     continue;
@@ -1421,7 +1440,7 @@ impl LoopLocal {
     }
 
     pub(super) fn stopped(&self) -> bool {
-        self.stop.get()
+        self.stopping()
     }
 }
 

@@ -158,7 +158,8 @@ impl<A: SignalArgs> Receiver<A> {
         self.rx.try_iter()
     }
 
-    /// Emissions dropped because the receiver held `capacity` unread ones.
+    /// Emissions dropped because the receiver held `capacity` unread ones,
+    /// or because they reached it after its publisher's end.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }

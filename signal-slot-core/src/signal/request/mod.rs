@@ -110,8 +110,10 @@ fn answer<A: SignalArgs>(obj: &mut dyn Any, args: A, meta: Option<&Meta>) {
         Some(v) => local_outcome(v),
         None => Outcome::Failed(ReplyError::NotAResponder),
     };
-    call.collector.complete(call.index, outcome);
+    // Before `complete`, which may run the request's end (user code): a
+    // panic there must not make the drop report a second outcome.
     call.answered.store(true, Ordering::Release);
+    call.collector.complete(call.index, outcome);
 }
 
 fn local_outcome(v: ReplyValue) -> Outcome {

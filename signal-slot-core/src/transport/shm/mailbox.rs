@@ -706,8 +706,8 @@ mod tests {
         assert_eq!(cleared.nap(Some(limit)), Some(limit));
     }
 
-    /// A last drain (a stopped loop's, a dead process's mailboxes) finds
-    /// what any ring holds, flagged or not, so it can count it as lost.
+    /// Review helper-48: a producer killed between publishing a record and
+    /// flagging its ring; the reaper's wake-up makes a sleeping loop look.
     #[test]
     fn the_records_of_a_producer_that_died_before_flagging_its_ring_are_found() {
         let region = region();
@@ -726,6 +726,8 @@ mod tests {
         assert!(!c.settle(&mut cleared));
     }
 
+    /// A last drain (a stopped loop's, a dead process's mailboxes) finds
+    /// what any ring holds, flagged or not, so it can count it as lost.
     #[test]
     fn a_last_drain_of_every_ring_finds_unflagged_records() {
         let region = region();
