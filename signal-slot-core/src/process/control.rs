@@ -362,10 +362,21 @@ fn handle_record(rec: &[u8]) {
             // The slot may have a new life by now (review helper-49: this
             // notice can be read after another process's ring that already
             // told of the new one): its objects are not the dead one's.
-            let moved_on =
-                system::region().is_some_and(|r| system::proc_incarnation(r, proc) != incarnation);
-            if !moved_on {
-                forget_process(proc, false);
+            match system::region() {
+                Some(r) if system::proc_incarnation(r, proc) != incarnation => {
+                    // Only what lived on the dead one's loops: their
+                    // mailboxes were released at its death (their
+                    // generation moved on), the new process's are current
+                    // (review helper-55: ignoring the notice kept the dead
+                    // one's objects alive here for good).
+                    forget_process_where(proc, false, |lp| {
+                        lp.mailbox.get().is_some_and(|a| {
+                            r.mailbox_header(a.index).generation.load(Ordering::Acquire)
+                                != a.generation
+                        })
+                    });
+                }
+                _ => forget_process(proc, false),
             }
         }
         Msg::Ack { from, seq } => {
@@ -574,8 +585,18 @@ pub(crate) fn announce_death(proc: u32) {
 /// Retires every object this process knows on the loops of dead process
 /// `proc`; `notify` emits their `destroyed` signals (done by one process only).
 pub(crate) fn forget_process(proc: u32, notify: bool) {
+    forget_process_where(proc, notify, |_| true);
+}
+
+/// [`forget_process`] of the objects whose loop `dead` says is the dead
+/// process's.
+fn forget_process_where(
+    proc: u32,
+    notify: bool,
+    dead: impl Fn(&crate::event_loop::LoopShared) -> bool,
+) {
     for object in registry::live_objects() {
-        if object.lp.owner() == proc {
+        if object.lp.owner() == proc && dead(&object.lp) {
             if notify {
                 object.retire();
             } else {
@@ -589,7 +610,7 @@ pub(crate) fn forget_process(proc: u32, notify: bool) {
         s.iter().filter_map(Weak::upgrade).collect()
     };
     for stub in stubs {
-        if stub.lp.owner() == proc {
+        if stub.lp.owner() == proc && dead(&stub.lp) {
             stub.retire_quietly();
         }
     }
