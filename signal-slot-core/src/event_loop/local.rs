@@ -828,8 +828,13 @@ impl LoopLocal {
     /// batch (256) more slot calls run (review helper-52).
     #[inline]
     fn stopping(&self) -> bool {
-        self.stop.get()
-            || self.shared.state.load(std::sync::atomic::Ordering::Relaxed) == super::STOPPING
+        self.stop.get() || self.stopped_elsewhere()
+    }
+
+    /// Another thread's `stop()` (see [`stopping`](Self::stopping)).
+    #[inline]
+    fn stopped_elsewhere(&self) -> bool {
+        self.shared.state.load(std::sync::atomic::Ordering::Relaxed) == super::STOPPING
     }
 
     /// The receiver cached across batches (see [`LoopLocal::last_receiver`]),
@@ -911,7 +916,10 @@ impl LoopLocal {
                 d.bytes += rec.len();
                 d.several_rings |= *first_ring.get_or_insert(from) != from;
                 d.request |= remote::is_request(rec);
-                if self.stopping() {
+                // A stop from another thread is looked at in
+                // `dispatch_record`: here it kept this closure from being
+                // inlined (+24 instructions a record, callgrind).
+                if self.stop.get() {
                     // A slot of this batch stopped the loop: nothing runs
                     // after a stop (a thread's posts stay in the inbox, and
                     // the teardown drops them), so the rest of the batch is
@@ -1000,6 +1008,9 @@ impl LoopLocal {
         last: &mut Option<Rc<ObjectCell>>,
         waited: bool,
     ) {
+        if self.stopped_elsewhere() {
+            return self.record_after_stop(rec, addr);
+        }
         // Taken apart at once: only the parts a plain call uses stay live
         // across the calls below (not the whole record, request tag included).
         let remote::Call {
