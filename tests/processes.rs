@@ -1181,29 +1181,41 @@ fn a_request_a_stopping_loop_drops_is_answered_at_once() {
     let _ = std::fs::remove_file(&gate);
 }
 
+/// A started child with `doomed-answerer-<name>` (whose `hang` announces
+/// itself to `sink`, then hangs) and, if `with_fine`, `fine-<name>` (answers
+/// at once), both asked by the returned asker's `question`.
+fn doomed_request(
+    name: &str,
+    with_fine: bool,
+    sink: &Handle<Sink>,
+) -> (EventLoopProcess, Handle<Answerer>, Handle<Asker>) {
+    let p = EventLoopProcess::new(format!("doomed-{name}")).unwrap();
+    let a = p
+        .event_loop()
+        .add(format!("doomed-answerer-{name}"), Answerer::default())
+        .unwrap();
+    let fine = p
+        .event_loop()
+        .add(format!("fine-{name}"), Answerer::default())
+        .unwrap();
+    a.entered().connect(&sink.on_value()).unwrap();
+    let main = EventLoop::new(format!("asking-{name}"));
+    let asker = main.add(format!("asker-{name}"), Asker::default()).unwrap();
+    if with_fine {
+        asker.question().connect(&fine.double()).unwrap();
+    }
+    asker.question().connect(&a.hang()).unwrap();
+    p.start().unwrap();
+    (p, a, asker)
+}
+
 fn a_receiver_killed_during_a_request_is_missing() {
     let (_t, sink, rx) = parent_sink();
     let gathering = EventLoopThread::new("gathering");
     gathering.start().unwrap();
     // "alone": the one receiver of a blocking request (its own lean path).
     for form in ["blocking", "to a slot", "alone"] {
-        let p = EventLoopProcess::new(format!("doomed-{form}")).unwrap();
-        let a = p
-            .event_loop()
-            .add(format!("doomed-answerer-{form}"), Answerer::default())
-            .unwrap();
-        let fine = p
-            .event_loop()
-            .add(format!("fine-{form}"), Answerer::default())
-            .unwrap();
-        a.entered().connect(&sink.on_value()).unwrap();
-        let main = EventLoop::new(format!("asking-{form}"));
-        let asker = main.add(format!("asker-{form}"), Asker::default()).unwrap();
-        if form != "alone" {
-            asker.question().connect(&fine.double()).unwrap();
-        }
-        asker.question().connect(&a.hang()).unwrap();
-        p.start().unwrap();
+        let (p, a, asker) = doomed_request(form, form != "alone", &sink);
         let timeout = DEADLINE;
         let t0 = Instant::now();
         let q = asker.question();
@@ -1900,23 +1912,7 @@ fn a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot() {
     for round in 0..5 {
         for form in ["alone", "with another"] {
             let name = format!("{round}-{form}");
-            let p = EventLoopProcess::new(format!("doomed-{name}")).unwrap();
-            let a = p
-                .event_loop()
-                .add(format!("doomed-answerer-{name}"), Answerer::default())
-                .unwrap();
-            a.entered().connect(&sink.on_value()).unwrap();
-            let fine = p
-                .event_loop()
-                .add(format!("fine-{name}"), Answerer::default())
-                .unwrap();
-            let main = EventLoop::new(format!("asking-{name}"));
-            let asker = main.add(format!("asker-{name}"), Asker::default()).unwrap();
-            if form != "alone" {
-                asker.question().connect(&fine.double()).unwrap();
-            }
-            asker.question().connect(&a.hang()).unwrap();
-            p.start().unwrap();
+            let (p, _a, asker) = doomed_request(&name, form != "alone", &sink);
             let timeout = DEADLINE;
             let t0 = Instant::now();
             let q = asker.question();
