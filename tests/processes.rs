@@ -997,6 +997,22 @@ impl Gatherer {
     }
 }
 
+/// A started loop thread with a `Gatherer` named `name` on it, and what it
+/// gathers.
+fn started_gatherer(
+    name: &str,
+) -> (
+    EventLoopThread,
+    Handle<Gatherer>,
+    Receiver<signal_slot::Responses<u64>>,
+) {
+    let gathering = EventLoopThread::new(format!("gathering-{name}"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let g = gathering.event_loop().add(name, Gatherer { tx }).unwrap();
+    gathering.start().unwrap();
+    (gathering, g, rx)
+}
+
 /// Four threads making 300 blocking requests each through `q`; each request
 /// must bring `answers` answers, every one twice its argument.
 fn ask_from_four_threads(q: &SignalRef<(u64,)>, answers: usize) {
@@ -1145,13 +1161,7 @@ fn a_request_a_stopping_loop_drops_is_answered_at_once() {
     let main = EventLoop::new("asking-stopped");
     let asker = main.add("asker-stopped", Asker::default()).unwrap();
     asker.question().connect(&a.double()).unwrap();
-    let gathering = EventLoopThread::new("gathering-stopped");
-    let (tx, grx) = crossbeam_channel::unbounded();
-    let g = gathering
-        .event_loop()
-        .add("gatherer-stopped", Gatherer { tx })
-        .unwrap();
-    gathering.start().unwrap();
+    let (_gathering, g, grx) = started_gatherer("gatherer-stopped");
     p.start().unwrap();
     let gate = std::env::temp_dir().join(format!("signal-slot-gate-{}", std::process::id()));
     let _ = std::fs::remove_file(&gate);
@@ -1723,13 +1733,7 @@ mod async_child {
     /// delivered (the receiver is gone).
     pub fn a_request_waiting_behind_a_task_is_answered_when_its_object_goes() {
         let (_t, sink, rx) = parent_sink();
-        let gathering = EventLoopThread::new("gathering");
-        let (tx, grx) = crossbeam_channel::unbounded();
-        let g = gathering
-            .event_loop()
-            .add("gatherer", Gatherer { tx })
-            .unwrap();
-        gathering.start().unwrap();
+        let (_gathering, g, grx) = started_gatherer("gatherer");
         let (p, echo) = child_echo("parking");
         let parked = Parked {
             said: Signal::new(),
