@@ -2021,6 +2021,37 @@ fn a_panicking_deserialize_of_an_answer_fails_that_answer_only() {
     p.join().unwrap();
 }
 
+/// Review helper-56: a child keeps a stand-in for a parent object added
+/// after it started (here reached through a pattern subscription it
+/// applied); removing the object did not reach the stand-in, so the child
+/// kept the removed subscriber in its one-of-N group and every other
+/// emission went to it, lost.
+fn a_removed_subscriber_added_after_the_child_started_leaves_its_group_there() {
+    let (p, echo) = child_echo("group-source");
+    p.start().unwrap();
+    let (tx1, _rx1) = crossbeam_channel::unbounded();
+    let (tx2, rx2) = crossbeam_channel::unbounded();
+    let t = EventLoopThread::new("late-watchers");
+    let w1 = t.event_loop().add("w1", Watcher { tx: tx1 }).unwrap();
+    let w2 = t.event_loop().add("w2", Watcher { tx: tx2 }).unwrap();
+    t.start().unwrap();
+    let pattern = format!("{}/said", echo.id());
+    for w in [&w1, &w2] {
+        w.on_said()
+            .subscribe_with(&pattern, SubscribeOptions::new().group("g"))
+            .unwrap();
+    }
+    // Confirmed by the child before it returns.
+    w1.remove().unwrap();
+    for i in 0..10 {
+        echo.on_text().invoke((format!("{i}"),)).unwrap();
+    }
+    let got = take(&rx2, 10);
+    assert_eq!(got.len(), 10, "{got:?}");
+    p.stop().unwrap();
+    p.join().unwrap();
+}
+
 fn scenarios() -> Vec<(&'static str, fn())> {
     #[allow(unused_mut)]
     let mut all = scenarios![
@@ -2061,6 +2092,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_connect_does_not_wait_for_a_new_process_in_a_dead_ones_slot,
         a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot,
         a_panicking_deserialize_of_an_answer_fails_that_answer_only,
+        a_removed_subscriber_added_after_the_child_started_leaves_its_group_there,
     ];
     #[cfg(feature = "async")]
     all.push((

@@ -85,6 +85,13 @@ impl ObjectAddr {
         })
     }
 
+    /// True if `o` is the object at this address.
+    fn is(&self, o: &ObjectShared) -> bool {
+        o.id.as_str() == self.id
+            && (o.key.index, o.key.generation) == self.key
+            && o.lp.mailbox.get().is_some_and(|m| m.index == self.mailbox)
+    }
+
     /// The object with this address in this process, if any.
     fn find(&self) -> Option<Arc<ObjectShared>> {
         registry::lookup(&self.id).filter(|o| {
@@ -348,6 +355,16 @@ fn handle_record(rec: &[u8]) {
                     o.lp.remove_object(o.key);
                 }
             }
+            // The stand-ins this process made for it (an object added after
+            // this process started, reached through a connection or a
+            // pattern subscription made here): not in the registry, so the
+            // lookup above misses them (review helper-56: a removed
+            // subscriber kept its subscription and group membership here).
+            for stub in stubs() {
+                if object.is(&stub) {
+                    retire_stub(&stub);
+                }
+            }
             ack(from, seq);
         }
         Msg::Subscribe { from, seq, sub } => {
@@ -604,15 +621,26 @@ fn forget_process_where(
             }
         }
     }
-    let stubs: Vec<Arc<ObjectShared>> = {
-        let mut s = lock(&STUBS);
-        s.retain(|w| w.strong_count() > 0);
-        s.iter().filter_map(Weak::upgrade).collect()
-    };
-    for stub in stubs {
+    for stub in stubs() {
         if stub.lp.owner() == proc && dead(&stub.lp) {
-            stub.retire_quietly();
+            retire_stub(&stub);
         }
+    }
+}
+
+/// The live stand-ins of objects of other processes this process made.
+fn stubs() -> Vec<Arc<ObjectShared>> {
+    let mut s = lock(&STUBS);
+    s.retain(|w| w.strong_count() > 0);
+    s.iter().filter_map(Weak::upgrade).collect()
+}
+
+/// Retires a stand-in: its connections go, and the pattern subscriptions
+/// it receives for leave this process's index (a stand-in is not
+/// registered, so retiring it does not do that by itself).
+fn retire_stub(stub: &ObjectShared) {
+    if stub.retire_quietly() {
+        crate::signal::directory::object_removed(stub);
     }
 }
 
