@@ -194,10 +194,18 @@ impl<A: SignalArgs> SignalRef<A> {
     /// [`receiver`](Self::receiver) holding at most `capacity` unread emissions.
     pub fn receiver_with_capacity(&self, capacity: usize) -> Result<Receiver<A>, ConnectError> {
         let r = Receiver::new(capacity)?;
+        let owner = self.owner_object();
         self.connect(&r.slot())?;
         let close: SlotRef<(ObjectId,)> = r.sink.raw().__slot("close", 1, false, close_call::<A>);
         // A signal with no registered object (a timer's) never disconnects.
         let _ = self.destroyed_ref().connect(&close);
+        // Removed between the two connects, its `destroyed` may have gone
+        // before the second: the receiver would never end (review
+        // helper-56). Still alive here, its `destroyed` comes after the
+        // connect (its removal marks it dead before it emits).
+        if owner.is_some_and(|o| !o.is_alive()) {
+            return Err(ConnectError::SenderRemoved(self.owner_id()));
+        }
         Ok(r)
     }
 }

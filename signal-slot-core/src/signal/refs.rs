@@ -201,14 +201,22 @@ impl<A: SignalArgs> SignalRef<A> {
 
     /// The `destroyed` signal of this signal's object.
     pub(crate) fn destroyed_ref(&self) -> SignalRef<(ObjectId,)> {
-        let owner = self
-            .owner
-            .clone()
-            .or_else(|| crate::object::registry::lookup(self.shared.owner.as_str()));
-        match owner {
+        match self.owner_object() {
             Some(o) => SignalRef::with_owner(o.destroyed.clone(), o),
             None => SignalRef::detached(self.shared.owner.clone(), self.shared.loop_id),
         }
+    }
+
+    /// The object emitting it, if it is one of this process's (registered).
+    pub(crate) fn owner_object(&self) -> Option<Arc<crate::object::ObjectShared>> {
+        self.owner
+            .clone()
+            .or_else(|| crate::object::registry::lookup(self.shared.owner.as_str()))
+    }
+
+    /// The id of the object emitting it.
+    pub(crate) fn owner_id(&self) -> ObjectId {
+        self.shared.owner.clone()
     }
 
     /// The topic its emissions carry: `<sender>/<name>` unless the signal
