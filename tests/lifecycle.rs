@@ -7,6 +7,7 @@ use signal_slot::prelude::*;
 use signal_slot::{
     AddErrorKind, ConnectError, ExecError, JoinError, LoopState, RemoveError, StartError, StopError,
 };
+use std::time::Duration;
 
 #[test]
 fn removing_an_object_notifies_disconnects_and_drops_its_queued_messages() {
@@ -214,6 +215,78 @@ impl DropTeller {
     fn on_value(&mut self, v: u64) {
         let _ = self.tx.send(format!("value {v}"));
     }
+}
+
+/// Objects added to a loop that never ran sit in its inbox as installs, which
+/// hold the object and, through it, the loop: when the last handle to the
+/// loop went, they were never dropped and their ids stayed taken (found by
+/// an audit). They go the way a finished loop's objects go.
+#[test]
+fn a_thread_loop_dropped_unstarted_drops_its_objects_and_frees_their_ids() {
+    let dst = EventLoopThread::new(uid("never-started"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let d = dst
+        .event_loop()
+        .add(uid("d"), DropTeller { tx: tx.clone() })
+        .unwrap();
+    let removed = dst
+        .event_loop()
+        .add(uid("removed"), DropTeller { tx })
+        .unwrap();
+    removed.remove().unwrap();
+    let watch_loop = thread_loop("watcher");
+    let (w, wrx) = Sink::new();
+    let w = watch_loop.event_loop().add(uid("watcher"), w).unwrap();
+    d.destroyed().connect(&w.on_destroyed()).unwrap();
+    let timer = Timer::single_shot(dst.event_loop(), Duration::from_secs(3600)).unwrap();
+    d.on_value().invoke((1,)).unwrap(); // queued, never run
+    drop(dst);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["dropped", "dropped"]);
+    assert!(!d.is_alive());
+    assert!(!timer.is_active());
+    assert_eq!(take(&wrx, 1), [format!("destroyed {}", d.id())]);
+    // The ids are free again.
+    let again = EventLoop::new(uid("again"));
+    let (s, _srx) = Sink::new();
+    again.add(d.id(), s).unwrap();
+    let (s, _srx) = Sink::new();
+    again.add(removed.id(), s).unwrap();
+}
+
+#[test]
+fn an_event_loop_never_run_drops_its_objects_with_its_last_handle() {
+    let lp = EventLoop::new(uid("never-run"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let d = lp.add(uid("d"), DropTeller { tx }).unwrap();
+    // A handle that goes while another remains leaves the loop runnable.
+    drop(EventLoopThread::with_loop(lp.clone()));
+    drop(lp.clone());
+    assert!(rx.try_recv().is_err());
+    assert!(d.is_alive());
+    drop(lp);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["dropped"]);
+    assert!(!d.is_alive());
+    let (s, _srx) = Sink::new();
+    EventLoop::new(uid("again")).add(d.id(), s).unwrap();
+}
+
+#[test]
+fn a_loop_whose_thread_was_dropped_unstarted_still_runs_elsewhere() {
+    let lp = EventLoop::new(uid("run-here"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let d = lp.add(uid("d"), DropTeller { tx }).unwrap();
+    drop(EventLoopThread::with_loop(lp.clone()));
+    d.on_value().invoke((7,)).unwrap();
+    let stopper = {
+        let lp = lp.clone();
+        std::thread::spawn(move || {
+            assert_eq!(take(&rx, 1), ["value 7"]);
+            lp.stop().unwrap();
+            assert_eq!(take(&rx, 1), ["dropped"]);
+        })
+    };
+    lp.exec().unwrap();
+    stopper.join().unwrap();
 }
 
 #[test]

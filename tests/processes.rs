@@ -1193,12 +1193,14 @@ fn a_request_a_stopping_loop_drops_is_answered_at_once() {
 
 /// A started child with `doomed-answerer-<name>` (whose `hang` announces
 /// itself to `sink`, then hangs) and, if `with_fine`, `fine-<name>` (answers
-/// at once), both asked by the returned asker's `question`.
+/// at once), both asked by the returned asker's `question`. The asker's loop
+/// never runs (the asker only emits): it is returned too, as the asker goes
+/// with its last handle.
 fn doomed_request(
     name: &str,
     with_fine: bool,
     sink: &Handle<Sink>,
-) -> (EventLoopProcess, Handle<Answerer>, Handle<Asker>) {
+) -> (EventLoopProcess, Handle<Answerer>, Handle<Asker>, EventLoop) {
     let p = EventLoopProcess::new(format!("doomed-{name}")).unwrap();
     let a = p
         .event_loop()
@@ -1216,7 +1218,7 @@ fn doomed_request(
     }
     asker.question().connect(&a.hang()).unwrap();
     p.start().unwrap();
-    (p, a, asker)
+    (p, a, asker, main)
 }
 
 fn a_receiver_killed_during_a_request_is_missing() {
@@ -1225,7 +1227,7 @@ fn a_receiver_killed_during_a_request_is_missing() {
     gathering.start().unwrap();
     // "alone": the one receiver of a blocking request (its own lean path).
     for form in ["blocking", "to a slot", "alone"] {
-        let (p, a, asker) = doomed_request(form, form != "alone", &sink);
+        let (p, a, asker, _main) = doomed_request(form, form != "alone", &sink);
         let timeout = DEADLINE;
         let t0 = Instant::now();
         let q = asker.question();
@@ -1916,7 +1918,7 @@ fn a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot() {
     for round in 0..5 {
         for form in ["alone", "with another"] {
             let name = format!("{round}-{form}");
-            let (p, _a, asker) = doomed_request(&name, form != "alone", &sink);
+            let (p, _a, asker, _main) = doomed_request(&name, form != "alone", &sink);
             let timeout = DEADLINE;
             let t0 = Instant::now();
             let q = asker.question();

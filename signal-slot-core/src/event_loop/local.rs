@@ -1374,27 +1374,8 @@ impl LoopLocal {
                 .counters
                 .dropped(DropReason::LoopStopped, &self.shared.name)
         };
-        // Then the data ring is retired: a post that passed its `is_finished`
-        // check before the store above and lands after this drain is refused
-        // (and counted by its sender) instead of sitting in a ring no one
-        // reads again; the ring's storage is freed. A post in the middle of
-        // its write keeps the ring busy: drain it too, and try again.
-        // (A post stuck between its claim and its write for a second leaves
-        // the ring as it was before.)
-        let give_up = Instant::now() + Duration::from_secs(1);
-        loop {
-            while let Some(env) = self.shared.inbox.try_recv_data() {
-                dropped(env);
-            }
-            if self.shared.inbox.retire_data() {
-                break;
-            }
-            if Instant::now() > give_up {
-                log::warn!("loop {:?}: its inbox could not be closed", self.shared.name);
-                break;
-            }
-            std::thread::yield_now();
-        }
+        // Then the data ring is retired (after the store above).
+        self.shared.close_data();
         let queued: Vec<Envelope> = self.queue.borrow_mut().drain(..).collect();
         queued.into_iter().for_each(dropped);
         if let Some(mb) = self.mailbox() {
@@ -1463,7 +1444,7 @@ fn drop_cell(cell: Rc<ObjectCell>) {
 }
 
 /// Drops a user object, containing a panic in its `Drop`.
-fn drop_object(object: Box<dyn Any + Send>, id: &ObjectId) {
+pub(super) fn drop_object(object: Box<dyn Any + Send>, id: &ObjectId) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(object))) {
         log::error!("dropping object {id} panicked: {}", panic_message(&p));
     }

@@ -320,6 +320,72 @@ impl LoopShared {
         timers.retain(|w| w.strong_count() > 0);
         timers.push(Arc::downgrade(t));
     }
+
+    /// The loop finished: its timers never fire again.
+    fn retire_timers(&self) {
+        for t in std::mem::take(&mut *lock(&self.timers)) {
+            if let Some(t) = t.upgrade() {
+                t.retire();
+            }
+        }
+    }
+
+    /// Drops (and counts) the calls left in the data ring of a finished loop,
+    /// then retires the ring: a post that passed its `is_finished` check
+    /// before the loop finished and lands after this drain is refused (and
+    /// counted by its sender) instead of sitting in a ring no one reads
+    /// again; the ring's storage is freed. A post in the middle of its write
+    /// keeps the ring busy: drain it too, and try again. (A post stuck
+    /// between its claim and its write for a second leaves the ring as it
+    /// was before.)
+    fn close_data(&self) {
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            while let Some(env) = self.inbox.try_recv_data() {
+                drop(env);
+                self.counters.dropped(DropReason::LoopStopped, &self.name);
+            }
+            if self.inbox.retire_data() {
+                break;
+            }
+            if std::time::Instant::now() > give_up {
+                log::warn!("loop {:?}: its inbox could not be closed", self.name);
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// The last handle to a loop that never ran went: nothing can run it now.
+    /// Its objects, still queued as installs, go as a finished loop's do
+    /// (retired, `destroyed` emitted, ids freed, then dropped here), and what
+    /// was queued for them is dropped and counted. Left queued, an install
+    /// held its object, the object its loop, and the loop the install: none
+    /// was ever dropped, and the ids stayed taken.
+    fn discard_unrun(&self, control: &ObjectShared) {
+        // Run (or running) here, or handed to a child: not ours to discard.
+        // Claiming the start keeps any `exec` away from here on.
+        if self.is_remote() || self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.state.store(FINISHED, Ordering::Release);
+        control.retire();
+        let mut objects = Vec::new();
+        // Until empty: a `destroyed` receiver may post more (a removal).
+        while let Some(msg) = self.inbox.try_recv_control() {
+            if let Control::Install { shared, object } = msg {
+                shared.retire();
+                objects.push((shared, object));
+            }
+        }
+        self.close_data();
+        self.retire_mailbox();
+        self.release_mailbox();
+        self.retire_timers();
+        for (shared, object) in objects {
+            local::drop_object(object, &shared.id);
+        }
+    }
 }
 
 /// Delivers one emission's arguments to one slot: inline when allowed, else to
@@ -669,12 +735,22 @@ impl EventLoopBuilder {
         if let Some(region) = system::region() {
             shared.attach(region);
         }
-        EventLoop { shared, control }
+        let last = Arc::new(LastHandle {
+            shared: shared.clone(),
+            control: control.clone(),
+        });
+        EventLoop {
+            shared,
+            control,
+            _last: last,
+        }
     }
 }
 
 /// An event loop: owns objects, runs their slots on the thread that calls
-/// [`exec`](Self::exec). Cloning gives another handle to the same loop.
+/// [`exec`](Self::exec). Cloning gives another handle to the same loop. When
+/// the last handle to a loop that never ran goes, its objects are removed as
+/// a finished loop's are (their `destroyed` emitted, then dropped).
 ///
 /// ```
 /// use signal_slot::prelude::*;
@@ -705,6 +781,22 @@ pub struct EventLoop {
     shared: Arc<LoopShared>,
     /// The loop's own object: the receiver of its stop slot.
     control: Arc<ObjectShared>,
+    /// Shared by every handle: goes with the last one.
+    _last: Arc<LastHandle>,
+}
+
+/// Dropped with the last [`EventLoop`] handle. Only a handle can run the loop
+/// (`Handle`s and slots hold its `LoopShared`, not it), so a loop that never
+/// ran by then never will: it is discarded ([`LoopShared::discard_unrun`]).
+struct LastHandle {
+    shared: Arc<LoopShared>,
+    control: Arc<ObjectShared>,
+}
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        self.shared.discard_unrun(&self.control);
+    }
 }
 
 /// The object behind [`EventLoop::stop_slot`].
@@ -919,11 +1011,7 @@ impl EventLoop {
             Box::new(LoopControl),
         );
         self.shared.state.store(FINISHED, Ordering::Release);
-        for t in std::mem::take(&mut *lock(&self.shared.timers)) {
-            if let Some(t) = t.upgrade() {
-                t.retire();
-            }
-        }
+        self.shared.retire_timers();
         Ok(())
     }
 
