@@ -51,6 +51,24 @@ impl Counter {
     }
 }
 
+/// A retained counter with a topic of its own (for the churn test).
+#[derive(EventLoopObject, Default)]
+struct Churner {
+    #[signal(topic = "churn/{id}/count", retain)]
+    count: Signal<(u64,)>,
+}
+
+#[slots]
+impl Churner {
+    /// Emits the next `n` values from the loop thread (inline to receivers on
+    /// this loop).
+    fn run(&mut self, from: u64, n: u64) {
+        for v in from..from + n {
+            self.count.emit((v,));
+        }
+    }
+}
+
 #[derive(EventLoopObject, Default)]
 struct Level {
     #[signal(retain, skip_no_change)]
@@ -356,7 +374,7 @@ fn a_replay_never_arrives_after_a_newer_live_value() {
 #[test]
 fn a_replay_never_overtakes_a_live_value_delivered_inline() {
     // Publisher and subscriber share a loop: live values are inline calls, the
-    // replay is queued; the subscription's gate drops a replay that is older.
+    // replay is queued; the connection's gate drops a replay that is older.
     let lp = thread_loop("inline");
     let c = lp
         .event_loop()
@@ -382,6 +400,55 @@ fn a_replay_never_overtakes_a_live_value_delivered_inline() {
         assert_eq!(*values.last().unwrap(), next - 1, "round {round}");
         r.remove().unwrap();
     }
+}
+
+#[test]
+fn a_live_publisher_keeps_its_order_while_other_publishers_come_and_go() {
+    // Publishers added and removed (each forgets its gate state) while a live
+    // one emits inline on the subscriber's loop, its replay queued: the live
+    // one's values still only grow, and a late subscriber still gets its
+    // retained value, and none of the removed ones'.
+    const GONE: u64 = 1 << 40;
+    let lp = thread_loop("churn");
+    let live = lp
+        .event_loop()
+        .add(uid("churn-live"), Churner::default())
+        .unwrap();
+    live.run().invoke((0, 1)).unwrap();
+    let (r, rx) = rec();
+    let r = lp.event_loop().add(uid("rec"), r).unwrap();
+    live.run().invoke((1, 500)).unwrap();
+    let init = SubscribeOptions::new().initialize();
+    let sub = r
+        .on_u64()
+        .subscribe_with("churn/+/count", init.clone())
+        .unwrap();
+    let mut next = 501;
+    for round in 0..100 {
+        let gone = lp
+            .event_loop()
+            .add(uid("churn-gone"), Churner::default())
+            .unwrap();
+        gone.count().emit((GONE + round,));
+        live.run().invoke((next, 20)).unwrap();
+        next += 20;
+        gone.remove().unwrap();
+    }
+    let got = drain_until_mark(&r, &rx);
+    sub.unsubscribe();
+    let (from_gone, from_live): (Vec<String>, Vec<String>) = got
+        .into_iter()
+        .partition(|l| l.split(' ').nth(1).unwrap().parse::<u64>().unwrap() >= GONE);
+    let values = increasing_values(0, &from_live);
+    assert_eq!(values.last(), Some(&(next - 1)));
+    increasing_values(1, &from_gone);
+    let late = r.on_u64().subscribe_with("churn/+/count", init).unwrap();
+    assert_eq!(late.local_matches(), 1);
+    assert_eq!(
+        drain_until_mark(&r, &rx),
+        vec![format!("replay {}", next - 1)]
+    );
+    late.unsubscribe();
 }
 
 #[test]

@@ -697,7 +697,6 @@ fn apply_subscribe(w: &WireSub) {
         initialize: w.initialize,
         senders: w.senders.clone(),
         group: w.group.as_deref().map(Arc::from),
-        gate: Arc::default(),
         recv,
     };
     crate::signal::directory::subscribe(Arc::new(sub));

@@ -8,7 +8,6 @@
 
 use crate::event_loop::LoopShared;
 use crate::object::ObjectShared;
-use crate::signal::retained::Gate;
 use crate::signal::shared::Attach;
 use crate::signal::Overflow;
 use crate::sync::lock;
@@ -36,7 +35,6 @@ pub(crate) struct Sub {
     pub(crate) senders: Option<Vec<String>>,
     /// The one-of-N group it joins on each signal, if any.
     pub(crate) group: Option<Arc<str>>,
-    pub(crate) gate: Arc<Gate>,
 }
 
 /// One signal of this process, as the directory knows it.

@@ -30,7 +30,7 @@ pub(crate) struct SignalShared<A> {
     pub(crate) index: u16,
     pub(crate) loop_id: LoopId,
     pub(crate) topic: Arc<str>,
-    /// Unique in the process (names the signal to subscription gates).
+    /// Unique in the process.
     uid: u64,
     /// Set for a retained signal.
     retained: Option<Retained>,
@@ -748,12 +748,7 @@ impl<A: SignalArgs> SignalShared<A> {
             gate: None,
         };
         if local && sub.initialize && self.retained.is_some() {
-            t.gate = Some(GateRef(Arc::new(GateCall {
-                gate: sub.gate.clone(),
-                signal: self.uid,
-                inner: call,
-                inner_wants_meta: sub.wants_meta,
-            })));
+            t.gate = Some(GateRef(Arc::new(GateCall::new(call, sub.wants_meta))));
             t.call = retained::gated::<B>;
             t.wants_meta = true;
         }

@@ -2,7 +2,6 @@
 
 use crate::object::ObjectId;
 use crate::signal::directory::{self, Sub};
-use crate::signal::retained::Gate;
 use crate::signal::{Overflow, SignalArgs, SlotRef};
 use crate::topic::{Pattern, PatternError};
 use std::sync::Arc;
@@ -225,7 +224,6 @@ impl<A: SignalArgs> SlotRef<A> {
             initialize: opts.initialize,
             senders: opts.senders,
             group: opts.group,
-            gate: Arc::new(Gate::default()),
         });
         let applied = directory::subscribe(sub.clone());
         if !recv.is_alive() {
