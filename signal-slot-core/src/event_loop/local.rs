@@ -887,7 +887,10 @@ impl LoopLocal {
     #[inline(never)]
     fn find_mailbox(&self) -> Option<MailboxConsumer> {
         let addr = *self.shared.mailbox.get()?;
-        let mb = MailboxConsumer::new(system::region()?, addr);
+        let region = system::region()?;
+        // This thread reads it from now on (in its own process).
+        crate::transport::shm::mailbox::map_resident_rings(region, addr.index);
+        let mb = MailboxConsumer::new(region, addr);
         self.mailbox_cache.set(Some(mb));
         Some(mb)
     }

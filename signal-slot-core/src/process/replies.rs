@@ -70,6 +70,7 @@ pub(crate) fn mailbox() -> Option<MailboxAddr> {
         }
     }
     let addr = mailbox::claim(region, me)?;
+    mailbox::map_resident_rings(region, addr.index);
     *m = Some((me, addr));
     CACHED.store(pack(me, addr), Ordering::Release);
     Some(addr)

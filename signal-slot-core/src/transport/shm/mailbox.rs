@@ -163,6 +163,7 @@ pub(crate) fn send_with(
         let mut head_seen = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
             lock.head_seen.load(Ordering::Relaxed)
         } else {
+            first_record_into(region, to, me);
             0
         };
         let pushed = region.ring(to, me).push_with(len, &mut head_seen, fill);
@@ -187,6 +188,25 @@ pub(crate) fn send_with(
     }
     wake_if_sleeping(&mb.bell, true);
     Ok(())
+}
+
+/// This process's first record into the ring of `me` in mailbox `to` (once:
+/// `head_of` keeps the producer's index from then on): its pages that exist
+/// are mapped now, not one fault at a time on the first pass (see
+/// `Region::map_resident`).
+#[cold]
+#[inline(never)]
+fn first_record_into(region: &Region, to: u32, me: u32) {
+    region.map_resident(to, me);
+}
+
+/// Before a process first reads mailbox `m`: maps the pages of its rings
+/// that exist (see `Region::map_resident`), so that the first pass of this
+/// process over each does not fault page by page. Cold: once per consumer.
+pub(crate) fn map_resident_rings(region: &Region, m: u32) {
+    for p in 0..MAX_PROCS as u32 {
+        region.map_resident(m, p);
+    }
 }
 
 /// After producer process `p` died: flags its ring in every mailbox where it
