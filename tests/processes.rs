@@ -969,6 +969,11 @@ impl Answerer {
         std::thread::sleep(Duration::from_millis(ms));
         ms
     }
+    /// Says it was called, then answers at once.
+    fn announce(&mut self, n: u64) -> u64 {
+        self.entered.emit((n,));
+        n
+    }
     /// Says it started, then takes its time (the test kills the process).
     fn hang(&mut self, n: u64) -> u64 {
         self.entered.emit((n,));
@@ -1189,6 +1194,76 @@ fn a_request_a_stopping_loop_drops_is_answered_at_once() {
     );
     assert!(p.join().unwrap().success());
     let _ = std::fs::remove_file(&gate);
+}
+
+/// Asks from a child: a blocking request from its slot, then what came back.
+#[derive(EventLoopObject, Default)]
+struct ChildAsker {
+    #[signal]
+    question: Signal<(u64,)>,
+    #[signal]
+    answered: Signal<(String,)>,
+}
+
+#[slots]
+impl ChildAsker {
+    fn ask(&mut self, n: u64) {
+        let text = match self.question.request::<u64>((n,), DEADLINE * 2) {
+            Ok(r) => format!(
+                "values {:?} failures {:?}",
+                r.values().collect::<Vec<_>>(),
+                r.failures().iter().map(|f| &f.error).collect::<Vec<_>>()
+            ),
+            Err(e) => format!("error {e}"),
+        };
+        self.answered.emit((text,));
+    }
+}
+
+/// A request from another process waiting in the mailbox of a loop that never
+/// ran is answered at once when the loop's last handle goes (review
+/// helper-59: it waited for its timeout; the loop's objects went, its
+/// mailbox was released unread).
+fn a_request_to_a_loop_dropped_unrun_is_answered_at_once() {
+    let (_t, sink, rx) = parent_sink();
+    let never = EventLoop::new("never-run");
+    let a = never.add("never-answerer", Answerer::default()).unwrap();
+    let fine_loop = EventLoopThread::new("fine-loop");
+    let fine = fine_loop
+        .event_loop()
+        .add("fine-answerer", Answerer::default())
+        .unwrap();
+    fine.entered().connect(&sink.on_value()).unwrap();
+    fine_loop.start().unwrap();
+    let p = EventLoopProcess::new("asking-child").unwrap();
+    let ca = p
+        .event_loop()
+        .add("child-asker", ChildAsker::default())
+        .unwrap();
+    // Asked in this order: when `fine` is called, the record to `never` is
+    // in its mailbox.
+    ca.question().connect(&a.double()).unwrap();
+    ca.question().connect(&fine.announce()).unwrap();
+    ca.answered().connect(&sink.on_text()).unwrap();
+    p.start().unwrap();
+    ca.ask().invoke((7,)).unwrap();
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "value 7");
+    let t0 = Instant::now();
+    drop(never);
+    assert!(!a.is_alive());
+    let got = rx
+        .recv_timeout(DEADLINE)
+        .expect("the answers before the request's timeout");
+    assert!(t0.elapsed() < DEADLINE);
+    assert_eq!(
+        got,
+        format!(
+            "text values [7] failures [{:?}]",
+            ReplyError::Undelivered(DropReason::LoopStopped)
+        )
+    );
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
 }
 
 /// A started child with `doomed-answerer-<name>` (whose `hang` announces
@@ -2095,6 +2170,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_request_does_not_wait_for_a_new_process_in_a_dead_receivers_slot,
         a_panicking_deserialize_of_an_answer_fails_that_answer_only,
         a_removed_subscriber_added_after_the_child_started_leaves_its_group_there,
+        a_request_to_a_loop_dropped_unrun_is_answered_at_once,
     ];
     #[cfg(feature = "async")]
     all.push((

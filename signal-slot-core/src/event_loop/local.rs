@@ -20,7 +20,6 @@ use super::{Control, Envelope, LoopId, LoopShared};
 use crate::error::DropReason;
 use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{Meta, SignalArgs, SlotTarget};
-use crate::transport::barrier::GRACE;
 use crate::transport::shm::mailbox::MailboxAddr;
 use crate::transport::shm::mailbox::{Cleared, MailboxConsumer};
 use crate::transport::shm::system;
@@ -964,17 +963,7 @@ impl LoopLocal {
 
     /// Answers the request `rec` is, if it is one: not delivered, `why`.
     fn answer_dropped(&self, rec: &[u8], addr: MailboxAddr, why: DropReason) {
-        let Ok(remote::Call {
-            request: Some(tag), ..
-        }) = remote::parse(rec, addr)
-        else {
-            return;
-        };
-        let dropped = crate::signal::ReplyError::Undelivered(why);
-        if let Err(reason) = crate::signal::request::send_reply(tag, Err(dropped)) {
-            // Counted as an answer the loop could not send (see `answer_record`).
-            self.shared.counters.dropped(reason, &self.shared.name);
-        }
+        self.shared.answer_dropped(rec, addr, why);
     }
 
     /// Waits up to [`GATHER`] without touching the rings (see
@@ -1382,32 +1371,7 @@ impl LoopLocal {
         let queued: Vec<Envelope> = self.queue.borrow_mut().drain(..).collect();
         queued.into_iter().for_each(dropped);
         if let Some(mb) = self.mailbox() {
-            self.shared.retire_mailbox();
-            let addr = mb.addr();
-            let drain_rest = || {
-                mb.drain(
-                    &mut Cleared::every_ring(),
-                    usize::MAX,
-                    |_, rec| self.answer_stopped(rec, addr),
-                    |_, _| (),
-                )
-            };
-            let mut n = drain_rest();
-            // A sender that found the mailbox live just before it retired may
-            // still be writing its record: done within a grace, unless its
-            // thread was preempted in the middle for longer (the same bound
-            // `transport::barrier` relies on). Drained then, and counted: it
-            // was left unread and uncounted (review helper-41). Only other
-            // processes write there: none alive, no wait.
-            if system::region().is_some_and(system::others_alive) {
-                std::thread::sleep(GRACE);
-                n += drain_rest();
-            }
-            for _ in 0..n {
-                self.shared
-                    .counters
-                    .dropped(DropReason::LoopStopped, &self.shared.name);
-            }
+            self.shared.drain_stopped_mailbox(mb);
         }
         self.shared.release_mailbox();
         self.timers.borrow_mut().clear();

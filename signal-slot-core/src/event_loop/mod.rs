@@ -251,6 +251,53 @@ impl LoopShared {
         }
     }
 
+    /// A finished loop's last look at its mailbox `mb`: retires it, then
+    /// drops what other processes left there (counted), answering each
+    /// request at once, "not delivered: the loop stopped", which its
+    /// requester would otherwise learn only at its timeout.
+    pub(super) fn drain_stopped_mailbox(&self, mb: mailbox::MailboxConsumer) {
+        self.retire_mailbox();
+        let addr = mb.addr();
+        let drain_rest = || {
+            mb.drain(
+                &mut mailbox::Cleared::every_ring(),
+                usize::MAX,
+                |_, rec| self.answer_dropped(rec, addr, DropReason::LoopStopped),
+                |_, _| (),
+            )
+        };
+        let mut n = drain_rest();
+        // A sender that found the mailbox live just before it retired may
+        // still be writing its record: done within a grace, unless its
+        // thread was preempted in the middle for longer (the same bound
+        // `transport::barrier` relies on). Drained then, and counted: it
+        // was left unread and uncounted (review helper-41). Only other
+        // processes write there: none alive, no wait.
+        if system::region().is_some_and(system::others_alive) {
+            std::thread::sleep(crate::transport::barrier::GRACE);
+            n += drain_rest();
+        }
+        for _ in 0..n {
+            self.counters.dropped(DropReason::LoopStopped, &self.name);
+        }
+    }
+
+    /// Answers the request `rec` (a record of mailbox `addr`) is, if it is
+    /// one: not delivered, `why`.
+    pub(super) fn answer_dropped(&self, rec: &[u8], addr: MailboxAddr, why: DropReason) {
+        let Ok(remote::Call {
+            request: Some(tag), ..
+        }) = remote::parse(rec, addr)
+        else {
+            return;
+        };
+        let dropped = crate::signal::ReplyError::Undelivered(why);
+        if let Err(reason) = crate::signal::request::send_reply(tag, Err(dropped)) {
+            // Counted as an answer the loop could not send (see `answer_record`).
+            self.counters.dropped(reason, &self.name);
+        }
+    }
+
     /// Frees the mailbox (by the owning process, once the loop is done).
     fn release_mailbox(&self) {
         if self.is_remote() || self.mailbox_released.swap(true, Ordering::AcqRel) {
@@ -379,7 +426,14 @@ impl LoopShared {
             }
         }
         self.close_data();
-        self.retire_mailbox();
+        // Calls and requests other processes sent (a loop of this process,
+        // never handed to a child, has a mailbox they can reach).
+        match (system::region(), self.mailbox.get()) {
+            (Some(region), Some(addr)) => {
+                self.drain_stopped_mailbox(mailbox::MailboxConsumer::new(region, *addr))
+            }
+            _ => self.retire_mailbox(),
+        }
         self.release_mailbox();
         self.retire_timers();
         for (shared, object) in objects {
