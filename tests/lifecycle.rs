@@ -674,3 +674,45 @@ fn after_a_stop_from_another_thread_no_queued_call_or_timer_runs() {
     let late: Vec<_> = late.try_iter().collect();
     assert!(late.is_empty(), "{late:?}");
 }
+
+#[test]
+fn an_object_added_while_its_loop_stops_is_run_or_removed() {
+    // `add` checks that the loop has not finished, then queues the install: a
+    // loop finishing in between left the install unread, the object never
+    // dropped and its id taken, while `add` returned a handle.
+    for round in 0..200 {
+        let lp = thread_loop("racing-adds");
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let adder = {
+            let lp = lp.event_loop().clone();
+            std::thread::spawn(move || {
+                let mut added = Vec::new();
+                for i in 0.. {
+                    match lp.add(
+                        format!("racing-add-{round}-{i}"),
+                        DropTeller { tx: tx.clone() },
+                    ) {
+                        Ok(h) => added.push(h),
+                        Err(e) if matches!(e.kind(), AddErrorKind::LoopFinished(_)) => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                added
+            })
+        };
+        lp.stop().unwrap();
+        lp.join().unwrap();
+        let added = adder.join().unwrap();
+        drop(lp);
+        let dropped = rx.try_iter().count();
+        for h in &added {
+            assert!(!h.is_alive(), "round {round}: {} left alive", h.id());
+        }
+        // The object of the refused add came back in its error, dropped too.
+        assert_eq!(
+            dropped,
+            added.len() + 1,
+            "round {round}: objects never dropped"
+        );
+    }
+}

@@ -452,6 +452,13 @@ impl LoopLocal {
             drop_object(object, &shared.id);
             return;
         }
+        if self.shared.is_finished() {
+            // The teardown's: goes as its objects go (an install read after
+            // it took them stayed installed, its id taken, never retired).
+            shared.retire();
+            drop_object(object, &shared.id);
+            return;
+        }
         let index = shared.key.index as usize;
         let mut objects = self.objects.borrow_mut();
         if objects.len() <= index {
@@ -1351,6 +1358,8 @@ impl LoopLocal {
         self.shared
             .state
             .store(super::FINISHED, std::sync::atomic::Ordering::Release);
+        // Before the last reads of the inbox: see `EventLoop::add`.
+        crate::sync::fence(std::sync::atomic::Ordering::SeqCst);
         // No more dispatch: objects are dropped below, none kept alive here.
         drop(self.last_receiver.take());
         drop(self.before_last.take());

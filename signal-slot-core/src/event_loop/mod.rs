@@ -311,28 +311,34 @@ impl LoopShared {
     /// Sends a control message; from the loop's own thread it goes to the local
     /// queue, handled at the top of the next iteration.
     pub(crate) fn control(&self, msg: Control) {
-        if local::current_loop_id() == Some(self.id) {
-            local::post_control(msg);
-            return;
-        }
-        let handover = self
-            .for_process
-            .load(Ordering::Acquire)
-            .then(|| lock(&self.handover));
-        if self.is_remote() {
-            // Logged with the lock released: a fork holds stderr's lock while
-            // it waits for the framework's locks, and a logger writing to
-            // stderr under one would wait for the fork (review helper-49).
-            drop(handover);
-            // Handed to a child meanwhile: control messages no longer reach it.
+        if self.try_control(msg).is_err() {
+            // Logged with the handover lock released: a fork holds stderr's
+            // lock while it waits for the framework's locks, and a logger
+            // writing to stderr under one would wait for the fork (review
+            // helper-49).
             log::warn!(
                 "event loop {:?} moved to a child process; control message dropped",
                 self.name
             );
-            return;
+        }
+    }
+
+    /// [`control`](Self::control), giving the message back if the loop was
+    /// handed to a child meanwhile (control messages no longer reach it).
+    fn try_control(&self, msg: Control) -> Result<(), Control> {
+        if local::current_loop_id() == Some(self.id) {
+            local::post_control(msg);
+            return Ok(());
+        }
+        let _handover = self
+            .for_process
+            .load(Ordering::Acquire)
+            .then(|| lock(&self.handover));
+        if self.is_remote() {
+            return Err(msg);
         }
         self.inbox.control(msg);
-        drop(handover);
+        Ok(())
     }
 
     pub(crate) fn remove_object(&self, key: ObjectKey) {
@@ -416,15 +422,10 @@ impl LoopShared {
             return;
         }
         self.state.store(FINISHED, Ordering::Release);
+        // Before the installs are read: see `EventLoop::add`.
+        crate::sync::fence(Ordering::SeqCst);
         control.retire();
-        let mut objects = Vec::new();
-        // Until empty: a `destroyed` receiver may post more (a removal).
-        while let Some(msg) = self.inbox.try_recv_control() {
-            if let Control::Install { shared, object } = msg {
-                shared.retire();
-                objects.push((shared, object));
-            }
-        }
+        self.reap_installs();
         self.close_data();
         // Calls and requests other processes sent (a loop of this process,
         // never handed to a child, has a mailbox they can reach).
@@ -436,6 +437,22 @@ impl LoopShared {
         }
         self.release_mailbox();
         self.retire_timers();
+    }
+
+    /// The objects still queued as installs in the inbox of a finished loop
+    /// (never run, or an `add` that passed its check as the loop finished):
+    /// retired as a finished loop's objects are (`destroyed` emitted, ids
+    /// freed), then dropped. Other control messages read on the way are
+    /// dropped: a finished loop does nothing with them.
+    fn reap_installs(&self) {
+        let mut objects = Vec::new();
+        // Until empty: a `destroyed` receiver may post more (a removal).
+        while let Some(msg) = self.inbox.try_recv_control() {
+            if let Control::Install { shared, object } = msg {
+                shared.retire();
+                objects.push((shared, object));
+            }
+        }
         for (shared, object) in objects {
             local::drop_object(object, &shared.id);
         }
@@ -991,10 +1008,31 @@ impl EventLoop {
             return Err(AddError::new(AddErrorKind::DuplicateId(id), object));
         };
         crate::signal::directory::object_added(&shared);
-        self.shared.control(Control::Install {
+        let install = Control::Install {
             shared: shared.clone(),
             object: Box::new(object),
-        });
+        };
+        if let Err(Control::Install { object, .. }) = self.shared.try_control(install) {
+            // Handed to a child since the check above: the object never was
+            // anywhere (no `destroyed`); back to the caller with its id.
+            shared.retire_quietly();
+            return match object.downcast::<T>() {
+                Ok(object) => Err(AddError::new(
+                    AddErrorKind::RemoteLoop(self.shared.name.clone()),
+                    *object,
+                )),
+                Err(_) => unreachable!("an install's object changed type"),
+            };
+        }
+        // A loop that finished since the check above may have read its
+        // inbox for the last time before the install came: whoever reads it
+        // (this, or the teardown) retires and drops the object. The fence
+        // pairs with the teardown's after it marks the loop finished: one of
+        // the two sees the other.
+        crate::sync::fence(Ordering::SeqCst);
+        if self.shared.is_finished() {
+            self.shared.reap_installs();
+        }
         Ok(Handle::new(shared))
     }
 
