@@ -111,9 +111,7 @@ fn post_lean<A: SignalArgs, const REQUEST: bool>(
         // before the write: a loop that finishes drains its mailbox again a
         // grace after retiring it, which a sender checked before a long
         // encoding could miss (review helper-45), as `post_with` does.
-        let Some(region) = live_mailbox(addr, owner) else {
-            return Err(DropReason::ReceiverGone);
-        };
+        let region = live_mailbox(addr, owner)?;
         send_call(
             lp,
             t,
@@ -177,16 +175,34 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
 }
 
 /// The region, if mailbox `addr` of process `owner` is still read by the loop
-/// the caller means: else nothing would ever read what is written (the loop
-/// finished, its mailbox released or given to another loop).
+/// the caller means; else nothing would ever read what is written, and why:
+/// `LoopStopped` if the loop finished (its mailbox released or given to
+/// another loop) in a live process, as a loop of this process says,
+/// `ReceiverGone` if the process died.
 #[inline]
-fn live_mailbox(addr: MailboxAddr, owner: u32) -> Option<&'static Region> {
-    let region = system::region()?;
+fn live_mailbox(addr: MailboxAddr, owner: u32) -> Result<&'static Region, DropReason> {
+    let Some(region) = system::region() else {
+        return Err(DropReason::ReceiverGone);
+    };
     let generation = region
         .mailbox_header(addr.index)
         .generation
         .load(Ordering::Acquire);
-    (system::proc_alive(region, owner) && generation == addr.generation).then_some(region)
+    if system::proc_alive(region, owner) && generation == addr.generation {
+        Ok(region)
+    } else {
+        Err(gone(region, owner))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn gone(region: &Region, owner: u32) -> DropReason {
+    if system::proc_alive(region, owner) {
+        DropReason::LoopStopped
+    } else {
+        DropReason::ReceiverGone
+    }
 }
 
 /// Like [`post`], with the argument tuple already encoded (a retained value):
@@ -218,9 +234,7 @@ fn post_with<A: SignalArgs>(
     args_len: usize,
     write_args: impl Fn(&mut [u8]) -> bool,
 ) -> Result<(), DropReason> {
-    let Some(region) = live_mailbox(addr, owner) else {
-        return Err(DropReason::ReceiverGone);
-    };
+    let region = live_mailbox(addr, owner)?;
     let (head, request_flag) = match request {
         Some(_) => (HEADER + RequestTag::LEN, FLAG_REQUEST),
         None => (HEADER, 0),
@@ -362,9 +376,7 @@ fn send_call_again<A: SignalArgs>(
                 // now would be read by no one, or skipped as stale by the
                 // mailbox's next loop, and this send would say it got in
                 // (review helper-41).
-                if live_mailbox(addr, owner).is_none() {
-                    return Err(DropReason::ReceiverGone);
-                }
+                live_mailbox(addr, owner)?;
             }
         }
         result = mailbox::send_with(region, addr.index, system::my_proc(), len, fill);
