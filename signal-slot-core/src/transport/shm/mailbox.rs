@@ -158,12 +158,17 @@ pub(crate) fn send_with(
             );
             return Err(RingError::Unfilled);
         };
+        // Before the lock (it may take a few hundred us): the other threads
+        // of this process sending to `to` do not wait for it, nor a fork.
+        // Two threads' first records may both map it: harmless.
+        if lock.head_of.load(Ordering::Relaxed) != me + 1 {
+            first_record_into(region, to, me);
+        }
         let _g = lock.lock();
         // Relaxed: the lock orders these between this process's producers.
         let mut head_seen = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
             lock.head_seen.load(Ordering::Relaxed)
         } else {
-            first_record_into(region, to, me);
             0
         };
         let pushed = region.ring(to, me).push_with(len, &mut head_seen, fill);
@@ -190,10 +195,10 @@ pub(crate) fn send_with(
     Ok(())
 }
 
-/// This process's first record into the ring of `me` in mailbox `to` (once:
-/// `head_of` keeps the producer's index from then on): its pages that exist
-/// are mapped now, not one fault at a time on the first pass (see
-/// `Region::map_resident`).
+/// This process's first record into the ring of `me` in mailbox `to` (once,
+/// or a few times if threads race to it: `head_of` keeps the producer's index
+/// from then on): its pages that exist are mapped now, not one fault at a
+/// time on the first pass (see `Region::map_resident`).
 #[cold]
 #[inline(never)]
 fn first_record_into(region: &Region, to: u32, me: u32) {
