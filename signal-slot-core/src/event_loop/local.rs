@@ -1355,11 +1355,14 @@ impl LoopLocal {
     /// Retires every object, drops what is still queued (counted), and drops the
     /// objects on this thread.
     fn teardown(&self) {
-        self.shared
-            .state
-            .store(super::FINISHED, std::sync::atomic::Ordering::Release);
-        // Before the last reads of the inbox: see `EventLoop::add`.
-        crate::sync::fence(std::sync::atomic::Ordering::SeqCst);
+        {
+            // See `LoopShared::installs`: an `add` either queued its install
+            // before this (read below) or sees the loop finished.
+            let _gate = crate::sync::lock(&self.shared.installs);
+            self.shared
+                .state
+                .store(super::FINISHED, std::sync::atomic::Ordering::Release);
+        }
         // No more dispatch: objects are dropped below, none kept alive here.
         drop(self.last_receiver.take());
         drop(self.before_last.take());

@@ -106,6 +106,10 @@ pub(crate) struct LoopShared {
     /// `handover`) so a fork cannot split one, and re-check the owner under it.
     for_process: AtomicBool,
     handover: Mutex<()>,
+    /// Held by `add` from its last look at the loop's state to its install's
+    /// post, and by the teardown as it marks the loop finished: an install is
+    /// queued before the loop finishes (and read by the teardown) or refused.
+    installs: Mutex<()>,
     /// The loop's cross-process inbox, once the system has a region.
     pub(crate) mailbox: OnceLock<MailboxAddr>,
     mailbox_released: AtomicBool,
@@ -205,6 +209,7 @@ impl LoopShared {
             owner: crate::sync::AtomicU32::new(owner),
             for_process: AtomicBool::new(false),
             handover: Mutex::new(()),
+            installs: Mutex::new(()),
             mailbox: OnceLock::new(),
             mailbox_released: AtomicBool::new(true),
         };
@@ -422,8 +427,6 @@ impl LoopShared {
             return;
         }
         self.state.store(FINISHED, Ordering::Release);
-        // Before the installs are read: see `EventLoop::add`.
-        crate::sync::fence(Ordering::SeqCst);
         control.retire();
         self.reap_installs();
         self.close_data();
@@ -439,9 +442,8 @@ impl LoopShared {
         self.retire_timers();
     }
 
-    /// The objects still queued as installs in the inbox of a finished loop
-    /// (never run, or an `add` that passed its check as the loop finished):
-    /// retired as a finished loop's objects are (`destroyed` emitted, ids
+    /// The objects still queued as installs in the inbox of a loop that never
+    /// ran: retired as a finished loop's objects are (`destroyed` emitted, ids
     /// freed), then dropped. Other control messages read on the way are
     /// dropped: a finished loop does nothing with them.
     fn reap_installs(&self) {
@@ -776,6 +778,7 @@ impl EventLoopBuilder {
             owner: crate::sync::AtomicU32::new(me),
             for_process: AtomicBool::new(false),
             handover: Mutex::new(()),
+            installs: Mutex::new(()),
             mailbox: OnceLock::new(),
             mailbox_released: AtomicBool::new(false),
             inbox: Inbox::new(self.capacity),
@@ -1008,32 +1011,42 @@ impl EventLoop {
             return Err(AddError::new(AddErrorKind::DuplicateId(id), object));
         };
         crate::signal::directory::object_added(&shared);
+        // The loop may have finished since the check above, its teardown past
+        // its last read of the inbox: an install queued then stayed there,
+        // its object never dropped, its id taken. Under the gate the teardown
+        // marks the loop finished with, the install is queued before that or
+        // refused here.
+        let gate = lock(&self.shared.installs);
+        if self.shared.is_finished() {
+            drop(gate);
+            // Never anywhere (no `destroyed`): back to the caller, its id freed.
+            shared.retire_quietly();
+            return Err(AddError::new(
+                AddErrorKind::LoopFinished(self.shared.name.clone()),
+                object,
+            ));
+        }
         let install = Control::Install {
             shared: shared.clone(),
             object: Box::new(object),
         };
-        if let Err(Control::Install { object, .. }) = self.shared.try_control(install) {
-            // Handed to a child since the check above: the object never was
-            // anywhere (no `destroyed`); back to the caller with its id.
-            shared.retire_quietly();
-            return match object.downcast::<T>() {
-                Ok(object) => Err(AddError::new(
-                    AddErrorKind::RemoteLoop(self.shared.name.clone()),
-                    *object,
-                )),
-                Err(_) => unreachable!("an install's object changed type"),
-            };
+        let posted = self.shared.try_control(install);
+        drop(gate);
+        match posted {
+            Ok(()) => Ok(Handle::new(shared)),
+            Err(Control::Install { object, .. }) => {
+                // Handed to a child since the check above: as above.
+                shared.retire_quietly();
+                match object.downcast::<T>() {
+                    Ok(object) => Err(AddError::new(
+                        AddErrorKind::RemoteLoop(self.shared.name.clone()),
+                        *object,
+                    )),
+                    Err(_) => unreachable!("an install's object changed type"),
+                }
+            }
+            Err(_) => unreachable!("try_control gives back what it was given"),
         }
-        // A loop that finished since the check above may have read its
-        // inbox for the last time before the install came: whoever reads it
-        // (this, or the teardown) retires and drops the object. The fence
-        // pairs with the teardown's after it marks the loop finished: one of
-        // the two sees the other.
-        crate::sync::fence(Ordering::SeqCst);
-        if self.shared.is_finished() {
-            self.shared.reap_installs();
-        }
-        Ok(Handle::new(shared))
     }
 
     /// Runs the loop on the calling thread until it is stopped, then removes its
