@@ -457,3 +457,80 @@ fn a_call_queued_while_busy_stays_ahead_of_calls_made_once_a_task_owns_the_objec
     let second = rx.recv_timeout(DEADLINE).unwrap();
     assert_eq!([first, second], [1, 2], "emitted 1, then 2");
 }
+
+/// Yields once: wakes itself and returns `Pending` (as `tokio::task::yield_now`).
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Yields until another object of its loop raises the flag.
+#[derive(EventLoopObject)]
+struct Spinner {
+    flag: Arc<Mutex<bool>>,
+    tx: Sender<&'static str>,
+}
+
+#[slots]
+impl Spinner {
+    async fn wait_for_flag(&mut self) {
+        let _ = self.tx.send("spinning");
+        let start = std::time::Instant::now();
+        while !*self.flag.lock().unwrap() {
+            if start.elapsed() > DEADLINE {
+                let _ = self.tx.send("the flag never came");
+                return;
+            }
+            YieldNow(false).await;
+        }
+        let _ = self.tx.send("flag seen");
+    }
+}
+
+#[derive(EventLoopObject)]
+struct FlagRaiser {
+    flag: Arc<Mutex<bool>>,
+}
+
+#[slots]
+impl FlagRaiser {
+    fn raise(&mut self) {
+        *self.flag.lock().unwrap() = true;
+    }
+}
+
+#[test]
+fn a_task_that_yields_lets_the_other_objects_of_its_loop_run() {
+    // Its own wake-ups were polled again within the same round of the loop,
+    // for ever: no other object, no timer, no inbox ran (review helper-62).
+    let lp = thread_loop("yielding");
+    let flag = Arc::new(Mutex::new(false));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let spinner = lp
+        .event_loop()
+        .add(
+            uid("spinner"),
+            Spinner {
+                flag: flag.clone(),
+                tx,
+            },
+        )
+        .unwrap();
+    let raiser = lp
+        .event_loop()
+        .add(uid("raiser"), FlagRaiser { flag })
+        .unwrap();
+    spinner.wait_for_flag().invoke(()).unwrap();
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "spinning");
+    raiser.raise().invoke(()).unwrap();
+    assert_eq!(rx.recv_timeout(DEADLINE * 2).unwrap(), "flag seen");
+}

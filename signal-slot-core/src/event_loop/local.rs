@@ -792,18 +792,40 @@ impl LoopLocal {
 
     fn drain_controls(&self) -> bool {
         let mut any = false;
+        // A task's polls queued by this thread during this drain (a future
+        // that wakes itself and returns `Pending`, as a yield does) wait for
+        // the loop's next round: polled here again and again, they kept
+        // everything else on the loop from running (review helper-62).
+        let mut queued_before = self.controls.borrow().len();
+        let mut later = Vec::new();
         loop {
             let local = self.controls.borrow_mut().pop_front();
             let msg = match local {
+                Some(m) if queued_before > 0 => {
+                    queued_before -= 1;
+                    m
+                }
+                Some(m @ Control::Poll(_)) => {
+                    later.push(m);
+                    continue;
+                }
                 Some(m) => m,
                 None => match self.shared.inbox.try_recv_control() {
                     Some(m) => m,
-                    None => return any,
+                    None => break,
                 },
             };
             any = true;
             self.handle_control(msg);
         }
+        if !later.is_empty() {
+            let mut controls = self.controls.borrow_mut();
+            for m in later.into_iter().rev() {
+                controls.push_front(m);
+            }
+            any = true;
+        }
+        any
     }
 
     fn drain_inbox(&self) -> bool {
