@@ -12,6 +12,7 @@ use signal_slot::prelude::*;
 use signal_slot::process::ProcessConfig;
 use signal_slot::{
     ConnectOptions, DropReason, EmitError, Overflow, ProcessExit, ReplyError, SubscribeOptions,
+    TimerError,
 };
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +32,9 @@ impl Sink {
     }
     fn on_text(&mut self, s: String) {
         let _ = self.tx.send(format!("text {s}"));
+    }
+    fn on_tick(&mut self) {
+        let _ = self.tx.send("tick".into());
     }
     fn on_text_meta(&mut self, s: String, meta: &Meta) {
         let _ = self.tx.send(format!(
@@ -1266,6 +1270,30 @@ fn a_request_to_a_loop_dropped_unrun_is_answered_at_once() {
     assert!(p.join().unwrap().success());
 }
 
+/// A timer of a child's loop made in the parent before `start()` runs in the
+/// child; from the parent, `stop()` and `set_interval` cannot reach it and say
+/// so (review helper-62: `stop()` returned, the parent's handle said inactive,
+/// and the child went on firing).
+fn a_timer_of_a_started_child_is_not_stopped_from_the_parent() {
+    let (_t, sink, rx) = parent_sink();
+    let p = EventLoopProcess::new("timer-child").unwrap();
+    let t = Timer::periodic(p.event_loop(), Duration::from_millis(5)).unwrap();
+    t.timeout().connect(&sink.on_tick()).unwrap();
+    p.start().unwrap();
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "tick");
+    assert!(matches!(t.stop(), Err(TimerError::RemoteLoop(_))));
+    assert!(matches!(
+        t.set_interval(Duration::from_secs(60)),
+        Err(TimerError::RemoteLoop(_))
+    ));
+    assert!(t.is_active());
+    // It still fires in the child.
+    while rx.try_recv().is_ok() {}
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "tick");
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
 /// A started child with `doomed-answerer-<name>` (whose `hang` announces
 /// itself to `sink`, then hangs) and, if `with_fine`, `fine-<name>` (answers
 /// at once), both asked by the returned asker's `question`. The asker's loop
@@ -2171,6 +2199,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_panicking_deserialize_of_an_answer_fails_that_answer_only,
         a_removed_subscriber_added_after_the_child_started_leaves_its_group_there,
         a_request_to_a_loop_dropped_unrun_is_answered_at_once,
+        a_timer_of_a_started_child_is_not_stopped_from_the_parent,
     ];
     #[cfg(feature = "async")]
     all.push((

@@ -74,7 +74,7 @@ fn periodic_fires_repeatedly_and_stop_stops_it() {
         "{:?}",
         fifth - first
     );
-    timer.stop();
+    timer.stop().unwrap();
     assert!(!timer.is_active());
     assert_quiet(&rx);
 }
@@ -120,7 +120,7 @@ fn zero_interval_timer_fires_when_the_loop_is_idle() {
     for _ in 0..100 {
         rx.recv_timeout(DEADLINE).unwrap();
     }
-    timer.stop();
+    timer.stop().unwrap();
     let single = Timer::new(lp.event_loop(), Duration::ZERO, true).unwrap();
     assert_quiet(&rx);
     single.timeout().connect(&t.on_tick()).unwrap();

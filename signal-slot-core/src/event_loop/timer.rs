@@ -44,10 +44,56 @@ pub(crate) struct TimerShared {
     timeout: Arc<SignalShared<()>>,
     interval_ns: AtomicU64,
     single_shot: AtomicBool,
-    active: AtomicBool,
-    /// Bumped by every start and stop; a scheduled firing with an older
-    /// generation is stale and skipped.
-    generation: AtomicU64,
+    /// The generation (bumped by every start and stop: a scheduled firing of
+    /// an older one is stale and skipped) times two, plus 1 while the timer
+    /// is active. One word, changed whole: with two, a start from another
+    /// thread landing between a firing's look at the generation and its
+    /// clearing of `active` was lost, and a stop and a start interleaved left
+    /// a timer active with no firing of its generation (review helper-62).
+    state: AtomicU64,
+}
+
+/// The [`TimerShared::state`] of generation `generation`, active or not.
+fn state(generation: u64, active: bool) -> u64 {
+    generation << 1 | u64::from(active)
+}
+
+/// The atomic a timer's state word lives in: std's, or loom's in the model
+/// (`tests::loom_*`).
+trait StateWord {
+    fn load(&self, order: Ordering) -> u64;
+    fn update(&self, f: impl FnMut(u64) -> u64) -> u64;
+    fn replace_if(&self, current: u64, new: u64);
+}
+
+impl StateWord for AtomicU64 {
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+    fn update(&self, mut f: impl FnMut(u64) -> u64) -> u64 {
+        // The closure always returns Some: never an error.
+        let old = self.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| Some(f(s)));
+        f(old.unwrap_or_else(|s| s))
+    }
+    fn replace_if(&self, current: u64, new: u64) {
+        let _ = self.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// True if firings of `generation` are current: it is the last start.
+fn is_current(w: &impl StateWord, generation: u64) -> bool {
+    w.load(Ordering::Acquire) == state(generation, true)
+}
+
+/// A start (`active`) or stop: moves to the next generation; returns it.
+fn next_generation(w: &impl StateWord, active: bool) -> u64 {
+    w.update(|s| state((s >> 1) + 1, active)) >> 1
+}
+
+/// A single-shot firing of `generation`: the timer is inactive from now,
+/// unless a start or stop came since.
+fn fired_once(w: &impl StateWord, generation: u64) {
+    w.replace_if(state(generation, true), state(generation, false));
 }
 
 impl TimerShared {
@@ -56,13 +102,20 @@ impl TimerShared {
     }
 
     fn is_current(&self, generation: u64) -> bool {
-        self.generation.load(Ordering::Acquire) == generation && self.active.load(Ordering::Acquire)
+        is_current(&self.state, generation)
+    }
+
+    fn next_generation(&self, active: bool) -> u64 {
+        next_generation(&self.state, active)
+    }
+
+    fn fired_once(&self, generation: u64) {
+        fired_once(&self.state, generation)
     }
 
     /// The loop finished: no more firings, connections broken.
     pub(crate) fn retire(&self) {
-        self.active.store(false, Ordering::Release);
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.next_generation(false);
         self.object.retire();
         self.timeout.close();
     }
@@ -100,8 +153,7 @@ impl Timer {
             timeout,
             interval_ns: AtomicU64::new(duration_ns(interval)),
             single_shot: AtomicBool::new(single_shot),
-            active: AtomicBool::new(false),
-            generation: AtomicU64::new(0),
+            state: AtomicU64::new(state(0, false)),
         });
         shared.register_timer(&inner);
         Ok(Timer { inner })
@@ -132,8 +184,7 @@ impl Timer {
             return Err(TimerError::RemoteLoop(lp.name.clone()));
         }
         let deadline = crate::deadline::in_(t.interval());
-        t.active.store(true, Ordering::Release);
-        let generation = t.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let generation = t.next_generation(true);
         lp.control(Control::StartTimer {
             timer: t.clone(),
             generation,
@@ -142,14 +193,27 @@ impl Timer {
         Ok(())
     }
 
-    /// Stops the timer; a firing already due is skipped.
-    pub fn stop(&self) {
-        self.inner.active.store(false, Ordering::Release);
-        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+    /// Stops the timer; a firing already due is skipped. A timer of a loop
+    /// another process runs (an `EventLoopProcess`'s, after its `start()`) is
+    /// not reached from here: `RemoteLoop`, nothing changed (stop it from
+    /// inside that process, e.g. from a slot there).
+    pub fn stop(&self) -> Result<(), TimerError> {
+        let lp = &self.inner.object.lp;
+        if lp.is_remote() {
+            return Err(TimerError::RemoteLoop(lp.name.clone()));
+        }
+        self.inner.next_generation(false);
+        Ok(())
     }
 
     /// Changes the interval; a running timer restarts from now with it.
+    /// `RemoteLoop` for a timer of a loop another process runs (see
+    /// [`stop`](Self::stop)).
     pub fn set_interval(&self, interval: Duration) -> Result<(), TimerError> {
+        let lp = &self.inner.object.lp;
+        if lp.is_remote() {
+            return Err(TimerError::RemoteLoop(lp.name.clone()));
+        }
         self.inner
             .interval_ns
             .store(duration_ns(interval), Ordering::Relaxed);
@@ -174,8 +238,10 @@ impl Timer {
     }
 
     /// True from `start` until `stop`, or until a single-shot timer fired.
+    /// For a timer of a loop another process runs: as it was when the loop
+    /// was handed over.
     pub fn is_active(&self) -> bool {
-        self.inner.active.load(Ordering::Acquire)
+        self.inner.state.load(Ordering::Acquire) & 1 == 1
     }
 
     /// Emitted at each firing, on the timer's loop thread.
@@ -308,10 +374,7 @@ impl Timers {
             fired = true;
             let t = &e.timer;
             if t.single_shot.load(Ordering::Relaxed) {
-                // Only this start's firing may clear `active`.
-                if t.generation.load(Ordering::Acquire) == e.generation {
-                    t.active.store(false, Ordering::Release);
-                }
+                t.fired_once(e.generation);
             } else {
                 let interval = t.interval();
                 let mut next = crate::deadline::after(e.deadline, interval);
@@ -347,9 +410,7 @@ impl Timers {
                     .borrow_mut()
                     .idle
                     .retain(|(x, _)| !Arc::ptr_eq(x, t));
-                if t.generation.load(Ordering::Acquire) == *g {
-                    t.active.store(false, Ordering::Release);
-                }
+                t.fired_once(*g);
             }
             t.timeout
                 .emit_shared((), crate::signal::shared::Emission::new(None), None);
@@ -365,6 +426,70 @@ impl Timers {
 mod tests {
     use super::*;
 
+    #[cfg(loom)]
+    impl StateWord for crate::sync::model::AtomicU64 {
+        fn load(&self, order: Ordering) -> u64 {
+            crate::sync::model::AtomicU64::load(self, order)
+        }
+        fn update(&self, mut f: impl FnMut(u64) -> u64) -> u64 {
+            let mut s = self.load(Ordering::Acquire);
+            loop {
+                match self.compare_exchange(s, f(s), Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return f(s),
+                    Err(now) => s = now,
+                }
+            }
+        }
+        fn replace_if(&self, current: u64, new: u64) {
+            let _ = self.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    #[test]
+    fn loom_a_start_racing_a_single_shot_firing_is_kept() {
+        use crate::sync::model::{check, thread, Arc, AtomicU64};
+        // Generation 1 runs; its one firing is due on the loop thread while
+        // another thread restarts the timer (a watchdog): the restart must
+        // stay (review helper-62: with `active` and the generation apart, the
+        // firing's clearing of `active` could land after the restart).
+        check(1000, || {
+            let w = Arc::new(AtomicU64::new(state(1, true)));
+            let starter = {
+                let w = w.clone();
+                thread::spawn(move || next_generation(&*w, true))
+            };
+            if is_current(&*w, 1) {
+                fired_once(&*w, 1);
+            }
+            let g = starter.join().unwrap();
+            assert!(is_current(&*w, g), "the restart was lost");
+        });
+    }
+
+    #[test]
+    fn loom_a_stop_racing_a_start_leaves_the_later_one() {
+        use crate::sync::model::{check, thread, Arc, AtomicU64};
+        check(1000, || {
+            let w = Arc::new(AtomicU64::new(state(1, true)));
+            let stopper = {
+                let w = w.clone();
+                thread::spawn(move || next_generation(&*w, false))
+            };
+            let started = next_generation(&*w, true);
+            let stopped = stopper.join().unwrap();
+            let now = w.load(Ordering::SeqCst);
+            if stopped > started {
+                assert_eq!(now, state(stopped, false));
+            } else {
+                assert_eq!(
+                    now,
+                    state(started, true),
+                    "active with no firing of its own"
+                );
+            }
+        });
+    }
+
     #[test]
     fn restarting_a_timer_keeps_the_queue_small() {
         let lp = EventLoop::new("timer-restarts");
@@ -373,13 +498,12 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(3600);
         for _ in 0..10_000 {
             // What a restart does: a new generation, and its firing queued.
-            t.inner.active.store(true, Ordering::Release);
-            let generation = t.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            let generation = t.inner.next_generation(true);
             timers.schedule(t.inner.clone(), generation, deadline);
         }
         assert!(timers.heap.len() <= 2 * SWEEP_MIN, "{}", timers.heap.len());
         // The current firing is kept.
-        let last = t.inner.generation.load(Ordering::Acquire);
+        let last = t.inner.state.load(Ordering::Acquire) >> 1;
         assert!(timers.heap.iter().any(|Reverse(e)| e.generation == last));
     }
 }
