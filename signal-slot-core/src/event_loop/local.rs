@@ -1377,14 +1377,9 @@ impl LoopLocal {
     /// Retires every object, drops what is still queued (counted), and drops the
     /// objects on this thread.
     fn teardown(&self) {
-        {
-            // See `LoopShared::installs`: an `add` either queued its install
-            // before this (read below) or sees the loop finished.
-            let _gate = crate::sync::lock(&self.shared.installs);
-            self.shared
-                .state
-                .store(super::FINISHED, std::sync::atomic::Ordering::Release);
-        }
+        // An install or timer start is queued before this (read below) or
+        // refused (see `LoopShared::finishing`).
+        self.shared.mark_finished();
         // No more dispatch: objects are dropped below, none kept alive here.
         drop(self.last_receiver.take());
         drop(self.before_last.take());

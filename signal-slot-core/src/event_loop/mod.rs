@@ -106,10 +106,13 @@ pub(crate) struct LoopShared {
     /// `handover`) so a fork cannot split one, and re-check the owner under it.
     for_process: AtomicBool,
     handover: Mutex<()>,
-    /// Held by `add` from its last look at the loop's state to its install's
-    /// post, and by the teardown as it marks the loop finished: an install is
-    /// queued before the loop finishes (and read by the teardown) or refused.
-    installs: Mutex<()>,
+    /// Held by the posts of an install or a timer start from their last look
+    /// at the loop's state to the post (see [`PostGate`]), and by whoever
+    /// marks the loop finished: such a message is queued before the loop
+    /// finishes (and read by its teardown) or refused. One queued after would
+    /// hold an object or a timer, which holds the loop, which holds the
+    /// message: never dropped.
+    finishing: Mutex<()>,
     /// The loop's cross-process inbox, once the system has a region.
     pub(crate) mailbox: OnceLock<MailboxAddr>,
     mailbox_released: AtomicBool,
@@ -209,7 +212,7 @@ impl LoopShared {
             owner: crate::sync::AtomicU32::new(owner),
             for_process: AtomicBool::new(false),
             handover: Mutex::new(()),
-            installs: Mutex::new(()),
+            finishing: Mutex::new(()),
             mailbox: OnceLock::new(),
             mailbox_released: AtomicBool::new(true),
         };
@@ -300,6 +303,52 @@ impl LoopShared {
         if let Err(reason) = crate::signal::request::send_reply(tag, Err(dropped)) {
             // Counted as an answer the loop could not send (see `answer_record`).
             self.counters.dropped(reason, &self.name);
+        }
+    }
+
+    /// Marks the loop finished under `finishing` (see there).
+    pub(super) fn mark_finished(&self) {
+        let _gate = lock(&self.finishing);
+        self.state.store(FINISHED, Ordering::Release);
+    }
+
+    /// What a post of an install or a timer start may do now, held until the
+    /// post (see `finishing`). `handover` first, as every post to a process's
+    /// loop takes it: a post blocked under it (a full inbox, `Overflow::Block`)
+    /// must not hold up, through `finishing`, the teardown that would free it
+    /// (review helper-63).
+    pub(crate) fn post_gate(&self) -> PostGate<'_> {
+        if local::current_loop_id() == Some(self.id) {
+            // Its own thread: running, or in its teardown (finished).
+            let fate = if self.is_finished() {
+                Fate::Finished
+            } else {
+                Fate::Open
+            };
+            return PostGate {
+                lp: self,
+                fate,
+                on_loop: true,
+                _locks: None,
+            };
+        }
+        let handover = self
+            .for_process
+            .load(Ordering::Acquire)
+            .then(|| lock(&self.handover));
+        let finishing = lock(&self.finishing);
+        let fate = if self.is_finished() {
+            Fate::Finished
+        } else if self.is_remote() {
+            Fate::Remote
+        } else {
+            Fate::Open
+        };
+        PostGate {
+            lp: self,
+            fate,
+            on_loop: false,
+            _locks: Some((handover, finishing)),
         }
     }
 
@@ -426,7 +475,7 @@ impl LoopShared {
         if self.is_remote() || self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.state.store(FINISHED, Ordering::Release);
+        self.mark_finished();
         control.retire();
         self.reap_installs();
         self.close_data();
@@ -457,6 +506,42 @@ impl LoopShared {
         }
         for (shared, object) in objects {
             local::drop_object(object, &shared.id);
+        }
+    }
+}
+
+/// Whether a message that holds an object or a timer may be posted to a loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Open,
+    Finished,
+    Remote,
+}
+
+/// See [`LoopShared::post_gate`]: the loop's [`Fate`] stays as it says until
+/// this goes.
+pub(crate) struct PostGate<'a> {
+    lp: &'a LoopShared,
+    fate: Fate,
+    on_loop: bool,
+    _locks: Option<(
+        Option<crate::sync::Guard<'a, ()>>,
+        crate::sync::Guard<'a, ()>,
+    )>,
+}
+
+impl PostGate<'_> {
+    pub(crate) fn fate(&self) -> Fate {
+        self.fate
+    }
+
+    /// Posts `msg` (the fate is `Open`).
+    pub(crate) fn post(self, msg: Control) {
+        debug_assert_eq!(self.fate, Fate::Open);
+        if self.on_loop {
+            local::post_control(msg);
+        } else {
+            self.lp.inbox.control(msg);
         }
     }
 }
@@ -778,7 +863,7 @@ impl EventLoopBuilder {
             owner: crate::sync::AtomicU32::new(me),
             for_process: AtomicBool::new(false),
             handover: Mutex::new(()),
-            installs: Mutex::new(()),
+            finishing: Mutex::new(()),
             mailbox: OnceLock::new(),
             mailbox_released: AtomicBool::new(false),
             inbox: Inbox::new(self.capacity),
@@ -1013,40 +1098,24 @@ impl EventLoop {
         crate::signal::directory::object_added(&shared);
         // The loop may have finished since the check above, its teardown past
         // its last read of the inbox: an install queued then stayed there,
-        // its object never dropped, its id taken. Under the gate the teardown
-        // marks the loop finished with, the install is queued before that or
-        // refused here.
-        let gate = lock(&self.shared.installs);
-        if self.shared.is_finished() {
-            drop(gate);
-            // Never anywhere (no `destroyed`): back to the caller, its id freed.
-            shared.retire_quietly();
-            return Err(AddError::new(
-                AddErrorKind::LoopFinished(self.shared.name.clone()),
-                object,
-            ));
-        }
-        let install = Control::Install {
-            shared: shared.clone(),
-            object: Box::new(object),
-        };
-        let posted = self.shared.try_control(install);
-        drop(gate);
-        match posted {
-            Ok(()) => Ok(Handle::new(shared)),
-            Err(Control::Install { object, .. }) => {
-                // Handed to a child since the check above: as above.
-                shared.retire_quietly();
-                match object.downcast::<T>() {
-                    Ok(object) => Err(AddError::new(
-                        AddErrorKind::RemoteLoop(self.shared.name.clone()),
-                        *object,
-                    )),
-                    Err(_) => unreachable!("an install's object changed type"),
-                }
+        // its object never dropped, its id taken (see `finishing`).
+        let gate = self.shared.post_gate();
+        let refused = match gate.fate() {
+            Fate::Open => {
+                gate.post(Control::Install {
+                    shared: shared.clone(),
+                    object: Box::new(object),
+                });
+                return Ok(Handle::new(shared));
             }
-            Err(_) => unreachable!("try_control gives back what it was given"),
-        }
+            Fate::Finished => AddErrorKind::LoopFinished(self.shared.name.clone()),
+            // Handed to a child since the check above.
+            Fate::Remote => AddErrorKind::RemoteLoop(self.shared.name.clone()),
+        };
+        drop(gate);
+        // Never anywhere (no `destroyed`): back to the caller, its id freed.
+        shared.retire_quietly();
+        Err(AddError::new(refused, object))
     }
 
     /// Runs the loop on the calling thread until it is stopped, then removes its
@@ -1174,7 +1243,7 @@ impl EventLoop {
 
     /// Marks the loop finished in this process (its process ended).
     pub(crate) fn mark_finished(&self) {
-        self.shared.state.store(FINISHED, Ordering::Release);
+        self.shared.mark_finished();
     }
 
     /// Marks the loop as started here, so this process never runs it (it was

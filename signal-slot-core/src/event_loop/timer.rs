@@ -1,7 +1,7 @@
 //! Timers: single-shot and periodic, driven by the loop they belong to.
 
 use super::local::LoopLocal;
-use super::{Control, EventLoop};
+use super::{Control, EventLoop, Fate};
 use crate::error::TimerError;
 use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{SignalControl, SignalRef, SignalShared};
@@ -58,6 +58,10 @@ fn state(generation: u64, active: bool) -> u64 {
     generation << 1 | u64::from(active)
 }
 
+/// The state of a timer whose loop finished: inactive, for good (no start
+/// leaves it; a generation never gets this far).
+const RETIRED: u64 = u64::MAX - 1;
+
 /// The atomic a timer's state word lives in: std's, or loom's in the model
 /// (`tests::loom_*`).
 trait StateWord {
@@ -85,9 +89,22 @@ fn is_current(w: &impl StateWord, generation: u64) -> bool {
     w.load(Ordering::Acquire) == state(generation, true)
 }
 
-/// A start (`active`) or stop: moves to the next generation; returns it.
-fn next_generation(w: &impl StateWord, active: bool) -> u64 {
-    w.update(|s| state((s >> 1) + 1, active)) >> 1
+/// A start (`active`) or stop: moves to the next generation; returns it, or
+/// `None` if the timer is retired.
+fn next_generation(w: &impl StateWord, active: bool) -> Option<u64> {
+    let now = w.update(|s| {
+        if s == RETIRED {
+            RETIRED
+        } else {
+            state((s >> 1) + 1, active)
+        }
+    });
+    (now != RETIRED).then_some(now >> 1)
+}
+
+/// The loop finished: no start takes the timer out of this.
+fn retire(w: &impl StateWord) {
+    w.update(|_| RETIRED);
 }
 
 /// A single-shot firing of `generation`: the timer is inactive from now,
@@ -105,7 +122,7 @@ impl TimerShared {
         is_current(&self.state, generation)
     }
 
-    fn next_generation(&self, active: bool) -> u64 {
+    fn next_generation(&self, active: bool) -> Option<u64> {
         next_generation(&self.state, active)
     }
 
@@ -115,7 +132,7 @@ impl TimerShared {
 
     /// The loop finished: no more firings, connections broken.
     pub(crate) fn retire(&self) {
-        self.next_generation(false);
+        retire(&self.state);
         self.object.retire();
         self.timeout.close();
     }
@@ -177,15 +194,20 @@ impl Timer {
     pub fn start(&self) -> Result<(), TimerError> {
         let t = &self.inner;
         let lp = &t.object.lp;
-        if lp.is_finished() {
-            return Err(TimerError::LoopFinished(lp.name.clone()));
-        }
-        if lp.is_remote() {
-            return Err(TimerError::RemoteLoop(lp.name.clone()));
+        // Looked at and posted under the loop's gate: a start queued after
+        // the teardown's last read of the inbox would stay there, active for
+        // good, and keep the loop alive (review helper-63).
+        let gate = lp.post_gate();
+        match gate.fate() {
+            Fate::Finished => return Err(TimerError::LoopFinished(lp.name.clone())),
+            Fate::Remote => return Err(TimerError::RemoteLoop(lp.name.clone())),
+            Fate::Open => {}
         }
         let deadline = crate::deadline::in_(t.interval());
-        let generation = t.next_generation(true);
-        lp.control(Control::StartTimer {
+        let Some(generation) = t.next_generation(true) else {
+            return Err(TimerError::LoopFinished(lp.name.clone()));
+        };
+        gate.post(Control::StartTimer {
             timer: t.clone(),
             generation,
             deadline,
@@ -202,7 +224,8 @@ impl Timer {
         if lp.is_remote() {
             return Err(TimerError::RemoteLoop(lp.name.clone()));
         }
-        self.inner.next_generation(false);
+        // A retired timer stays so (and inactive).
+        let _ = self.inner.next_generation(false);
         Ok(())
     }
 
@@ -456,7 +479,7 @@ mod tests {
             let w = Arc::new(AtomicU64::new(state(1, true)));
             let starter = {
                 let w = w.clone();
-                thread::spawn(move || next_generation(&*w, true))
+                thread::spawn(move || next_generation(&*w, true).unwrap())
             };
             if is_current(&*w, 1) {
                 fired_once(&*w, 1);
@@ -467,15 +490,33 @@ mod tests {
     }
 
     #[test]
+    fn loom_a_start_racing_the_loops_finish_leaves_the_timer_retired() {
+        use crate::sync::model::{check, thread, Arc, AtomicU64};
+        // A start that passed its look at the loop as the loop retired its
+        // timers stored `active` after the retire: active for good (review
+        // helper-63).
+        check(1000, || {
+            let w = Arc::new(AtomicU64::new(state(1, false)));
+            let starter = {
+                let w = w.clone();
+                thread::spawn(move || next_generation(&*w, true))
+            };
+            retire(&*w);
+            let _ = starter.join().unwrap();
+            assert_eq!(w.load(Ordering::SeqCst), RETIRED);
+        });
+    }
+
+    #[test]
     fn loom_a_stop_racing_a_start_leaves_the_later_one() {
         use crate::sync::model::{check, thread, Arc, AtomicU64};
         check(1000, || {
             let w = Arc::new(AtomicU64::new(state(1, true)));
             let stopper = {
                 let w = w.clone();
-                thread::spawn(move || next_generation(&*w, false))
+                thread::spawn(move || next_generation(&*w, false).unwrap())
             };
-            let started = next_generation(&*w, true);
+            let started = next_generation(&*w, true).unwrap();
             let stopped = stopper.join().unwrap();
             let now = w.load(Ordering::SeqCst);
             if stopped > started {
@@ -498,7 +539,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(3600);
         for _ in 0..10_000 {
             // What a restart does: a new generation, and its firing queued.
-            let generation = t.inner.next_generation(true);
+            let generation = t.inner.next_generation(true).unwrap();
             timers.schedule(t.inner.clone(), generation, deadline);
         }
         assert!(timers.heap.len() <= 2 * SWEEP_MIN, "{}", timers.heap.len());
