@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use signal_slot::prelude::*;
+use signal_slot::TimerError;
 use std::time::{Duration, Instant};
 
 #[derive(EventLoopObject)]
@@ -172,4 +173,21 @@ fn a_start_racing_the_loops_finish_leaves_the_timer_inactive() {
         starter.join().unwrap();
         assert!(!t.is_active(), "round {round}: active on a finished loop");
     }
+}
+
+#[test]
+fn a_timer_of_a_finished_loop_refuses_a_start_and_a_new_interval() {
+    let lp = EventLoopThread::new(uid("finished-timers"));
+    let t = Timer::periodic(lp.event_loop(), Duration::from_secs(3600)).unwrap();
+    lp.start().unwrap();
+    lp.stop().unwrap();
+    lp.join().unwrap();
+    assert!(!t.is_active());
+    assert!(matches!(t.start(), Err(TimerError::LoopFinished(_))));
+    assert!(matches!(
+        t.set_interval(Duration::from_secs(1)),
+        Err(TimerError::LoopFinished(_))
+    ));
+    t.stop().unwrap();
+    assert!(!t.is_active());
 }

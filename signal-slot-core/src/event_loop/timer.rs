@@ -237,6 +237,9 @@ impl Timer {
         if lp.is_remote() {
             return Err(TimerError::RemoteLoop(lp.name.clone()));
         }
+        if lp.is_finished() {
+            return Err(TimerError::LoopFinished(lp.name.clone()));
+        }
         self.inner
             .interval_ns
             .store(duration_ns(interval), Ordering::Relaxed);
