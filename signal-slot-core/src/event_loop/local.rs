@@ -161,6 +161,9 @@ pub(super) struct LoopLocal {
     /// Messages this loop posted to itself (queued connections, re-entrant calls).
     queue: RefCell<VecDeque<Envelope>>,
     controls: RefCell<VecDeque<Control>>,
+    /// Polls a drain of `controls` puts off (see `drain_controls`), kept
+    /// between drains so a yielding task allocates nothing.
+    later: Cell<Vec<Control>>,
     pub(super) timers: RefCell<Timers>,
     stop: Cell<bool>,
     /// The object whose slot runs now, for `object_id()` of objects with no
@@ -414,6 +417,7 @@ pub(super) fn run(
         objects: RefCell::new(Vec::new()),
         queue: RefCell::new(VecDeque::new()),
         controls: RefCell::new(VecDeque::new()),
+        later: Cell::new(Vec::new()),
         timers: RefCell::new(Timers::default()),
         stop: Cell::new(false),
         receiver: Cell::new(NO_RECEIVER),
@@ -797,7 +801,8 @@ impl LoopLocal {
         // the loop's next round: polled here again and again, they kept
         // everything else on the loop from running (review helper-62).
         let mut queued_before = self.controls.borrow().len();
-        let mut later = Vec::new();
+        // Taken, not borrowed: a nested drain (`look_up_receiver`) gets its own.
+        let mut later = self.later.take();
         loop {
             let local = self.controls.borrow_mut().pop_front();
             let msg = match local {
@@ -820,11 +825,12 @@ impl LoopLocal {
         }
         if !later.is_empty() {
             let mut controls = self.controls.borrow_mut();
-            for m in later.into_iter().rev() {
+            for m in later.drain(..).rev() {
                 controls.push_front(m);
             }
             any = true;
         }
+        self.later.set(later);
         any
     }
 
