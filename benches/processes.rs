@@ -10,6 +10,9 @@
 //! sections whose name contains it (`throughput_u64`, `throughput_string64`,
 //! `ping_pong_u64`, `ping_pong_string64`, `request_u64`, `group_u64`).
 //!
+//! `BENCH_TAILS=1` adds, for the ping-pong, p90/p99.5/p99.9 and a histogram of
+//! each kind's round trips.
+//!
 //! Output: one figure per line, `name value`, plus `placement ...` lines that say
 //! where the two sides of the figures below them ran, and `#` comment lines. A
 //! figure's name carries its payload and placement (`unpinned`, `pinned_cpu0_cpu1`:
@@ -1518,6 +1521,24 @@ fn ping_pong_baseline<L: Lane>(cfg: &Config, placement: Placement) -> Vec<u64> {
     samples[warmup..].to_vec()
 }
 
+/// With `BENCH_TAILS=1`: more percentiles and a histogram of each kind's
+/// sorted round trips (how the fault tail of 2026-12-01 was found: a bump at
+/// 1.5-3.5 us in ours only).
+fn print_tails<'a>(tag: &str, kinds: impl Iterator<Item = (&'a str, &'a Vec<u64>)>) {
+    for (name, v) in kinds.filter(|(_, v)| !v.is_empty()) {
+        for p in [90.0, 99.5, 99.9] {
+            figure(&format!("{tag}_{name}_p{p}_us"), us(percentile(v, p)));
+        }
+        let mut bins = [0usize; 24];
+        for &x in v {
+            bins[usize::try_from(x / 500).unwrap_or(usize::MAX).min(23)] += 1;
+        }
+        println!(
+            "# {tag} {name} round trips per 0.5 us from 0 (the last: 11.5 us and more): {bins:?}"
+        );
+    }
+}
+
 fn us(ns: u64) -> String {
     format!("{:.3}", ns as f64 / 1000.0)
 }
@@ -1565,6 +1586,10 @@ fn bench_ping_pong(cfg: &Config, payload: Payload, placement: Placement) {
     ipc.sort_unstable();
     for (_, v) in &mut shm {
         v.sort_unstable();
+    }
+    if std::env::var_os("BENCH_TAILS").is_some() {
+        let kinds = std::iter::once(("signal_slot", &ours)).chain(shm.iter().map(|(n, v)| (*n, v)));
+        print_tails(&tag, kinds);
     }
     let (o50, o99) = (percentile(&ours, 50.0), percentile(&ours, 99.0));
     let (i50, i99) = (percentile(&ipc, 50.0), percentile(&ipc, 99.0));
