@@ -312,6 +312,7 @@ pub(crate) fn slots(model: &Slots, item: &ItemImpl) -> TokenStream {
         } else {
             thunks.push(quote_spanned! {span=>
                 #[doc(hidden)]
+                #[inline]
                 fn #thunk(
                     __obj: &mut dyn ::core::any::Any,
                     __args: #tuple,

@@ -35,8 +35,12 @@ pub trait Slots {
     const TABLE: &'static [SlotEntry];
 }
 
-/// Decodes `A` from `bytes`, then runs the typed slot thunk.
+/// Decodes `A` from `bytes`, then runs the typed slot thunk. Always inlined
+/// (with the decoder and the thunk) into the slot table's entry: one call
+/// less per record from another process, ~34 instructions a hop (callgrind,
+/// helper-65).
 #[doc(hidden)]
+#[inline(always)]
 pub fn decode_call<A: SignalArgs>(
     obj: &mut dyn Any,
     bytes: &[u8],

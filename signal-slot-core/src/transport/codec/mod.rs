@@ -114,7 +114,7 @@ impl Spill {
 /// otherwise overflow the decoding thread's stack), and so are more than
 /// `decoder::MAX_EMPTY_ELEMENTS` elements that take no bytes in the sequences
 /// and maps of one value (they would otherwise keep it busy for ever).
-#[inline]
+#[inline(always)]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let mut de = decoder::Decoder::new(bytes);
     match T::deserialize(&mut de) {
