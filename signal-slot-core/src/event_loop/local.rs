@@ -525,7 +525,7 @@ impl LoopLocal {
     fn drop_waiting(&self, w: Waiting, why: DropReason) {
         self.shared.counters.dropped(why, &self.shared.name);
         if let Waiting::Record(rec, addr) = w {
-            self.answer_dropped(&rec, addr, why);
+            self.shared.answer_dropped(&rec, addr, why);
         }
     }
 
@@ -801,8 +801,9 @@ impl LoopLocal {
         // the loop's next round: polled here again and again, they kept
         // everything else on the loop from running (review helper-62).
         let mut queued_before = self.controls.borrow().len();
-        // Taken, not borrowed: a nested drain (`look_up_receiver`) gets its own.
-        let mut later = self.later.take();
+        // Taken (not borrowed: a nested drain, `look_up_receiver`, gets its
+        // own) only when a poll is put off.
+        let mut later: Option<Vec<Control>> = None;
         loop {
             let local = self.controls.borrow_mut().pop_front();
             let msg = match local {
@@ -811,7 +812,7 @@ impl LoopLocal {
                     m
                 }
                 Some(m @ Control::Poll(_)) => {
-                    later.push(m);
+                    later.get_or_insert_with(|| self.later.take()).push(m);
                     continue;
                 }
                 Some(m) => m,
@@ -823,14 +824,14 @@ impl LoopLocal {
             any = true;
             self.handle_control(msg);
         }
-        if !later.is_empty() {
+        if let Some(mut later) = later {
             let mut controls = self.controls.borrow_mut();
             for m in later.drain(..).rev() {
                 controls.push_front(m);
             }
+            self.later.set(later);
             any = true;
         }
-        self.later.set(later);
         any
     }
 
@@ -993,12 +994,8 @@ impl LoopLocal {
     /// before its timeout while the loop's process lived on (review
     /// helper-42). Other records need nothing.
     fn answer_stopped(&self, rec: &[u8], addr: MailboxAddr) {
-        self.answer_dropped(rec, addr, DropReason::LoopStopped);
-    }
-
-    /// Answers the request `rec` is, if it is one: not delivered, `why`.
-    fn answer_dropped(&self, rec: &[u8], addr: MailboxAddr, why: DropReason) {
-        self.shared.answer_dropped(rec, addr, why);
+        self.shared
+            .answer_dropped(rec, addr, DropReason::LoopStopped);
     }
 
     /// Waits up to [`GATHER`] without touching the rings (see

@@ -365,34 +365,28 @@ impl LoopShared {
     /// Sends a control message; from the loop's own thread it goes to the local
     /// queue, handled at the top of the next iteration.
     pub(crate) fn control(&self, msg: Control) {
-        if self.try_control(msg).is_err() {
-            // Logged with the handover lock released: a fork holds stderr's
-            // lock while it waits for the framework's locks, and a logger
-            // writing to stderr under one would wait for the fork (review
-            // helper-49).
-            log::warn!(
-                "event loop {:?} moved to a child process; control message dropped",
-                self.name
-            );
-        }
-    }
-
-    /// [`control`](Self::control), giving the message back if the loop was
-    /// handed to a child meanwhile (control messages no longer reach it).
-    fn try_control(&self, msg: Control) -> Result<(), Control> {
         if local::current_loop_id() == Some(self.id) {
             local::post_control(msg);
-            return Ok(());
+            return;
         }
-        let _handover = self
+        let handover = self
             .for_process
             .load(Ordering::Acquire)
             .then(|| lock(&self.handover));
         if self.is_remote() {
-            return Err(msg);
+            // Logged with the lock released: a fork holds stderr's lock while
+            // it waits for the framework's locks, and a logger writing to
+            // stderr under one would wait for the fork (review helper-49).
+            drop(handover);
+            // Handed to a child meanwhile: control messages no longer reach it.
+            log::warn!(
+                "event loop {:?} moved to a child process; control message dropped",
+                self.name
+            );
+            return;
         }
         self.inbox.control(msg);
-        Ok(())
+        drop(handover);
     }
 
     pub(crate) fn remove_object(&self, key: ObjectKey) {

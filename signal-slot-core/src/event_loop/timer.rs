@@ -63,24 +63,35 @@ fn state(generation: u64, active: bool) -> u64 {
 const RETIRED: u64 = u64::MAX - 1;
 
 /// The atomic a timer's state word lives in: std's, or loom's in the model
-/// (`tests::loom_*`).
+/// (`tests::loom_*`), which give it these two.
 trait StateWord {
     fn load(&self, order: Ordering) -> u64;
-    fn update(&self, f: impl FnMut(u64) -> u64) -> u64;
-    fn replace_if(&self, current: u64, new: u64);
+    fn cas(&self, current: u64, new: u64) -> Result<u64, u64>;
+
+    /// Sets the word to `f` of it; returns what it set.
+    fn update(&self, f: impl Fn(u64) -> u64) -> u64 {
+        let mut s = self.load(Ordering::Acquire);
+        loop {
+            let new = f(s);
+            match self.cas(s, new) {
+                Ok(_) => return new,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Sets the word to `new` if it is `current`.
+    fn replace_if(&self, current: u64, new: u64) {
+        let _ = self.cas(current, new);
+    }
 }
 
 impl StateWord for AtomicU64 {
     fn load(&self, order: Ordering) -> u64 {
         AtomicU64::load(self, order)
     }
-    fn update(&self, mut f: impl FnMut(u64) -> u64) -> u64 {
-        // The closure always returns Some: never an error.
-        let old = self.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| Some(f(s)));
-        f(old.unwrap_or_else(|s| s))
-    }
-    fn replace_if(&self, current: u64, new: u64) {
-        let _ = self.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire);
+    fn cas(&self, current: u64, new: u64) -> Result<u64, u64> {
+        self.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
     }
 }
 
@@ -457,17 +468,8 @@ mod tests {
         fn load(&self, order: Ordering) -> u64 {
             crate::sync::model::AtomicU64::load(self, order)
         }
-        fn update(&self, mut f: impl FnMut(u64) -> u64) -> u64 {
-            let mut s = self.load(Ordering::Acquire);
-            loop {
-                match self.compare_exchange(s, f(s), Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => return f(s),
-                    Err(now) => s = now,
-                }
-            }
-        }
-        fn replace_if(&self, current: u64, new: u64) {
-            let _ = self.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire);
+        fn cas(&self, current: u64, new: u64) -> Result<u64, u64> {
+            self.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
         }
     }
 

@@ -158,11 +158,14 @@ pub(crate) fn send_with(
             );
             return Err(RingError::Unfilled);
         };
-        // Before the lock (it may take a few hundred us): the other threads
-        // of this process sending to `to` do not wait for it, nor a fork.
-        // Two threads' first records may both map it: harmless.
+        // This process's first record into this ring (`head_of` keeps its
+        // producer's index from then on): its existing pages are mapped at
+        // once (see `Region::map_resident`). Before the lock, as it may take
+        // a few hundred us: the other threads of this process sending to
+        // `to` do not wait for it, nor a fork. Two threads' first records may
+        // both map it: harmless.
         if lock.head_of.load(Ordering::Relaxed) != me + 1 {
-            first_record_into(region, to, me);
+            region.map_resident(to, me);
         }
         let _g = lock.lock();
         // Relaxed: the lock orders these between this process's producers.
@@ -193,16 +196,6 @@ pub(crate) fn send_with(
     }
     wake_if_sleeping(&mb.bell, true);
     Ok(())
-}
-
-/// This process's first record into the ring of `me` in mailbox `to` (once,
-/// or a few times if threads race to it: `head_of` keeps the producer's index
-/// from then on): its pages that exist are mapped now, not one fault at a
-/// time on the first pass (see `Region::map_resident`).
-#[cold]
-#[inline(never)]
-fn first_record_into(region: &Region, to: u32, me: u32) {
-    region.map_resident(to, me);
 }
 
 /// Before a process first reads mailbox `m`: maps the pages of its rings

@@ -279,6 +279,10 @@ impl Region {
     /// unallocated (nothing is committed here) and fault in as the ring
     /// reaches them. Best effort: an error (a kernel before 5.14 has no
     /// `MADV_POPULATE_WRITE`) leaves every page to fault in as before.
+    /// Cold: once per ring and process (a producer's first record into it,
+    /// `mailbox::send_with`; a consumer's first read of its mailbox).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn map_resident(&self, m: u32, p: u32) {
         let start = self.ring_base(m, p) as usize;
         let len = (super::ring::RING_HEADER + self.ring_bytes).min(MAP_RESIDENT_MAX);
