@@ -76,13 +76,7 @@ impl Gather {
     ) -> bool {
         if self.waited.replace(false) {
             if d.records < STREAM_GATHERED {
-                // No stream came: a peer with a few records per round.
-                let skip = match self.backoff.get() {
-                    0 => BACKOFF_FIRST,
-                    b => b,
-                };
-                self.skip.set(skip);
-                self.backoff.set((skip * 2).min(BACKOFF_MAX));
+                self.no_stream_came();
                 return false;
             }
             self.backoff.set(0);
@@ -103,6 +97,26 @@ impl Gather {
         }
         self.waited.set(true);
         true
+    }
+
+    /// [`after_drain`](Self::after_drain) of a drain that read one record
+    /// (never a stream: it never waits).
+    #[inline]
+    pub(super) fn after_one(&self) {
+        if self.waited.replace(false) {
+            self.no_stream_came();
+        }
+    }
+
+    /// A wait gathered no stream: a peer with a few records per round.
+    #[cold]
+    fn no_stream_came(&self) {
+        let skip = match self.backoff.get() {
+            0 => BACKOFF_FIRST,
+            b => b,
+        };
+        self.skip.set(skip);
+        self.backoff.set((skip * 2).min(BACKOFF_MAX));
     }
 }
 
@@ -164,6 +178,20 @@ mod tests {
             "not allowed"
         );
         assert!(after(&g, 5), "none of these counted as a miss");
+    }
+
+    /// The idle poll's one-record drain (see `LoopLocal::drain_one`) after
+    /// a wait is a miss like any other drain that gathered nothing.
+    #[test]
+    fn a_one_record_drain_after_a_wait_is_a_miss() {
+        let g = Gather::default();
+        g.after_one();
+        assert!(after(&g, 2), "no wait before it: nothing to miss");
+        g.after_one();
+        for n in 0..BACKOFF_FIRST {
+            assert!(!after(&g, 2), "drain {n} after the miss");
+        }
+        assert!(after(&g, 2));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::error::DropReason;
 use crate::object::{ObjectId, ObjectKey, ObjectShared};
 use crate::signal::{Meta, SignalArgs, SlotTarget};
 use crate::transport::shm::mailbox::MailboxAddr;
-use crate::transport::shm::mailbox::{Cleared, MailboxConsumer};
+use crate::transport::shm::mailbox::{Cleared, Found, MailboxConsumer, OneRecord};
 use crate::transport::shm::system;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -75,9 +75,11 @@ thread_local! {
 }
 
 /// What the idle poll found (see `LoopLocal::spin_for_work`).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Spun {
-    /// Records in the mailbox.
+    /// A plain record at the head of a ring of the mailbox.
+    One(OneRecord),
+    /// Records in the mailbox (not a plain one first).
     Records,
     /// Something else (the inbox).
     Work,
@@ -979,6 +981,28 @@ impl LoopLocal {
         n > 0
     }
 
+    /// The record the idle poll found, straight to its slot: a ping-pong's
+    /// every record. A batch's drain would find that ring again and set up
+    /// for up to [`BATCH`] records (~100 instructions of a hop's ~600 before
+    /// its answer is published, callgrind, helper-65). Records behind it
+    /// wait for the next round's [`drain_mailbox`](Self::drain_mailbox),
+    /// which the loop runs before it polls again.
+    #[inline(never)]
+    fn drain_one(&self, mb: MailboxConsumer, one: OneRecord) {
+        let addr = mb.addr();
+        let (mut last, epoch) = self.take_last();
+        // A private copy (see `transport::shm::ring`); the head moves past
+        // the record after its slot returns, as in a batch.
+        one.take(|rec| {
+            if self.stop.get() {
+                return self.record_after_stop(rec, addr);
+            }
+            self.dispatch_record(rec, addr, &mut last, false)
+        });
+        self.keep_last(last, epoch);
+        self.gather.after_one();
+    }
+
     /// A record the loop will not run: it stopped in the middle of a batch.
     #[cold]
     #[inline(never)]
@@ -1249,6 +1273,15 @@ impl LoopLocal {
             }
             // Nothing to do: poll briefly, then sleep.
             match self.spin_for_work() {
+                Spun::One(one) => {
+                    if let Some(mb) = self.mailbox() {
+                        self.drain_one(mb, one);
+                    }
+                    if self.stopping() {
+                        break;
+                    }
+                    continue;
+                }
                 // Straight to the records: the other sources were empty a
                 // moment ago and are looked at on the next round anyway.
                 Spun::Records => {
@@ -1325,21 +1358,21 @@ impl LoopLocal {
     fn spin_for_work(&self) -> Spun {
         let mailbox = self.mailbox();
         let has_work = || {
-            if mailbox
-                .as_ref()
-                .is_some_and(|m| m.has_records_or(&self.cleared.get()))
-            {
-                Spun::Records
-            } else if self.shared.inbox.has_work() {
-                Spun::Work
-            } else {
-                Spun::Nothing
+            let found = match &mailbox {
+                Some(m) => m.find_record(&self.cleared.get()),
+                None => Found::Nothing,
+            };
+            match found {
+                Found::One(one) => Spun::One(one),
+                Found::Records => Spun::Records,
+                Found::Nothing if self.shared.inbox.has_work() => Spun::Work,
+                Found::Nothing => Spun::Nothing,
             }
         };
         let budget = self.spin_budget.get();
         for _ in 0..budget {
             let found = has_work();
-            if found != Spun::Nothing {
+            if !matches!(found, Spun::Nothing) {
                 return found;
             }
             std::hint::spin_loop();
@@ -1354,14 +1387,14 @@ impl LoopLocal {
             std::thread::yield_now();
             switched |= t.elapsed() > YIELD_SWITCHED;
             let found = has_work();
-            if found != Spun::Nothing {
+            if !matches!(found, Spun::Nothing) {
                 // Another thread ran here meanwhile: the sender, if the
                 // records' producer went idle on this CPU too (any other
                 // thread under load otherwise). Without a hint (work from this
                 // process), the time alone decides.
                 let same_cpu = switched
                     && match (found, &mailbox, system::current_cpu()) {
-                        (Spun::Records, Some(m), Some(cpu)) => {
+                        (Spun::One(_) | Spun::Records, Some(m), Some(cpu)) => {
                             m.records_from_cpu(cpu).unwrap_or(true)
                         }
                         _ => true,

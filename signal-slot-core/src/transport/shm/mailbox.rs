@@ -2,7 +2,7 @@
 //! a dirty mask naming the rings with news, and the loop's doorbell.
 
 use super::region::{MailboxHeader, Region, MAX_MAILBOXES, MAX_PROCS};
-use super::ring::{Damage, RingError};
+use super::ring::{AtHead, Damage, Peek, RingError, RingView};
 use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::transport::barrier;
 use crate::transport::doorbell::wake_if_sleeping;
@@ -327,6 +327,33 @@ pub(crate) struct MailboxConsumer {
     header: &'static MailboxHeader,
 }
 
+/// What [`MailboxConsumer::find_record`] found.
+#[derive(Clone, Copy)]
+pub(crate) enum Found {
+    /// No ring holds records.
+    Nothing,
+    /// A plain record at the head of a ring.
+    One(OneRecord),
+    /// Records (or damage) a drain reads.
+    Records,
+}
+
+/// A record at the head of one ring of a mailbox, found by its consumer.
+#[derive(Clone, Copy)]
+pub(crate) struct OneRecord {
+    ring: RingView,
+    at: AtHead,
+}
+
+impl OneRecord {
+    /// Consumes the record (a private copy to `f`). Records behind it stay
+    /// for the next drain.
+    #[inline(always)]
+    pub(crate) fn take<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.ring.take(self.at, f)
+    }
+}
+
 impl MailboxConsumer {
     /// A view of a mailbox this process claimed with [`claim`].
     pub(crate) fn new(region: &'static Region, addr: MailboxAddr) -> Self {
@@ -420,24 +447,36 @@ impl MailboxConsumer {
     }
 
     /// True if a flagged ring, or one of `cleared` (see [`Cleared`]), holds
-    /// records: the idle poll of a consumer that drains with
+    /// records: the look of a consumer that drains with
     /// [`drain_polling`](Self::drain_polling). A ring of `cleared` that holds
     /// records gets its flag back, so the drain that follows reads it.
     #[inline]
     pub(crate) fn has_records_or(&self, cleared: &Cleared) -> bool {
+        !matches!(self.find_record(cleared), Found::Nothing)
+    }
+
+    /// [`has_records_or`](Self::has_records_or) for the idle poll: also says
+    /// which record is at the head of the first ring that holds one, if it
+    /// is a plain one, for [`OneRecord::take`].
+    #[inline(always)]
+    pub(crate) fn find_record(&self, cleared: &Cleared) -> Found {
         let flagged = self.header().dirty.load(Ordering::SeqCst);
         let mut mask = flagged | cleared.mask;
         while mask != 0 {
             let p = mask.trailing_zeros();
             mask &= mask - 1;
-            if !self.region.ring(self.addr.index, p).is_empty() {
-                if flagged & (1 << p) == 0 {
-                    self.header().dirty.fetch_or(1 << p, Ordering::SeqCst);
-                }
-                return true;
+            let ring = self.region.ring(self.addr.index, p);
+            let found = match ring.peek() {
+                Peek::Empty => continue,
+                Peek::Record(at) => Found::One(OneRecord { ring, at }),
+                Peek::Other => Found::Records,
+            };
+            if flagged & (1 << p) == 0 {
+                self.header().dirty.fetch_or(1 << p, Ordering::SeqCst);
             }
+            return found;
         }
-        false
+        Found::Nothing
     }
 
     /// Gives back the flags of the rings `cleared` still holds (a consumer

@@ -395,6 +395,26 @@ pub(crate) struct RingView<M = Mapped> {
     mem: M,
 }
 
+/// What [`RingView::peek`] found at the consumer's head.
+#[derive(Clone, Copy)]
+pub(crate) enum Peek {
+    /// Nothing published.
+    Empty,
+    /// A plain record of this lap, its bounds checked.
+    Record(AtHead),
+    /// A wrap marker before a record, damage, or a garbled head: a drain
+    /// sorts it out.
+    Other,
+}
+
+/// A checked record at the consumer's head (see [`RingView::take`]).
+#[derive(Clone, Copy)]
+pub(crate) struct AtHead {
+    pos: u64,
+    off: usize,
+    len: usize,
+}
+
 /// Bytes a record of payload `len` occupies.
 #[inline]
 fn record_size(len: usize) -> usize {
@@ -468,29 +488,64 @@ impl<M: RingMem> RingView<M> {
 
     /// True when nothing is published at the consumer's head (damage there
     /// is not empty: the next drain gets past it).
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
+        matches!(self.peek(), Peek::Empty)
+    }
+
+    /// What the consumer's head holds now: the idle loop's poll, which hands
+    /// a plain record straight to [`take`](Self::take) (a ping-pong's every
+    /// record) instead of having a drain look for it again.
+    #[inline(always)]
+    pub(crate) fn peek(&self) -> Peek {
         let head = self.consumer_head();
-        // A head another process garbled is not empty: the drain repairs it
-        // (and no position arithmetic runs on it here).
+        // A head another process garbled holds something: the drain repairs
+        // it (and no position arithmetic runs on it here).
         if !pos_ok(head) {
-            return false;
+            return Peek::Other;
         }
         let capacity = self.mem.capacity();
         let off = (head & (capacity as u64 - 1)) as usize;
         // SAFETY: `off` is a multiple of 8 below capacity. Acquire: pairs
         // with the producer's Release of the word.
         let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
-        // `slot_of`'s answer, decided early where it can be (this is the
-        // idle loop's poll, and the last one finds the record): nothing
-        // published is empty; a word of this lap other than a wrap marker
-        // is a record or damage, neither of them empty.
+        // `slot_of`'s answer, decided early where it can be: nothing
+        // published (or another lap's word) is empty.
         if w == EMPTY || w & !LOW_MASK != lap(head, capacity) {
-            return true;
+            return Peek::Empty;
+        }
+        // The drain's inline case: a record of this lap in bounds (an empty
+        // word or a wrap marker make `len` too large, see `drain`).
+        let len = ((w & LOW_MASK) as usize).wrapping_sub(1);
+        if len <= self.max_record() && off + LEN_FIELD + len <= capacity {
+            return Peek::Record(AtHead {
+                pos: head,
+                off,
+                len,
+            });
         }
         if w & LOW_MASK != WRAP {
-            return false;
+            return Peek::Other;
         }
-        matches!(self.slot_of(head, off, w), Slot::Empty | Slot::Marker)
+        match self.slot_of(head, off, w) {
+            Slot::Empty | Slot::Marker => Peek::Empty,
+            _ => Peek::Other,
+        }
+    }
+
+    /// Consumes the record [`peek`](Self::peek) found, handing `f` a private
+    /// copy (as [`drain`](Self::drain) does). Only this ring's consumer
+    /// moves the head, so it is still where `peek` saw it.
+    #[inline(always)]
+    pub(crate) fn take<R>(&self, at: AtHead, f: impl FnOnce(&[u8]) -> R) -> R {
+        // SAFETY: `peek` checked `[off, off + 4 + len)` lies inside the data
+        // area, and the word was published after the bytes (see `drain`).
+        let r = unsafe { self.mem.read(at.off + LEN_FIELD, at.len, f) };
+        // Release: our read of the record happens before the producer
+        // reuses its bytes; after `f`, as a drain stores its head.
+        self.mem
+            .store_head(at.pos + record_size(at.len) as u64, Ordering::Release);
+        r
     }
 
     /// Reads the word at consumer position `pos` (a multiple of 8). A word
@@ -1028,6 +1083,70 @@ mod tests {
         }
         got.extend(drain_all(&r));
         assert_eq!(got, expected);
+    }
+
+    /// The idle poll's `peek` then `take`, with a drain wherever `peek`
+    /// hands nothing, read every record in order across wraps of every size,
+    /// and `peek` hands a record only where the drain would read that very
+    /// record with nothing skipped (a wrap marker before one is `Other`).
+    #[test]
+    fn peek_and_take_read_what_a_drain_reads_across_wraps() {
+        let h = HeapRing::new(256);
+        let r = h.view;
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        let (mut taken, mut others) = (0, 0);
+        let rounds = if cfg!(miri) { 300 } else { 3000 };
+        for round in 0..rounds {
+            let len = (round * 13) % (r.max_record() + 1);
+            let rec: Vec<u8> = (0..len).map(|i| (i * 3 + round) as u8).collect();
+            while r.push(len, |b| b.copy_from_slice(&rec)) == Err(RingError::Full) {
+                match r.peek() {
+                    Peek::Record(at) => {
+                        got.push(r.take(at, |b| b.to_vec()));
+                        taken += 1;
+                    }
+                    Peek::Other => {
+                        others += 1;
+                        let d = r.drain(1, |b| got.push(b.to_vec()));
+                        assert_eq!((d.records, d.damage), (1, None));
+                    }
+                    Peek::Empty => panic!("a full ring peeked empty"),
+                }
+            }
+            expected.push(rec);
+        }
+        got.extend(drain_all(&r));
+        assert_eq!(got, expected);
+        assert!(matches!(r.peek(), Peek::Empty) && r.is_empty());
+        assert!(
+            taken > others && others > 0,
+            "{taken} taken, {others} wraps"
+        );
+    }
+
+    /// Damage at the head is `Other` for `peek` (never a record to take),
+    /// and the drain that follows reports it once.
+    #[test]
+    fn peek_leaves_damage_to_the_drain() {
+        let mut h = HeapRing::new(256);
+        put(&h.view, b"first");
+        poke_word(&mut h, 0, 4000);
+        assert!(matches!(h.view.peek(), Peek::Other));
+        assert_eq!(damage(&h.view).why, "record beyond the data area");
+        assert!(matches!(h.view.peek(), Peek::Empty));
+        put(&h.view, b"next");
+        let Peek::Record(at) = h.view.peek() else {
+            panic!("a plain record at the head");
+        };
+        assert_eq!(h.view.take(at, |b| b.to_vec()), b"next");
+        assert!(h.view.is_empty());
+        // A garbled head: `Other`, with no arithmetic on it.
+        h.view
+            .mem
+            .counter(OFF_HEAD)
+            .store(u64::MAX - 7, Ordering::Relaxed);
+        assert!(matches!(h.view.peek(), Peek::Other));
     }
 
     #[test]
