@@ -1273,7 +1273,7 @@ fn a_request_to_a_loop_dropped_unrun_is_answered_at_once() {
 /// A timer of a child's loop made in the parent before `start()` runs in the
 /// child; from the parent, `stop()` and `set_interval` cannot reach it and say
 /// so (review helper-62: `stop()` returned, the parent's handle said inactive,
-/// and the child went on firing).
+/// and the child went on firing); once the child ended, it says inactive.
 fn a_timer_of_a_started_child_is_not_stopped_from_the_parent() {
     let (_t, sink, rx) = parent_sink();
     let p = EventLoopProcess::new("timer-child").unwrap();
@@ -1292,6 +1292,10 @@ fn a_timer_of_a_started_child_is_not_stopped_from_the_parent() {
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "tick");
     p.stop().unwrap();
     assert!(p.join().unwrap().success());
+    // Its process ended: the timer is not active any more (it said so for
+    // good, helper-64), and cannot be started.
+    assert!(!t.is_active());
+    assert!(matches!(t.start(), Err(TimerError::LoopFinished(_))));
 }
 
 /// A started child with `doomed-answerer-<name>` (whose `hang` announces

@@ -417,18 +417,39 @@ impl LoopShared {
     }
 
     pub(crate) fn register_timer(&self, t: &Arc<TimerShared>) {
-        let mut timers = lock(&self.timers);
-        timers.retain(|w| w.strong_count() > 0);
-        timers.push(Arc::downgrade(t));
+        let finished = {
+            let mut timers = lock(&self.timers);
+            timers.retain(|w| w.strong_count() > 0);
+            timers.push(Arc::downgrade(t));
+            // Under the lock: a loop that finishes after this retires `t`
+            // with the others; one that finished before (since the caller's
+            // look) has retired them, and is seen finished here.
+            self.is_finished()
+        };
+        if finished {
+            t.retire();
+        }
     }
 
     /// The loop finished: its timers never fire again.
     fn retire_timers(&self) {
-        for t in std::mem::take(&mut *lock(&self.timers)) {
-            if let Some(t) = t.upgrade() {
-                t.retire();
-            }
+        for t in self.take_timers() {
+            t.retire();
         }
+    }
+
+    /// The loop's process ended: the parent's copies of its timers (made
+    /// before the start) say inactive from now (they said active for good).
+    /// Quietly: the child announced their `destroyed`.
+    fn retire_timers_quietly(&self) {
+        for t in self.take_timers() {
+            t.retire_quietly();
+        }
+    }
+
+    fn take_timers(&self) -> Vec<Arc<TimerShared>> {
+        let timers = std::mem::take(&mut *lock(&self.timers));
+        timers.iter().filter_map(Weak::upgrade).collect()
     }
 
     /// Drops (and counts) the calls left in the data ring of a finished loop,
@@ -1238,6 +1259,7 @@ impl EventLoop {
     /// Marks the loop finished in this process (its process ended).
     pub(crate) fn mark_finished(&self) {
         self.shared.mark_finished();
+        self.shared.retire_timers_quietly();
     }
 
     /// Marks the loop as started here, so this process never runs it (it was

@@ -147,6 +147,14 @@ impl TimerShared {
         self.object.retire();
         self.timeout.close();
     }
+
+    /// [`retire`](Self::retire) without emitting `destroyed`: the parent's
+    /// copy of a timer whose loop ran in a child (which announced it).
+    pub(crate) fn retire_quietly(&self) {
+        retire(&self.state);
+        self.object.retire_quietly();
+        self.timeout.close();
+    }
 }
 
 impl Timer {
