@@ -1298,6 +1298,37 @@ fn a_timer_of_a_started_child_is_not_stopped_from_the_parent() {
     assert!(matches!(t.start(), Err(TimerError::LoopFinished(_))));
 }
 
+/// A request sent to an object of a child's loop before the child starts is
+/// answered once it runs (it was queued in the parent's inbox, ran in the
+/// child against the child's copy of the request, and its answer went
+/// nowhere: the requester learnt of it at its timeout).
+fn a_request_before_the_start_is_answered_by_the_child() {
+    let p = EventLoopProcess::new("answer-after-start").unwrap();
+    let a = p
+        .event_loop()
+        .add("answerer-after-start", Answerer::default())
+        .unwrap();
+    let main = EventLoop::new("asking-before-start");
+    let asker = main.add("asker-before-start", Asker::default()).unwrap();
+    asker.question().connect(&a.double()).unwrap();
+    let (_gathering, g, grx) = started_gatherer("gatherer-before-start");
+    let t0 = Instant::now();
+    let timeout = Duration::from_secs(8);
+    asker
+        .question()
+        .request_to::<u64>((21,), timeout, &g.gathered())
+        .unwrap();
+    p.start().unwrap();
+    let r = grx.recv_timeout(DEADLINE).expect("the answers");
+    assert!(t0.elapsed() < timeout, "the timeout, not the answer: {r:?}");
+    assert_eq!(r.values().copied().collect::<Vec<_>>(), [42], "{r:?}");
+    // One request, one `Responses`: nothing more at its timeout.
+    let more = grx.recv_timeout(timeout + Duration::from_secs(2));
+    assert!(more.is_err(), "a second answer: {more:?}");
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
 /// A started child with `doomed-answerer-<name>` (whose `hang` announces
 /// itself to `sink`, then hangs) and, if `with_fine`, `fine-<name>` (answers
 /// at once), both asked by the returned asker's `question`. The asker's loop
@@ -2204,6 +2235,7 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_removed_subscriber_added_after_the_child_started_leaves_its_group_there,
         a_request_to_a_loop_dropped_unrun_is_answered_at_once,
         a_timer_of_a_started_child_is_not_stopped_from_the_parent,
+        a_request_before_the_start_is_answered_by_the_child,
     ];
     #[cfg(feature = "async")]
     all.push((

@@ -180,6 +180,19 @@ impl LoopShared {
         self.owner() != system::my_proc()
     }
 
+    /// True if another process runs this loop or will: a replica, or the
+    /// loop of an `EventLoopProcess` not started (its child runs it; in the
+    /// child, once it runs, it is local). A request to it travels as a record
+    /// and comes back to a reply mailbox: queued in this process's inbox
+    /// before the start, it ran in the child against the child's copy of the
+    /// request, and the requester here had no answer but its timeout (and a
+    /// `request_to` two `Responses`).
+    #[inline]
+    pub(crate) fn answers_elsewhere(&self) -> bool {
+        self.is_remote()
+            || (self.for_process.load(Ordering::Acquire) && !self.started.load(Ordering::Acquire))
+    }
+
     /// Hands the loop to process `p` (before that process is forked).
     pub(crate) fn set_owner(&self, p: u32) {
         self.owner.store(p, Ordering::Release);

@@ -188,7 +188,7 @@ fn entries<'a, A: SignalArgs>(targets: impl Iterator<Item = &'a SlotTarget<A>>) 
             proc: t
                 .recv
                 .lp
-                .is_remote()
+                .answers_elsewhere()
                 .then(|| system::region().map(|r| system::ProcLife::of(r, t.recv.lp.owner())))
                 .flatten(),
             outcome: None,
@@ -242,7 +242,7 @@ fn send_all<'a, A: SignalArgs>(
     // Built only when a receiver needs it (a local one, or one taking `&Meta`).
     let needs_meta = targets
         .clone()
-        .any(|t| t.wants_meta || !t.recv.lp.is_remote());
+        .any(|t| t.wants_meta || !t.recv.lp.answers_elsewhere());
     let meta = needs_meta.then(|| shared.request_meta());
     let mut args = Some(args);
     for (i, t) in targets.enumerate() {
@@ -262,7 +262,7 @@ fn send_one<A: SignalArgs>(
     reply_to: Option<MailboxAddr>,
 ) {
     let failed = |e: ReplyError| sink.complete(index, Outcome::Failed(e));
-    if t.recv.lp.is_remote() {
+    if t.recv.lp.answers_elsewhere() {
         let Some(reply_to) = reply_to else {
             return failed(ReplyError::Undelivered(DropReason::ReceiverGone));
         };
@@ -407,7 +407,7 @@ pub(crate) fn request<A: SignalArgs, R: SignalArgs>(
         }
     }
     let n = targets.clone().count();
-    let remote = |t: &&SlotTarget<A>| t.recv.lp.is_remote();
+    let remote = |t: &&SlotTarget<A>| t.recv.lp.answers_elsewhere();
     // Answers from other processes come to the reply mailbox, read by the
     // waiting thread (or, if no mailbox is free, to the control thread's).
     let replies = if targets.clone().any(|t| remote(&t)) {
