@@ -1298,6 +1298,35 @@ fn a_timer_of_a_started_child_is_not_stopped_from_the_parent() {
     assert!(matches!(t.start(), Err(TimerError::LoopFinished(_))));
 }
 
+/// A slot's signal connected to a child's object, emitted before the child
+/// starts and after: every value arrives, in order (the field's cache is
+/// decided again after the start, when the loop's route exists).
+fn a_field_emitting_before_and_after_the_start_delivers_in_order() {
+    let (_t, sink, rx) = parent_sink();
+    let p = EventLoopProcess::new("relayed-child").unwrap();
+    let echo = p.event_loop().add("echo-relayed", Echo::new()).unwrap();
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    let relaying = EventLoopThread::new("relaying");
+    let relay = relaying.event_loop().add("relay", Echo::new()).unwrap();
+    relay.echoed().connect(&echo.on_value()).unwrap();
+    relaying.start().unwrap();
+    for v in [1, 2] {
+        relay.on_value().invoke((v,)).unwrap();
+    }
+    p.start().unwrap();
+    for v in 3..=300 {
+        relay.on_value().invoke((v,)).unwrap();
+    }
+    // 13 panics in Echo's slot (its test value): not relayed.
+    let expected: Vec<String> = (1..=300u64)
+        .filter(|v| *v != 13)
+        .map(|v| format!("value {v}"))
+        .collect();
+    assert_eq!(take(&rx, expected.len()), expected);
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
 /// A request sent to an object of a child's loop before the child starts is
 /// answered once it runs (it was queued in the parent's inbox, ran in the
 /// child against the child's copy of the request, and its answer went
@@ -1646,6 +1675,130 @@ impl Feeder {
         }
         let _ = self.fed.send(n);
     }
+}
+
+/// A `Feeder` on a loop thread of its own, started.
+fn parent_feeder() -> (EventLoopThread, Handle<Feeder>, Receiver<u64>) {
+    let (fed_tx, fed) = crossbeam_channel::unbounded();
+    let t = EventLoopThread::new("feeder-loop");
+    let f = t
+        .event_loop()
+        .add(
+            "feeder",
+            Feeder {
+                value: Signal::new(),
+                fed: fed_tx,
+            },
+        )
+        .unwrap();
+    t.start().unwrap();
+    (t, f, fed)
+}
+
+/// The values among `msgs`, which must be in increasing order.
+fn increasing_values(msgs: &[String]) -> Vec<u64> {
+    let values: Vec<u64> = msgs
+        .iter()
+        .filter_map(|m| m.strip_prefix("value ")?.parse().ok())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+    values
+}
+
+/// Plain emits from a slot of a parent loop to a slot in a child (the
+/// field's route to the child's mailbox, resolved when its first emit
+/// refreshed its copy of the connections) into a full ring: under `Fail`
+/// each is dropped at once and counted, and what got in arrives in order;
+/// under `Block` the emit waits (counted once), then is dropped and counted.
+fn plain_emits_into_a_full_child_ring_follow_their_policy() {
+    assert!(ProcessConfig::new().ring_bytes(4096).apply());
+    let (_t, sink, rx) = parent_sink();
+    let (_ft, feeder, fed) = parent_feeder();
+    let (p, echo) = child_echo("full-plain");
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    echo.said().connect(&sink.on_text()).unwrap();
+    p.start().unwrap();
+    let fail = feeder
+        .value()
+        .connect_with(
+            &echo.on_value(),
+            ConnectOptions::new().overflow(Overflow::Fail),
+        )
+        .unwrap();
+    feeder.feed().invoke((100, 1)).unwrap();
+    assert_eq!(fed.recv_timeout(DEADLINE), Ok(1));
+    assert_eq!(take(&rx, 1), ["value 100"]);
+    // The child is busy for 2 s: its ring (4 KiB, ~170 such records) fills up.
+    echo.stall().invoke((2_000,)).unwrap();
+    const N: u64 = 2_000;
+    feeder.feed().invoke((1_000, N)).unwrap();
+    assert_eq!(fed.recv_timeout(DEADLINE), Ok(N));
+    let dropped = p.event_loop().stats().dropped_queue_full;
+    assert!(dropped > 0 && dropped < N, "{dropped} of {N} dropped");
+    fail.disconnect().unwrap();
+    feeder
+        .value()
+        .connect_with(
+            &echo.on_value(),
+            ConnectOptions::new().overflow(Overflow::Block(Duration::from_millis(50))),
+        )
+        .unwrap();
+    let start = Instant::now();
+    feeder.feed().invoke((9_000, 1)).unwrap();
+    assert_eq!(fed.recv_timeout(DEADLINE), Ok(1));
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    let stats = p.event_loop().stats();
+    assert_eq!(stats.dropped_queue_full, dropped + 1, "{stats:?}");
+    assert_eq!(stats.waited_for_room, 1, "{stats:?}");
+    // Once the child is back: what got in, in order, then a marker (written
+    // after them into the same ring).
+    let end = Instant::now() + DEADLINE;
+    while echo.on_text().invoke(("end".into(),)).is_err() {
+        assert!(Instant::now() < end, "the child never made room");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = increasing_values(&until(&rx, |m| m == "text echo end"));
+    assert_eq!(got.len() as u64, N - dropped);
+    assert!(got.iter().all(|v| (1_000..1_000 + N).contains(v)));
+    p.stop().unwrap();
+    assert!(p.join().unwrap().success());
+}
+
+/// Plain emits from a parent slot (the field's route) racing the receiving
+/// child loop's finish: the emits end (none waits for a loop that is gone),
+/// what the child got came in order, and the emits the sender saw refused
+/// (the mailbox retired: no record is written where no one reads) are
+/// counted, none of them delivered too. (The records written before are
+/// read by the loop, or dropped and counted by its teardown, in the child.)
+fn plain_emits_racing_the_receiving_loops_finish_are_refused_and_counted() {
+    let (_t, sink, rx) = parent_sink();
+    let (_ft, feeder, fed) = parent_feeder();
+    let (p, echo) = child_echo("finishing-plain");
+    echo.echoed().connect(&sink.on_value()).unwrap();
+    p.start().unwrap();
+    feeder.value().connect(&echo.on_value()).unwrap();
+    feeder.feed().invoke((100, 1)).unwrap();
+    assert_eq!(fed.recv_timeout(DEADLINE), Ok(1));
+    assert_eq!(take(&rx, 1), ["value 100"]);
+    const N: u64 = 50_000;
+    feeder.feed().invoke((1_000, N)).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    p.stop().unwrap();
+    assert_eq!(fed.recv_timeout(DEADLINE), Ok(N));
+    assert!(p.join().unwrap().success());
+    let mut got = Vec::new();
+    while let Ok(m) = rx.recv_timeout(Duration::from_millis(200)) {
+        got.push(m);
+    }
+    let got = increasing_values(&got);
+    let s = p.event_loop().stats();
+    let refused = s.dropped_loop_stopped + s.dropped_receiver_gone;
+    assert_eq!(s.dropped_queue_full, 0, "{s:?}");
+    assert!(
+        got.len() as u64 + refused <= N,
+        "{s:?}, {} delivered",
+        got.len()
+    );
 }
 
 /// A group fed from a slot, its members in two child processes (the emit
@@ -2236,6 +2389,9 @@ fn scenarios() -> Vec<(&'static str, fn())> {
         a_request_to_a_loop_dropped_unrun_is_answered_at_once,
         a_timer_of_a_started_child_is_not_stopped_from_the_parent,
         a_request_before_the_start_is_answered_by_the_child,
+        a_field_emitting_before_and_after_the_start_delivers_in_order,
+        plain_emits_into_a_full_child_ring_follow_their_policy,
+        plain_emits_racing_the_receiving_loops_finish_are_refused_and_counted,
     ];
     #[cfg(feature = "async")]
     all.push((

@@ -24,6 +24,7 @@ pub(crate) use control::{Control, Envelope};
 pub(crate) use local::{call_here, current_loop_id, current_receiver_id};
 #[cfg(feature = "async")]
 pub(crate) use local::{spawn_slot_task, SlotFuture};
+pub(crate) use remote::Route;
 pub(crate) use stats::Counters;
 pub use stats::LoopStats;
 pub use thread::EventLoopThread;
@@ -667,6 +668,36 @@ pub(crate) fn deliver_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result
 #[inline(never)]
 fn deliver_elsewhere_plain<A: SignalArgs>(t: &SlotTarget<A>, args: A) {
     post_elsewhere_counted(t, args);
+}
+
+/// A plain emit's delivery to `t`, a slot of another process's loop, through
+/// the connection's `route` (see `signal/fast.rs`): the post of
+/// [`deliver_elsewhere_plain`] without re-deriving the mailbox, the ring and
+/// the record header per emit. A route that no longer serves (this is a
+/// forked child, or the loop's handover went back) leaves the emit to
+/// [`deliver_plain`]. `Err(args)` as there. Out of line: the same-loop
+/// direct calls stay small.
+#[inline(never)]
+pub(crate) fn deliver_routed<A: SignalArgs>(
+    t: &SlotTarget<A>,
+    route: &Route,
+    args: A,
+) -> Result<(), A> {
+    let lp = &t.recv.lp;
+    if !route.serves(lp) {
+        return deliver_unrouted(t, args);
+    }
+    if let Err(reason) = remote::post_routed(lp, t, route, &args) {
+        lp.counters.dropped(reason, &lp.name);
+    }
+    Ok(())
+}
+
+/// [`deliver_routed`] when its route no longer serves.
+#[cold]
+#[inline(never)]
+fn deliver_unrouted<A: SignalArgs>(t: &SlotTarget<A>, args: A) -> Result<(), A> {
+    deliver_plain(t, args)
 }
 
 /// The post of [`deliver_elsewhere_plain`] (also a group of one's, from its

@@ -16,7 +16,7 @@ use crate::signal::request::RequestTag;
 use crate::signal::{Meta, Overflow, SignalArgs, SlotTarget};
 use crate::transport::codec;
 use crate::transport::shm::mailbox::{self, MailboxAddr};
-use crate::transport::shm::region::Region;
+use crate::transport::shm::region::{Region, PROC_ALIVE};
 use crate::transport::shm::ring::RingError;
 use crate::transport::shm::system;
 use std::sync::atomic::Ordering;
@@ -132,6 +132,127 @@ fn post_lean<A: SignalArgs, const REQUEST: bool>(
         )
     });
     posted.unwrap_or_else(|e| not_encodable(t, &e))
+}
+
+/// Where a connection's plain calls to a slot of another process's loop go,
+/// resolved when the emitting field's connection cache is refreshed (see
+/// `signal/fast.rs`): the record's fixed header, the mailbox's producer
+/// parts for this process, and the owner's liveness word. An emit through
+/// it skips what [`post_plain`] derives again per call (the mailbox's
+/// `OnceLock`, the region's, the header, the ring's address and the lock's
+/// index). Valid while this process and the loop's owner are the ones it was
+/// resolved for ([`Route::serves`]): a forked child or a loop whose handover
+/// went back takes the general path. The mailbox address a loop has never
+/// changes; its generation and the owner's liveness are loaded on every send.
+pub(crate) struct Route {
+    producer: mailbox::Producer<'static>,
+    header: [u8; HEADER],
+    generation: u32,
+    owner: u32,
+    /// The owner's process slot state (`region::PROC_ALIVE` while it lives).
+    owner_state: &'static crate::sync::AtomicU32,
+}
+
+impl Route {
+    /// The route of plain calls to `t`, if its loop runs in another process
+    /// and has a mailbox (else the plain post decides per call).
+    pub(crate) fn of<A: SignalArgs>(t: &SlotTarget<A>) -> Option<Route> {
+        let lp = &t.recv.lp;
+        let me = system::my_proc();
+        let owner = lp.owner();
+        if owner == me {
+            return None;
+        }
+        let addr = *lp.mailbox.get()?;
+        let region = system::region()?;
+        Some(Route {
+            producer: mailbox::Producer::new(region, addr.index, me)?,
+            header: header_bytes(t, addr, 0),
+            generation: addr.generation,
+            owner,
+            owner_state: &region.proc(owner)?.state,
+        })
+    }
+
+    /// True if this route is still the one [`Route::of`] would resolve for
+    /// `lp` (the loop of the target it was resolved for) in this process.
+    #[inline(always)]
+    pub(crate) fn serves(&self, lp: &LoopShared) -> bool {
+        system::my_proc() == self.producer.me() && lp.owner() == self.owner
+    }
+
+    /// The mailbox address the route writes to.
+    #[inline(always)]
+    fn addr(&self) -> MailboxAddr {
+        MailboxAddr {
+            index: self.producer.to(),
+            generation: self.generation,
+        }
+    }
+}
+
+/// [`post_plain`] through `route` (resolved for `t`, and [`Route::serves`]
+/// checked by the caller): the same record, the same checks in the same
+/// order (the mailbox's generation and the owner's liveness after the
+/// encoding, right before the write), and a failed first try goes on in
+/// [`send_call_again`] as there.
+#[inline(always)]
+pub(super) fn post_routed<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    route: &Route,
+    args: &A,
+) -> Result<(), DropReason> {
+    let posted = codec::with_encoded(args, |encoded| {
+        let live = route.producer.header().generation.load(Ordering::Acquire) == route.generation
+            && route.owner_state.load(Ordering::Acquire) == PROC_ALIVE;
+        if !live {
+            return Err(gone(route.producer.region(), route.owner));
+        }
+        send_routed(
+            lp,
+            t,
+            route,
+            HEADER + encoded.len(),
+            #[inline(always)]
+            |buf| {
+                let (head, rest) = buf.split_at_mut(HEADER);
+                head.copy_from_slice(&route.header);
+                copy_short(rest, encoded);
+                true
+            },
+        )
+    });
+    posted.unwrap_or_else(|e| not_encodable(t, &e))
+}
+
+/// [`send_call`] through `route`.
+#[inline(always)]
+fn send_routed<A: SignalArgs>(
+    lp: &LoopShared,
+    t: &SlotTarget<A>,
+    route: &Route,
+    len: usize,
+    fill: impl Fn(&mut [u8]) -> bool,
+) -> Result<(), DropReason> {
+    // As in `send_call`: a closure of its own, so the fill is inlined.
+    match route.producer.send(
+        len,
+        #[inline(always)]
+        |buf| fill(buf),
+    ) {
+        Ok(()) => Ok(()),
+        Err(e) => send_call_again(
+            lp,
+            t,
+            route.producer.region(),
+            route.addr(),
+            route.owner,
+            len,
+            &fill,
+            e,
+        ),
+    }
 }
 
 /// Logs arguments that could not be encoded (a user's `Serialize` failed).

@@ -27,6 +27,10 @@ pub(crate) enum Fast<A> {
     /// One plain slot: called directly when this thread runs its loop, else
     /// posted to its loop or process.
     Slot(SlotTarget<A>),
+    /// One plain slot of a loop another process runs, with the route its
+    /// records take (resolved when the cache was refreshed): posted through
+    /// it while it serves, else as `Slot`.
+    Remote(Remote<A>),
     /// A group of one plain slot: the same call or post as `Slot`, and the
     /// member's count (in the group's own member: a fixed-size array, no
     /// length check), or the group's count of undelivered emissions. The
@@ -48,6 +52,12 @@ pub(crate) enum Fast<A> {
     Spread(Turns<A>),
     /// Anything else: the general path.
     General,
+    /// One plain slot of an `EventLoopProcess`'s loop not started yet: the
+    /// general path, and the cache is not kept (see `Fast::settled`), so the
+    /// first emit after the start finds the route (`Remote`). Kept as `Slot`,
+    /// a connection emitted on before the start took the slower per-call
+    /// post for good.
+    Unsettled,
 }
 
 /// A slot a direct call can serve without the general path: no metadata
@@ -71,7 +81,14 @@ impl<A: SignalArgs> Fast<A> {
             return Fast::General;
         }
         match &c.target {
-            Target::Slot(t) if plain(t) => Fast::Slot(t.clone()),
+            Target::Slot(t) if plain(t) => match event_loop::Route::of(t) {
+                Some(route) => Fast::Remote(Remote {
+                    t: t.clone(),
+                    route,
+                }),
+                None if t.recv.lp.answers_elsewhere() && !t.recv.lp.is_remote() => Fast::Unsettled,
+                None => Fast::Slot(t.clone()),
+            },
             Target::Group(g) => {
                 let mut loops = g.members.iter().map(|m| match &m.conn.target {
                     Target::Slot(t) if m.conn.single_shot.is_none() && plain(t) => Some(t.loop_id),
@@ -115,6 +132,7 @@ impl<A: SignalArgs> Fast<A> {
         match self {
             Fast::Empty => Ok(()),
             Fast::Slot(t) => event_loop::deliver_plain(t, args),
+            Fast::Remote(r) => event_loop::deliver_routed(&r.t, &r.route, args),
             Fast::Lone(lone) => {
                 if event_loop::current_loop_id() != Some(lone.t.loop_id) {
                     lone.post(args);
@@ -137,9 +155,22 @@ impl<A: SignalArgs> Fast<A> {
                 turns.post_elsewhere(args);
                 Ok(())
             }
-            Fast::General => Err(args),
+            Fast::General | Fast::Unsettled => Err(args),
         }
     }
+
+    /// False if the list's delivery is decided again at the next emit.
+    pub(crate) fn settled(&self) -> bool {
+        !matches!(self, Fast::Unsettled)
+    }
+}
+
+/// A plain slot of another process's loop and its route (see
+/// [`Fast::Remote`]), the target first as in [`Lone`].
+#[repr(C)]
+pub(crate) struct Remote<A> {
+    t: SlotTarget<A>,
+    route: event_loop::Route,
 }
 
 /// A group of one plain slot (see [`Fast::Lone`]), its target first: the

@@ -59,7 +59,8 @@ impl<A: SignalArgs> Cached<A> {
         let (version, list) = shared.snapshot();
         let fast = Fast::of(&list, shared);
         Self {
-            version,
+            // No version a signal reaches: the next emit decides again.
+            version: if fast.settled() { version } else { u64::MAX },
             list,
             fast,
         }

@@ -146,56 +146,127 @@ pub(crate) fn send_with(
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> bool,
 ) -> Result<(), RingError> {
-    let lock = PRODUCER_LOCKS
-        .get(to as usize)
-        .ok_or(RingError::Corrupt("mailbox index"))?;
-    {
-        #[cfg(debug_assertions)]
-        let Some(_filling) = Filling::enter(to) else {
-            log::error!(
-                "a record to mailbox {to} was sent while this thread wrote another one \
-                 to it (from inside its encoding): refused"
-            );
-            return Err(RingError::Unfilled);
-        };
-        // This process's first record into this ring (`head_of` keeps its
-        // producer's index from then on): its existing pages are mapped at
-        // once (see `Region::map_resident`). Before the lock, as it may take
-        // a few hundred us: the other threads of this process sending to
-        // `to` do not wait for it, nor a fork. Two threads' first records may
-        // both map it: harmless.
-        if lock.head_of.load(Ordering::Relaxed) != me + 1 {
-            region.map_resident(to, me);
+    Producer::new(region, to, me)
+        .ok_or(RingError::Corrupt("mailbox index"))?
+        .send(len, fill)
+}
+
+/// What process `me` needs to write into mailbox `to`, resolved once: its
+/// producer lock, its ring and the mailbox's header. A connection to a slot
+/// of another process keeps one (see `event_loop::remote::Route`), so that
+/// its emits skip the index checks and the address arithmetic of
+/// [`send_with`], which builds one per send.
+///
+/// Only for `me` = this process: a forked child, which writes a ring of its
+/// own, must build its own (the lock's `head_of` tag keeps it from using the
+/// parent's head all the same).
+#[derive(Clone, Copy)]
+pub(crate) struct Producer<'r> {
+    lock: &'static SpinLock,
+    ring: RingView,
+    header: &'r MailboxHeader,
+    region: &'r Region,
+    to: u32,
+    me: u32,
+}
+
+impl<'r> Producer<'r> {
+    /// None if `to` is no mailbox (or `me` no process) of the layout.
+    #[inline(always)]
+    pub(crate) fn new(region: &'r Region, to: u32, me: u32) -> Option<Self> {
+        let lock = PRODUCER_LOCKS.get(to as usize)?;
+        Some(Producer {
+            lock,
+            ring: region.ring(to, me),
+            header: region.mailbox_header(to),
+            region,
+            to,
+            me,
+        })
+    }
+
+    /// The mailbox's header (its generation, its doorbell).
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &'r MailboxHeader {
+        self.header
+    }
+
+    /// The producer process this was resolved for.
+    #[inline(always)]
+    pub(crate) fn me(&self) -> u32 {
+        self.me
+    }
+
+    /// The mailbox written to.
+    #[inline(always)]
+    pub(crate) fn to(&self) -> u32 {
+        self.to
+    }
+
+    /// The region the mailbox is in.
+    #[inline(always)]
+    pub(crate) fn region(&self) -> &'r Region {
+        self.region
+    }
+
+    /// [`send_with`] through the resolved parts (the same contract: `fill`
+    /// must not send to this mailbox).
+    #[inline(always)]
+    pub(crate) fn send(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<(), RingError> {
+        let (lock, me) = (self.lock, self.me);
+        {
+            #[cfg(debug_assertions)]
+            let Some(_filling) = Filling::enter(self.to) else {
+                log::error!(
+                    "a record to mailbox {} was sent while this thread wrote another one \
+                     to it (from inside its encoding): refused",
+                    self.to
+                );
+                return Err(RingError::Unfilled);
+            };
+            // This process's first record into this ring (`head_of` keeps its
+            // producer's index from then on): its existing pages are mapped
+            // at once (see `Region::map_resident`). Before the lock, as it
+            // may take a few hundred us: the other threads of this process
+            // sending to `to` do not wait for it, nor a fork. Two threads'
+            // first records may both map it: harmless.
+            if lock.head_of.load(Ordering::Relaxed) != me + 1 {
+                self.region.map_resident(self.to, me);
+            }
+            let _g = lock.lock();
+            // Relaxed: the lock orders these between this process's producers.
+            let mut head_seen = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
+                lock.head_seen.load(Ordering::Relaxed)
+            } else {
+                0
+            };
+            let pushed = self.ring.push_with(len, &mut head_seen, fill);
+            lock.head_of.store(me + 1, Ordering::Relaxed);
+            lock.head_seen.store(head_seen, Ordering::Relaxed);
+            pushed?;
         }
-        let _g = lock.lock();
-        // Relaxed: the lock orders these between this process's producers.
-        let mut head_seen = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
-            lock.head_seen.load(Ordering::Relaxed)
-        } else {
-            0
-        };
-        let pushed = region.ring(to, me).push_with(len, &mut head_seen, fill);
-        lock.head_of.store(me + 1, Ordering::Relaxed);
-        lock.head_seen.store(head_seen, Ordering::Relaxed);
-        pushed?;
+        let mb = self.header;
+        let bit = 1u64 << me;
+        // Orders the record's publication before the mask check, paired with the
+        // consumer's heavy barrier between its swap of the mask and its reads of
+        // the rings
+        // (see `transport::barrier`): if our flag is still set, the consumer has
+        // not cleared it yet and will see the record when it does.
+        barrier::light(&mb.fences);
+        if mb.dirty.load(Ordering::Relaxed) & bit == 0 {
+            // The consumer cleared the mask (it may be about to sleep): flag the
+            // ring, then check the doorbell, ordered by full fences on both sides
+            // (the sleeper announces sleep, fences, then reads the mask).
+            mb.dirty.fetch_or(bit, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+        }
+        wake_if_sleeping(&mb.bell, true);
+        Ok(())
     }
-    let mb = region.mailbox_header(to);
-    let bit = 1u64 << me;
-    // Orders the record's publication before the mask check, paired with the
-    // consumer's heavy barrier between its swap of the mask and its reads of
-    // the rings
-    // (see `transport::barrier`): if our flag is still set, the consumer has
-    // not cleared it yet and will see the record when it does.
-    barrier::light(&mb.fences);
-    if mb.dirty.load(Ordering::Relaxed) & bit == 0 {
-        // The consumer cleared the mask (it may be about to sleep): flag the
-        // ring, then check the doorbell, ordered by full fences on both sides
-        // (the sleeper announces sleep, fences, then reads the mask).
-        mb.dirty.fetch_or(bit, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-    }
-    wake_if_sleeping(&mb.bell, true);
-    Ok(())
 }
 
 /// Before a process first reads mailbox `m`: maps the pages of its rings
@@ -671,6 +742,98 @@ mod tests {
         // The lock and the mark were released.
         send(region, addr.index, 1, 8, |b| b.fill(2)).unwrap();
         assert_eq!(drain(&MailboxConsumer::new(region, addr)), [2]);
+    }
+
+    /// Two producer processes' resolved `Producer`s (a connection's route
+    /// keeps one; a forked child resolves its own) into one mailbox, sending
+    /// records of random lengths in a random interleaving with drains of
+    /// random size: each ring hands out exactly what was sent into it without
+    /// an error, in order and intact. (Processes 5 and 6: the other tests
+    /// send as 1, and the locks, with their cached heads, are process-wide.)
+    #[test]
+    fn producers_of_two_processes_keep_each_ring_in_order() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let procs = [5u32, 6];
+        let producers = procs.map(|p| Producer::new(region, addr.index, p).unwrap());
+        let mut sent: [std::collections::VecDeque<Vec<u8>>; 2] = Default::default();
+        let (mut seq, mut full) = (0u32, 0);
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for _ in 0..20_000 {
+            let i = next(2) as usize;
+            if next(3) > 0 {
+                seq += 1;
+                let len = 4 + next(300) as usize;
+                let mut rec = vec![(seq % 251) as u8; len];
+                rec[..4].copy_from_slice(&seq.to_le_bytes());
+                match producers[i].send(len, |b| {
+                    b.copy_from_slice(&rec);
+                    true
+                }) {
+                    Ok(()) => sent[i].push_back(rec),
+                    Err(RingError::Full) => full += 1,
+                    Err(e) => panic!("{e:?}"),
+                }
+            } else {
+                let max = 1 + next(40) as usize;
+                let drained = region.ring(addr.index, procs[i]).drain(max, |r| {
+                    assert_eq!(sent[i].pop_front().as_deref(), Some(r), "ring {i}");
+                });
+                assert!(drained.damage.is_none());
+            }
+        }
+        for (i, p) in procs.into_iter().enumerate() {
+            region.ring(addr.index, p).drain(usize::MAX, |r| {
+                assert_eq!(sent[i].pop_front().as_deref(), Some(r), "ring {i}");
+            });
+            assert!(sent[i].is_empty());
+        }
+        // The rings (4 KiB) did fill up now and then.
+        assert!(full > 0);
+    }
+
+    /// The producer lock's cached head is tagged with the process that
+    /// loaded it: a producer of another process (a forked child inherits the
+    /// lock as it was) reads its own ring's head instead. Here process 8's
+    /// cached head lies inside process 7's unread records: used for 7's
+    /// ring, the record below would have been written over 7's first one.
+    #[test]
+    fn the_cached_head_of_another_process_is_not_used() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let (a, b) = (7u32, 8u32);
+        let [pa, pb] = [a, b].map(|p| Producer::new(region, addr.index, p).unwrap());
+        let rec = |v: u8| {
+            move |buf: &mut [u8]| {
+                buf.fill(v);
+                true
+            }
+        };
+        // 39 records of 104 bytes: 4056 of the 4096 bytes, none read.
+        for _ in 0..39 {
+            pa.send(100, rec(1)).unwrap();
+        }
+        // Process 8's head, loaded when its space ran out: 2080.
+        for _ in 0..20 {
+            pb.send(100, rec(2)).unwrap();
+        }
+        region.ring(addr.index, b).drain(usize::MAX, |_| ());
+        for _ in 0..20 {
+            pb.send(100, rec(2)).unwrap();
+        }
+        assert_eq!(pa.send(100, rec(9)), Err(RingError::Full));
+        let mut got = 0;
+        region.ring(addr.index, a).drain(usize::MAX, |r| {
+            assert!(r.iter().all(|&x| x == 1));
+            got += 1;
+        });
+        assert_eq!(got, 39);
     }
 
     #[test]
