@@ -2,7 +2,7 @@
 //! a dirty mask naming the rings with news, and the loop's doorbell.
 
 use super::region::{MailboxHeader, Region, MAX_MAILBOXES, MAX_PROCS};
-use super::ring::{AtHead, Damage, Peek, RingError, RingView};
+use super::ring::{AtHead, Damage, Peek, RingError, RingView, Tail};
 use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::transport::barrier;
 use crate::transport::doorbell::wake_if_sleeping;
@@ -34,11 +34,15 @@ static PRODUCER_LOCKS: [CachePadded<SpinLock>; MAX_MAILBOXES] =
 struct SpinLock {
     held: AtomicBool,
     /// Producer state guarded by the lock: the head last read from the ring of
-    /// process `head_of - 1` into this mailbox (see `RingView::push_with`).
+    /// process `head_of - 1` into this mailbox (see `RingView::push_at`).
     /// Tagged with the process, so a forked child, which writes its own ring,
     /// never uses its parent's value.
     head_of: AtomicU32,
     head_seen: AtomicU64,
+    /// The ring's last record is this process's (`head_of`'s), so the word at
+    /// its tail is the zero written with it (see `RingView::push_at`); false
+    /// after damage: the next record looks at its tail, as a new producer's.
+    tail_mine: AtomicBool,
 }
 
 impl SpinLock {
@@ -47,6 +51,7 @@ impl SpinLock {
             held: AtomicBool::new(false),
             head_of: AtomicU32::new(0),
             head_seen: AtomicU64::new(0),
+            tail_mine: AtomicBool::new(false),
         }
     }
 
@@ -239,14 +244,21 @@ impl<'r> Producer<'r> {
             }
             let _g = lock.lock();
             // Relaxed: the lock orders these between this process's producers.
-            let mut head_seen = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
-                lock.head_seen.load(Ordering::Relaxed)
+            let (mut head_seen, known) = if lock.head_of.load(Ordering::Relaxed) == me + 1 {
+                let known = if lock.tail_mine.load(Ordering::Relaxed) {
+                    Tail::Mine
+                } else {
+                    Tail::Unknown
+                };
+                (lock.head_seen.load(Ordering::Relaxed), known)
             } else {
-                0
+                (0, Tail::Unknown)
             };
-            let pushed = self.ring.push_with(len, &mut head_seen, fill);
+            let pushed = self.ring.push_at(len, &mut head_seen, known, fill);
             lock.head_of.store(me + 1, Ordering::Relaxed);
             lock.head_seen.store(head_seen, Ordering::Relaxed);
+            let mine = !matches!(pushed, Err(RingError::Corrupt(_)));
+            lock.tail_mine.store(mine, Ordering::Relaxed);
             pushed?;
         }
         let mb = self.header;
@@ -834,6 +846,33 @@ mod tests {
             got += 1;
         });
         assert_eq!(got, 39);
+    }
+
+    /// A process new to a ring steps over the record its killed predecessor
+    /// in the same process slot published without moving the tail; from its
+    /// second record on it writes at its tail without looking (its own zero
+    /// is there), and every record arrives in order.
+    #[test]
+    fn a_new_producer_steps_over_its_killed_predecessors_record() {
+        let region = region();
+        let addr = claim(region, 0).unwrap();
+        let p = 12u32;
+        let ring = region.ring(addr.index, p);
+        // The predecessor: a record published, the tail left behind it.
+        ring.push(3, |b| b.copy_from_slice(b"old")).unwrap();
+        ring.set_tail_for_test(0);
+        let producer = Producer::new(region, addr.index, p).unwrap();
+        for rec in [b"new", b"two", b"end"] {
+            producer
+                .send(3, |b| {
+                    b.copy_from_slice(rec);
+                    true
+                })
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        ring.drain(usize::MAX, |r| got.push(r.to_vec()));
+        assert_eq!(got, [b"old", b"new", b"two", b"end"]);
     }
 
     #[test]

@@ -415,6 +415,18 @@ pub(crate) struct AtHead {
     len: usize,
 }
 
+/// What a producer knows of the word at its ring's tail (see
+/// [`RingView::push_at`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// This producer (this process, under its producer lock) wrote the
+    /// ring's last record: the word at the tail is the zero it stored.
+    Mine,
+    /// New to the ring: a predecessor may have published records beyond the
+    /// tail before it was killed.
+    Unknown,
+}
+
 /// Bytes a record of payload `len` occupies.
 #[inline]
 fn record_size(len: usize) -> usize {
@@ -762,6 +774,13 @@ impl<M: RingMem> RingView<M> {
         RingError::Corrupt(why)
     }
 
+    /// Sets the producer's tail as a producer killed between a record's word
+    /// and its tail leaves it (for tests elsewhere in the transport).
+    #[cfg(test)]
+    pub(crate) fn set_tail_for_test(&self, pos: u64) {
+        self.mem.store_tail(pos, Ordering::Release);
+    }
+
     /// Producer: writes one record of `len` bytes filled by `fill`, and publishes
     /// it. Only one thread of one process may produce on a ring at a time.
     #[cfg(test)]
@@ -781,11 +800,30 @@ impl<M: RingMem> RingView<M> {
     /// so space below `head_seen + capacity` is released for sure; the shared
     /// head (a cache line the consumer writes on every drain) is read only when
     /// that space runs out, and `head_seen` updated.
-    #[inline(always)] // one call less per send (its only production caller is `mailbox::send_with`)
+    #[cfg(test)]
     pub(crate) fn push_with(
         &self,
         len: usize,
         head_seen: &mut u64,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<(), RingError> {
+        self.push_at(len, head_seen, Tail::Unknown, fill)
+    }
+
+    /// [`push_with`](Self::push_with); `tail` says whether this producer
+    /// wrote the ring's last record itself ([`Tail::Mine`]), so the word at
+    /// its tail is the zero it stored then and is not looked at: that look
+    /// is a load from the cache line the consumer polls, which the consumer's
+    /// poll has taken from this core by then (a cross-core miss, ~100 ns on
+    /// every send here, before the record's own stores; a line the producer
+    /// only writes is fetched while it goes on). A producer new to the ring
+    /// ([`Tail::Unknown`]) steps over what a killed predecessor published.
+    #[inline(always)] // one call less per send (its only production caller is `mailbox::Producer::send`)
+    pub(crate) fn push_at(
+        &self,
+        len: usize,
+        head_seen: &mut u64,
+        known: Tail,
         fill: impl FnOnce(&mut [u8]) -> bool,
     ) -> Result<(), RingError> {
         if len > self.max_record() {
@@ -803,51 +841,54 @@ impl<M: RingMem> RingView<M> {
         let first = tail;
         let mut recovered = 0;
         let mut looked_at_head = false;
-        loop {
-            let off = (tail & (cap - 1)) as usize;
-            // SAFETY: `off` is a multiple of 8 below capacity.
-            let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
-            // A word of an earlier lap is no record of this one.
-            if w == EMPTY || w & !LOW_MASK != lap(tail, capacity) {
-                break;
-            }
-            let low = w & LOW_MASK;
-            let step = if low == WRAP {
-                (off != 0).then_some((capacity - off) as u64)
-            } else {
-                let l = (low as usize).wrapping_sub(1);
-                (low != 0 && l <= self.max_record() && off + LEN_FIELD + l <= capacity)
-                    .then(|| record_size(l) as u64)
-            };
-            // A word no producer writes, in our own space: the record below
-            // writes over it (the consumer clears it too, or skips it).
-            let Some(step) = step else { break };
-            if !looked_at_head {
-                looked_at_head = true;
-                // The consumer may have read them already: below its head
-                // everything is released.
-                let head = self.mem.load_head(Ordering::Acquire);
-                if pos_ok(head) && head > tail && head - tail <= cap {
-                    tail = head;
-                    continue;
+        // Skipped when the last record is this producer's (see `Tail`).
+        if known == Tail::Unknown {
+            loop {
+                let off = (tail & (cap - 1)) as usize;
+                // SAFETY: `off` is a multiple of 8 below capacity.
+                let w = unsafe { self.mem.load_word(off, Ordering::Acquire) };
+                // A word of an earlier lap is no record of this one.
+                if w == EMPTY || w & !LOW_MASK != lap(tail, capacity) {
+                    break;
                 }
+                let low = w & LOW_MASK;
+                let step = if low == WRAP {
+                    (off != 0).then_some((capacity - off) as u64)
+                } else {
+                    let l = (low as usize).wrapping_sub(1);
+                    (low != 0 && l <= self.max_record() && off + LEN_FIELD + l <= capacity)
+                        .then(|| record_size(l) as u64)
+                };
+                // A word no producer writes, in our own space: the record below
+                // writes over it (the consumer clears it too, or skips it).
+                let Some(step) = step else { break };
+                if !looked_at_head {
+                    looked_at_head = true;
+                    // The consumer may have read them already: below its head
+                    // everything is released.
+                    let head = self.mem.load_head(Ordering::Acquire);
+                    if pos_ok(head) && head > tail && head - tail <= cap {
+                        tail = head;
+                        continue;
+                    }
+                }
+                if recovered == MAX_RECOVER {
+                    // More than a killed predecessor leaves: garbage in our space
+                    // (a peer wrote it), or a garbled tail that stepped onto
+                    // records. Refusing here for as long as it lies there would
+                    // refuse every record (nothing wakes the consumer to read it
+                    // away); clearing it could clear records the consumer has not
+                    // read. So go on after the records from the consumer's head:
+                    // the consumer reads the garbage as records the decoder
+                    // rejects (counted), then ours.
+                    return Err(self.resync_tail(
+                        head_seen,
+                        "records published beyond the tail; resynced to the consumer's head",
+                    ));
+                }
+                recovered += 1;
+                tail += step;
             }
-            if recovered == MAX_RECOVER {
-                // More than a killed predecessor leaves: garbage in our space
-                // (a peer wrote it), or a garbled tail that stepped onto
-                // records. Refusing here for as long as it lies there would
-                // refuse every record (nothing wakes the consumer to read it
-                // away); clearing it could clear records the consumer has not
-                // read. So go on after the records from the consumer's head:
-                // the consumer reads the garbage as records the decoder
-                // rejects (counted), then ours.
-                return Err(self.resync_tail(
-                    head_seen,
-                    "records published beyond the tail; resynced to the consumer's head",
-                ));
-            }
-            recovered += 1;
-            tail += step;
         }
         if tail != first {
             self.mem.store_tail(tail, Ordering::Release);
