@@ -14,7 +14,7 @@
 
 use crate::sync::{lock, AtomicU32, AtomicU64, Ordering};
 use crate::transport::doorbell::{wake_if_sleeping, Doorbell};
-use crate::transport::shm::mailbox::{self, Cleared, MailboxAddr, MailboxConsumer};
+use crate::transport::shm::mailbox::{self, Cleared, Found, MailboxAddr, MailboxConsumer};
 use crate::transport::shm::system;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -149,18 +149,30 @@ pub(crate) fn wait(
     let mut bell: Option<Doorbell> = None;
     // Drained while polling (flags stay up, see `MailboxConsumer::drain_polling`),
     // settled before sleeping, as a loop does with its mailbox.
-    let mut drain = |consumer: &MailboxConsumer| {
-        consumer.drain_polling(
-            usize::MAX,
-            // `rec` is a private copy already (see `transport::shm::ring`):
-            // the peer cannot change it while it is parsed.
-            |_, rec| match rec.first() {
-                Some(&crate::signal::request::KIND_REPLY) => on_record(rec),
-                _ => log::error!("reply mailbox: record of unknown kind skipped"),
-            },
-            |from, why| log::error!("reply ring from process {from} corrupt: {why}"),
-        )
+    // `rec` is a private copy already (see `transport::shm::ring`): the peer
+    // cannot change it while it is parsed.
+    let mut handle = |rec: &[u8]| match rec.first() {
+        Some(&crate::signal::request::KIND_REPLY) => on_record(rec),
+        _ => log::error!("reply mailbox: record of unknown kind skipped"),
     };
+    // The answer the poll found, taken alone (a blocking request's every
+    // answer, as a loop's idle poll does, see `LoopLocal::drain_one`);
+    // anything else through the drain. True if records were read.
+    let mut read =
+        |consumer: &MailboxConsumer, cleared: &Cleared| match consumer.find_record(cleared) {
+            Found::Nothing => false,
+            Found::One(one) => {
+                one.take(&mut handle);
+                true
+            }
+            Found::Records => {
+                consumer.drain_polling(
+                    usize::MAX,
+                    |_, rec| handle(rec),
+                    |from, why| log::error!("reply ring from process {from} corrupt: {why}"),
+                ) > 0
+            }
+        };
     // Set at the first clock reading (see above).
     let mut clock: Option<Clock> = None;
     let mut polls = 0u32;
@@ -193,7 +205,7 @@ pub(crate) fn wait(
         // The drainer: read, poll a little, sleep on the doorbell, repeat.
         loop {
             // Looked at first: the answer to a request just sent is not in yet.
-            if consumer.has_records_or(&kept.cleared) && drain(&consumer) > 0 {
+            if read(&consumer, &kept.cleared) {
                 polls = 0;
             }
             if done() {
