@@ -176,7 +176,8 @@ pub(crate) struct Producer<'r> {
 }
 
 impl<'r> Producer<'r> {
-    /// None if `to` is no mailbox (or `me` no process) of the layout.
+    /// None if `to` is no mailbox of the layout (`me` is clamped as in
+    /// `Region::ring`).
     #[inline(always)]
     pub(crate) fn new(region: &'r Region, to: u32, me: u32) -> Option<Self> {
         let lock = PRODUCER_LOCKS.get(to as usize)?;
