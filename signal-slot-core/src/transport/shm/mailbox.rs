@@ -258,7 +258,17 @@ impl<'r> Producer<'r> {
             let pushed = self.ring.push_at(len, &mut head_seen, known, fill);
             lock.head_of.store(me + 1, Ordering::Relaxed);
             lock.head_seen.store(head_seen, Ordering::Relaxed);
-            let mine = !matches!(pushed, Err(RingError::Corrupt(_)));
+            // Whether the word at the tail is now known to be ours: after a
+            // push that got as far as the look at it (or skipped it knowing),
+            // not after damage. A record refused as too large looked at
+            // nothing: what was known stays (review helper-69: a new
+            // process's first send, too large, made it skip that look for
+            // good, over a killed predecessor's record).
+            let mine = match &pushed {
+                Ok(()) | Err(RingError::Full | RingError::Unfilled) => true,
+                Err(RingError::TooLarge) => known == Tail::Mine,
+                Err(RingError::Corrupt(_)) => false,
+            };
             lock.tail_mine.store(mine, Ordering::Relaxed);
             pushed?;
         }
@@ -850,9 +860,10 @@ mod tests {
     }
 
     /// A process new to a ring steps over the record its killed predecessor
-    /// in the same process slot published without moving the tail; from its
-    /// second record on it writes at its tail without looking (its own zero
-    /// is there), and every record arrives in order.
+    /// in the same process slot published without moving the tail, also
+    /// after a first record refused as too large; from its first record
+    /// written on it writes at its tail without looking (its own zero is
+    /// there), and every record arrives in order.
     #[test]
     fn a_new_producer_steps_over_its_killed_predecessors_record() {
         let region = region();
@@ -863,6 +874,10 @@ mod tests {
         ring.push(3, |b| b.copy_from_slice(b"old")).unwrap();
         ring.set_tail_for_test(0);
         let producer = Producer::new(region, addr.index, p).unwrap();
+        // A first record refused as too large looked at nothing: the next
+        // still looks (review helper-69).
+        let too_large = producer.send(ring.max_record() + 1, |_| true);
+        assert_eq!(too_large, Err(RingError::TooLarge));
         for rec in [b"new", b"two", b"end"] {
             producer
                 .send(3, |b| {

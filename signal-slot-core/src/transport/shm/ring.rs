@@ -29,10 +29,14 @@
 //! A producer killed mid-record never published it: the consumer cannot see a
 //! torn record. One killed between a record's word and its `tail` leaves a
 //! published record behind the tail: the next producer of the ring (a process
-//! reusing the slot) steps over it. The peer is not trusted: every position
-//! and length read from shared memory is checked before use, never a panic or
-//! an out-of-bounds access, and nothing is allocated from an unchecked length
-//! field. A zeroed ring is a valid empty ring.
+//! reusing the slot) steps over it. Only a producer new to the ring looks at
+//! the word at its tail (see [`RingView::push_at`]); one that wrote the last
+//! record knows it is the zero it stored, and writes over whatever a hostile
+//! peer put there since (garbage, as any the consumer may read). The peer is
+//! not trusted: every position and length read from shared memory is checked
+//! before use, never a panic or an out-of-bounds access, and nothing is
+//! allocated from an unchecked length field. A zeroed ring is a valid empty
+//! ring.
 //!
 //! The consumer hands every record to its caller as a private copy (a record
 //! the peer rewrites while it is decoded would be a data race and a
@@ -292,6 +296,8 @@ impl RingMem for Mapped {
     }
     #[inline(always)]
     fn will_write(&self, off: usize) {
+        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+        let _ = off;
         #[cfg(all(target_arch = "x86_64", not(miri)))]
         if off < self.capacity {
             // SAFETY: PREFETCHW only moves a cache line into this core's
