@@ -351,7 +351,7 @@ pub(crate) fn claim(region: &Region, owner: u32) -> Option<MailboxAddr> {
 /// store is there, only late: a store is visible within a store buffer's
 /// drain time (or at once when its CPU is preempted), the bound the barrier's
 /// fallback already relies on. So a consumer keeps the rings it cleared in
-/// here, looks at them in every poll ([`MailboxConsumer::has_records_or`])
+/// here, looks at them in every poll ([`MailboxConsumer::find_record`])
 /// and every [`MailboxConsumer::settle`] until [`barrier::GRACE`] after the
 /// last clear, sleeps at most until then ([`Cleared::nap`]), and flags them
 /// again if it stops reading the mailbox before that
