@@ -1219,6 +1219,25 @@ mod tests {
             .counter(OFF_HEAD)
             .store(u64::MAX - 7, Ordering::Relaxed);
         assert!(matches!(h.view.peek(), Peek::Other));
+
+        // Each of the two bounds alone (review helper-67): a length allowed
+        // for a record but running past the data area's end, and a length
+        // inside the data area but over the largest record. Neither may be
+        // handed to `take`.
+        let max = HeapRing::new(256).view.max_record() as u32;
+        for (at, len) in [(200u64, 100u32), (0, max + 20)] {
+            assert!(
+                len <= max || at as u32 + 4 + len <= 256,
+                "one bound at a time"
+            );
+            let mut h = HeapRing::new(256);
+            for c in [OFF_HEAD, OFF_TAIL] {
+                h.view.mem.counter(c).store(at, Ordering::Relaxed);
+            }
+            poke_word(&mut h, at as usize, len + 1);
+            assert!(matches!(h.view.peek(), Peek::Other), "len {len} at {at}");
+            assert_eq!(damage(&h.view).why, "record beyond the data area");
+        }
     }
 
     #[test]
