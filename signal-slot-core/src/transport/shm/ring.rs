@@ -1685,7 +1685,7 @@ mod model_mem {
 /// `RUSTFLAGS="--cfg loom" cargo test -p signal-slot-core --lib --release loom`
 #[cfg(test)]
 mod loom_models {
-    use super::{model_mem, RingError};
+    use super::{model_mem, Peek, RingError, Tail};
     use crate::sync::model::{self, thread};
 
     /// Plain runs of each model without loom.
@@ -1759,6 +1759,71 @@ mod loom_models {
             producer.join().unwrap();
             // The wrap happened: tail counts the 16 skipped bytes.
             assert_eq!(r.producer_tail(), 24 * 3 + 16);
+        });
+    }
+
+    /// The idle poll's consumer (`peek`, then `take`, or a drain of one
+    /// record where `peek` finds a wrap marker) against a producer that knows
+    /// its tail after its first record (`Tail::Mine`, as `mailbox::Producer`
+    /// sends): the same records in order across a wrap, with no data race on
+    /// any cell and no stale word read (review helper-67: no model drove
+    /// `peek`/`take`).
+    #[test]
+    fn loom_peek_and_take_against_a_producer_that_knows_its_tail() {
+        peek_and_take(&[20, 13, 17]);
+    }
+
+    /// The same with records of 32, 8, 24 and 24 bytes on the ring: the
+    /// fourth goes over the first one's bytes as soon as the consumer's head
+    /// is past the first, so `take` must have read them by then.
+    #[test]
+    fn loom_peek_and_take_release_a_record_after_reading_it() {
+        peek_and_take(&[28, 4, 20, 20]);
+    }
+
+    fn peek_and_take(lens: &'static [usize]) {
+        model::check(RUNS, move || {
+            let r = model_mem::ring(64);
+            let p = r.clone();
+            let producer = thread::spawn(move || {
+                let mut head_seen = 0;
+                for i in 0..lens.len() {
+                    let rec = record(lens, i);
+                    let known = if i == 0 { Tail::Unknown } else { Tail::Mine };
+                    loop {
+                        let fill = |b: &mut [u8]| {
+                            b.copy_from_slice(&rec);
+                            true
+                        };
+                        match p.push_at(rec.len(), &mut head_seen, known, fill) {
+                            Ok(()) => break,
+                            Err(RingError::Full) => thread::yield_now(),
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                }
+            });
+            let mut got = 0;
+            while got < lens.len() {
+                match r.peek() {
+                    Peek::Record(at) => {
+                        r.take(at, |b| {
+                            assert_eq!(b, &record(lens, got)[..], "record {got}")
+                        });
+                        got += 1;
+                    }
+                    Peek::Other => {
+                        let d = r.drain(1, |b| {
+                            assert_eq!(b, &record(lens, got)[..], "record {got}");
+                            got += 1;
+                        });
+                        assert_eq!(d.damage, None);
+                    }
+                    Peek::Empty => thread::yield_now(),
+                }
+            }
+            producer.join().unwrap();
+            assert!(r.is_empty());
         });
     }
 
