@@ -153,14 +153,14 @@ pub(crate) fn wait(
     let consumer = MailboxConsumer::new(region, addr);
     // Made when first needed: most answers come while polling.
     let mut bell: Option<Doorbell> = None;
-    // Drained while polling (flags stay up, see `MailboxConsumer::drain_polling`),
-    // settled before sleeping, as a loop does with its mailbox.
     // `rec` is a private copy already (see `transport::shm::ring`): the peer
     // cannot change it while it is parsed.
     let mut handle = |rec: &[u8]| match rec.first() {
         Some(&crate::signal::request::KIND_REPLY) => on_record(rec),
         _ => log::error!("reply mailbox: record of unknown kind skipped"),
     };
+    // Drained while polling (flags stay up, see `MailboxConsumer::drain_polling`),
+    // settled before sleeping, as a loop does with its mailbox.
     let drain = |consumer: &MailboxConsumer, handle: &mut dyn FnMut(&[u8])| {
         consumer.drain_polling(
             usize::MAX,
