@@ -992,13 +992,10 @@ impl LoopLocal {
         let addr = mb.addr();
         let (mut last, epoch) = self.take_last();
         // A private copy (see `transport::shm::ring`); the head moves past
-        // the record after its slot returns, as in a batch.
-        one.take(|rec| {
-            if self.stop.get() {
-                return self.record_after_stop(rec, addr);
-            }
-            self.dispatch_record(rec, addr, &mut last, false)
-        });
+        // the record after its slot returns, as in a batch. No slot ran since
+        // the loop looked at its own stop (another thread's stop is looked at
+        // in `dispatch_record`).
+        one.take(|rec| self.dispatch_record(rec, addr, &mut last, false));
         self.keep_last(last, epoch);
         self.gather.after_one();
     }
